@@ -1,0 +1,48 @@
+# Every workflow is a make target. The first use creates .venv and installs the pinned tools.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+BOARD ?= esp32-devkitc
+
+.PHONY: run test pytest lint typecheck bench deploy scenarios clean
+
+run: $(STAMP)  ## the virtual device with its operator console
+	$(BIN)/laserctl run
+
+test: lint typecheck pytest  ## every test: ruff, pyright on hw.py, pytest (CPython + MicroPython + mpy-cross)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 10) <= v <= (3, 13) else "Python 3.10-3.13 is needed, %s has %d.%d: make PYTHON=python3.12 ..." % (sys.executable, *v))'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+pytest: $(STAMP)
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+# The hardware module against the ESP32 stubs; the MicroPython stdlib stubs replace CPython's.
+typecheck: $(STAMP)
+	$(BIN)/pyright -p firmware --pythonpath $(BIN)/python \
+		--typeshedpath "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"
+
+bench: $(STAMP)  ## tick cost, allocation, heap and .mpy size on the MicroPython unix port
+	$(BIN)/laserctl bench --out build/bench.json
+
+scenarios: $(STAMP)  ## run every shipped scenario and check its expectations
+	@for f in tests/scenarios/*.json; do echo "$$f"; $(BIN)/laserctl scenario $$f || exit 1; done
+
+# Copy the firmware and a board file to an ESP32 running MicroPython: make deploy PORT=/dev/ttyUSB0
+deploy: $(STAMP)
+	@test -n "$(PORT)" || { echo "usage: make deploy PORT=/dev/ttyUSB0 [BOARD=esp32-devkitc]"; exit 2; }
+	$(BIN)/laserctl board check $(BOARD)
+	$(BIN)/mpremote connect $(PORT) fs cp -r firmware/lib : + \
+		fs cp boards/$(BOARD).json :board.json + \
+		fs cp firmware/boot.py :boot.py + fs cp firmware/main.py :main.py + reset
+
+clean:
+	rm -rf build .pytest_cache .ruff_cache .hypothesis

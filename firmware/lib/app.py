@@ -1,0 +1,102 @@
+# The cyclic loop: sense -> decide -> actuate -> record, once per tick (board loop_ms, 10 ms by
+# default). No threads, no asyncio: one loop whose every tick ends with the outputs applied.
+import json
+from time import sleep_ms, ticks_add, ticks_diff, ticks_ms
+
+import board as board_file
+from calibration import Calibration
+from controller import SOFTWARE, Controller
+from dosimeter import Dosimeter
+from recorder import Recorder
+from records import Inputs, Outputs
+from supervisor import Supervisor
+from treatment import Treatment
+
+VERSION = "0.1.0"
+
+
+class App:
+    """Wires the pure logic to a hardware object with sense/actuate/safe_off (duck-typed)."""
+
+    def __init__(self, hw, board, treatment, now_ms):
+        self.hw = hw
+        self.period_ms = board["loop_ms"]
+        self.inputs = Inputs()
+        self.outputs = Outputs()
+        self.controller = Controller(board, treatment, now_ms)
+        self.supervisor = Supervisor(board)
+        self.dosimeter = Dosimeter()
+        self.recorder = Recorder(board["timing"]["status_period_ms"], treatment)
+        self.overruns = 0
+
+    def tick(self, now_ms):
+        inp, out = self.inputs, self.outputs
+        self.hw.sense(inp, now_ms)
+        self.dosimeter.account(now_ms)
+        self.controller.step(inp, self.dosimeter, out)
+        self.supervisor.veto(inp, out)
+        self.hw.actuate(out)
+        treatment = self.controller.treatment
+        self.dosimeter.applied(out.laser_enable, treatment.power_uw if treatment else 0, now_ms)
+        self.recorder.record(now_ms, self)
+
+    def run(self):
+        period = self.period_ms
+        next_ms = ticks_ms()
+        try:
+            while True:
+                now = ticks_ms()
+                try:
+                    self.tick(now)
+                except Exception as e:  # noqa: BLE001 - every failure must end in the safe state
+                    self.hw.safe_off()
+                    self.dosimeter.applied(False, 0, now)
+                    self.controller.fault(SOFTWARE, now)
+                    self.recorder.error(now, e)
+                next_ms = ticks_add(next_ms, period)
+                wait = ticks_diff(next_ms, ticks_ms())
+                if wait > 0:
+                    sleep_ms(wait)
+                else:
+                    self.overruns += 1
+                    next_ms = ticks_ms()
+        finally:
+            # Ctrl-C from mpremote, a soft reset, or anything else that ends the loop.
+            self.hw.safe_off()
+            self.outputs.safe()
+            now = ticks_ms()
+            self.dosimeter.account(now)
+            self.dosimeter.applied(False, 0, now)
+            self.recorder.halt(now, self)
+
+
+def load_treatment(path, board):
+    """The selected treatment from `path`, or None if there is none or it is invalid."""
+    try:
+        with open(path) as f:
+            spec = json.load(f)
+    except OSError:
+        return None
+    except ValueError as e:
+        print(json.dumps({"ev": "error", "where": path, "error": "not valid JSON: %s" % e}))
+        return None
+    diode = board["diode"]
+    cal = Calibration(diode["calibration"], board["laser"]["pwm_freq_hz"], diode["max_power_w"])
+    try:
+        return Treatment(spec, cal, board["limits"]["max_energy_j"])
+    except ValueError as e:
+        print(json.dumps({"ev": "error", "where": path, "error": str(e)}))
+        return None
+
+
+def main(hw_module, board_path="board.json", treatment_path="treatment.json"):
+    try:
+        board = board_file.load(board_path)
+    except board_file.BoardError as e:
+        print(json.dumps({"ev": "error", "where": board_path, "error": str(e)}))
+        return
+    hw = hw_module.Hardware(board)
+    app = App(hw, board, load_treatment(treatment_path, board), ticks_ms())
+    print(json.dumps({"ev": "boot", "version": VERSION, "board": board["name"],
+                      "loop_ms": app.period_ms}))
+    app.run()

@@ -1,0 +1,203 @@
+# Board definitions are data: pins, thermistor, diode calibration and limits, read from a JSON
+# file and checked field by field before anything drives a pin. The same code checks board files on
+# the host (laserctl, tests) and on the device at boot, so a board that passes here boots there.
+import json
+
+try:
+    from micropython import const
+except ImportError:
+
+    def const(x):
+        return x
+
+
+# ESP32 (WROOM/WROVER) GPIO facts, from the ESP32 datasheet.
+_GPIOS = (0, 1, 2, 3, 4, 5, 12, 13, 14, 15, 16, 17, 18, 19, 21, 22, 23, 25, 26, 27, 32, 33, 34,
+          35, 36, 37, 38, 39)
+_STRAPPING = (0, 2, 5, 12, 15)  # sampled at reset and toggled by the boot ROM
+_UART0 = (1, 3)  # the USB serial port: the REPL and mpremote live here
+_INPUT_ONLY = (34, 35, 36, 37, 38, 39)  # no output driver and no internal pulls
+_ADC1 = (32, 33, 34, 35, 36, 37, 38, 39)  # ADC2 stops working while Wi-Fi is on
+_ATTENUATIONS_DB = (0, 2.5, 6, 11)
+
+_SECTIONS = ("name", "description", "loop_ms", "laser", "indicators", "inputs", "thermistor",
+             "diode", "limits", "timing", "plant")
+INPUT_NAMES = ("key", "interlock", "estop", "footswitch_no", "footswitch_nc", "arm", "reset")
+_MAX_PWM_FREQ_HZ = const(40000)
+
+
+class BoardError(ValueError):
+    pass
+
+
+def load(path):
+    """Read and validate the board file at `path`; raise BoardError naming the bad field."""
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except OSError as e:
+        raise BoardError("board file %s: cannot read it (%s)" % (path, e))
+    except ValueError as e:
+        raise BoardError("board file %s: not valid JSON (%s)" % (path, e))
+    return validate(data)
+
+
+def validate(data):
+    """Check a board dict, fill in defaults, and return it. Raise BoardError on the first fault."""
+    _expect(isinstance(data, dict), "board", "must be a JSON object")
+    for key in data:
+        _expect(key in _SECTIONS, key, "unknown field (known: %s)" % ", ".join(_SECTIONS))
+    _text(data, "name", "board")
+    _section(data, "laser")
+    _section(data, "indicators")
+    _section(data, "inputs")
+    _section(data, "thermistor")
+    _section(data, "diode")
+    _section(data, "limits")
+    timing = data.setdefault("timing", {})
+    _expect(isinstance(timing, dict), "timing", "must be an object")
+
+    used = {}
+    laser = data["laser"]
+    _output_pin(laser, "pwm_pin", "laser.pwm_pin", used)
+    _output_pin(laser, "enable_pin", "laser.enable_pin", used)
+    _number(laser, "pwm_freq_hz", "laser.pwm_freq_hz", 100, _MAX_PWM_FREQ_HZ)
+    ind = data["indicators"]
+    _output_pin(ind, "emission_led_pin", "indicators.emission_led_pin", used)
+    _output_pin(ind, "buzzer_pin", "indicators.buzzer_pin", used)
+
+    inputs = data["inputs"]
+    for name in INPUT_NAMES:
+        _input(inputs, name, used)
+    for name in inputs:
+        _expect(name in INPUT_NAMES, "inputs." + name, "unknown input (known: %s)"
+                % ", ".join(INPUT_NAMES))
+
+    _thermistor(data["thermistor"], used)
+    _diode(data["diode"])
+
+    limits = data["limits"]
+    _number(limits, "max_heatsink_c", "limits.max_heatsink_c", 20, 80)
+    _number(limits, "temp_hysteresis_c", "limits.temp_hysteresis_c", 0.5, 20, 5.0)
+    _number(limits, "max_energy_j", "limits.max_energy_j", 1, 100000)
+
+    _number(data, "loop_ms", "loop_ms", 1, 100, 10)
+    _expect(isinstance(data["loop_ms"], int), "loop_ms", "must be a whole number of ms")
+    for key, default in (("emission_delay_ms", 2000), ("footswitch_mismatch_ms", 50),
+                         ("status_period_ms", 250)):
+        _number(timing, key, "timing." + key, 0, 600000, default)
+        _expect(isinstance(timing[key], int), "timing." + key, "must be a whole number of ms")
+    _expect(timing["emission_delay_ms"] >= 1000, "timing.emission_delay_ms",
+            "must be at least 1000 ms: the warning must come before emission")
+    return data
+
+
+def _thermistor(th, used):
+    adc_pin = th.get("adc_pin")
+    _expect(adc_pin in _ADC1, "thermistor.adc_pin", "must be an ADC1 pin (GPIO 32-39), got %r"
+            % (adc_pin,))
+    _claim(adc_pin, "thermistor.adc_pin", used)
+    _expect(th.get("atten_db") in _ATTENUATIONS_DB, "thermistor.atten_db",
+            "must be one of 0, 2.5, 6, 11")
+    _section(th, "divider", "thermistor.")
+    div = th["divider"]
+    _number(div, "supply_v", "thermistor.divider.supply_v", 1.0, 3.6)
+    _number(div, "fixed_ohm", "thermistor.divider.fixed_ohm", 100, 1e7)
+    _expect(div.get("ntc") in ("top", "bottom"), "thermistor.divider.ntc",
+            'must be "top" or "bottom"')
+    _expect(th.get("model") == "beta", "thermistor.model",
+            'must be "beta" (the only model this firmware implements), got %r'
+            % (th.get("model"),))
+    _number(th, "r25_ohm", "thermistor.r25_ohm", 100, 1e7)
+    _number(th, "beta_k", "thermistor.beta_k", 1000, 10000)
+    pair = th.get("beta_pair_c", [25, 85])
+    _expect(isinstance(pair, list) and len(pair) == 2 and all(_is_number(t) for t in pair)
+            and pair[0] < pair[1], "thermistor.beta_pair_c",
+            "must be two increasing temperatures in C, like [25, 100]")
+    th["beta_pair_c"] = pair
+
+
+def _diode(diode):
+    _number(diode, "max_power_w", "diode.max_power_w", 0.001, 60)
+    cal = diode.get("calibration")
+    field = "diode.calibration"
+    _expect(isinstance(cal, list) and len(cal) >= 2, field,
+            "must list at least two [duty_u16, watts] points")
+    prev = None
+    for i, point in enumerate(cal):
+        where = "%s[%d]" % (field, i)
+        _expect(isinstance(point, list) and len(point) == 2, where, "must be [duty_u16, watts]")
+        duty, watts = point
+        _expect(isinstance(duty, int) and not isinstance(duty, bool) and 0 <= duty <= 65535,
+                where, "duty must be a whole number in 0..65535")
+        _expect(_is_number(watts) and watts >= 0, where, "watts must be a number >= 0")
+        if prev is None:
+            _expect(duty == 0 and watts == 0, where, "must start at [0, 0]: no duty, no light")
+        else:
+            _expect(duty > prev[0], where, "duty must increase from point to point")
+            _expect(watts >= prev[1], where, "watts must not decrease as duty increases")
+        prev = point
+    _expect(prev[1] > 0, field, "never reaches any optical power")
+    _expect(prev[1] >= diode["max_power_w"], field,
+            "reaches only %.3f W, below diode.max_power_w" % prev[1])
+
+
+def _input(inputs, name, used):
+    where = "inputs." + name
+    spec = inputs.get(name)
+    _expect(isinstance(spec, dict), where, 'missing: {"pin": N, "active": "low"|"high", '
+            '"pull": "up"|"down"|"none"}')
+    pin = spec.get("pin")
+    _gpio(pin, where + ".pin")
+    _claim(pin, where + ".pin", used)
+    _expect(spec.get("active") in ("low", "high"), where + ".active", 'must be "low" or "high"')
+    pull = spec.setdefault("pull", "none")
+    _expect(pull in ("up", "down", "none"), where + ".pull", 'must be "up", "down" or "none"')
+    _expect(not (pin in _INPUT_ONLY and pull != "none"), where + ".pull",
+            "GPIO %d has no internal pull resistor: use an external one and pull none" % pin)
+
+
+def _output_pin(section, key, where, used):
+    pin = section.get(key)
+    _gpio(pin, where)
+    _expect(pin not in _INPUT_ONLY, where, "GPIO %d is input-only" % pin)
+    _expect(pin not in _STRAPPING, where, "GPIO %d is a strapping pin: it toggles at reset" % pin)
+    _claim(pin, where, used)
+
+
+def _gpio(pin, where):
+    _expect(isinstance(pin, int) and not isinstance(pin, bool) and pin in _GPIOS, where,
+            "not an ESP32 GPIO usable here: %r" % (pin,))
+    _expect(pin not in _UART0, where, "GPIO %d is the USB serial port (UART0)" % pin)
+
+
+def _claim(pin, where, used):
+    _expect(pin not in used, where, "GPIO %d is already used by %s" % (pin, used.get(pin)))
+    used[pin] = where
+
+
+def _section(data, key, prefix=""):
+    _expect(isinstance(data.get(key), dict), prefix + key, "missing or not an object")
+
+
+def _text(data, key, where):
+    _expect(isinstance(data.get(key), str) and data[key] != "", where + "." + key,
+            "must be a non-empty string")
+
+
+def _number(data, key, where, low, high, default=None):
+    if default is not None:
+        data.setdefault(key, default)
+    value = data.get(key)
+    _expect(_is_number(value), where, "must be a number, got %r" % (value,))
+    _expect(low <= value <= high, where, "must be within %g..%g, got %g" % (low, high, value))
+
+
+def _is_number(value):
+    # NaN and infinity fail the range check (every comparison with NaN is false).
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+
+
+def _expect(ok, where, problem):
+    if not ok:
+        raise BoardError("%s: %s" % (where, problem))

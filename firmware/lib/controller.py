@@ -1,0 +1,186 @@
+# The treatment state machine: pure logic from one tick's Inputs to that tick's Outputs.
+# It never touches hardware or reads the clock; the time comes in with the inputs.
+#
+#   STANDBY --arm--> READY --(delay over, footswitch seen released, then pressed)--> EMITTING
+#   EMITTING --release--> PAUSED --press--> EMITTING        EMITTING --dose reached--> COMPLETE
+#   COMPLETE --arm or reset (acknowledge)--> STANDBY        READY/PAUSED --arm--> STANDBY
+#   key off or interlock open in READY/EMITTING/PAUSED --> STANDBY
+#   any state --fault--> FAULT (latched) --reset, once the cause is gone--> STANDBY
+from thermistor import OK, OPEN, Thermistor
+from ticks import ticks_diff
+
+try:
+    from micropython import const
+except ImportError:
+
+    def const(x):
+        return x
+
+
+BOOT = const(0)
+STANDBY = const(1)
+READY = const(2)
+EMITTING = const(3)
+PAUSED = const(4)
+COMPLETE = const(5)
+FAULT = const(6)
+STATE_NAMES = ("BOOT", "STANDBY", "READY", "EMITTING", "PAUSED", "COMPLETE", "FAULT")
+
+# Fault codes (strings are interned constants: reporting one allocates nothing).
+OVER_TEMP = "OVER_TEMP"
+THERMISTOR_OPEN = "THERMISTOR_OPEN"
+THERMISTOR_SHORT = "THERMISTOR_SHORT"
+FOOTSWITCH_FAULT = "FOOTSWITCH_FAULT"
+ESTOP = "ESTOP"
+SOFTWARE = "SOFTWARE"
+
+# Buzzer patterns: (period ms, on ms). Distinct so an operator can tell them apart by ear.
+_WARNING_TONE = (400, 200)
+_EMISSION_TONE = (1000, 100)
+_ALARM_TONE = (500, 350)
+
+
+class Controller:
+    """`board` is a validated board dict; `treatment` a Treatment or None (nothing selected)."""
+
+    def __init__(self, board, treatment, now_ms):
+        self.thermistor = Thermistor(board["thermistor"])
+        limits = board["limits"]
+        self.max_temp_c = limits["max_heatsink_c"]
+        self.clear_temp_c = limits["max_heatsink_c"] - limits["temp_hysteresis_c"]
+        timing = board["timing"]
+        self.emission_delay_ms = timing["emission_delay_ms"]
+        self.mismatch_ms = timing["footswitch_mismatch_ms"]
+        self.half_tick_ms = board["loop_ms"] // 2 or 1
+        self.treatment = treatment
+        self.state = STANDBY
+        self.entered_ms = now_ms
+        self.fault_code = None
+        self.refusal = None  # why the last arm request was refused, for the operator
+        self.temp_c = None
+        self.sensor = OK
+        self.footswitch_pressed = False
+        self._mismatch_since_ms = None
+        self._seen_released = False
+        self._arm_was = True  # a button held at boot is not a press
+        self._reset_was = True
+
+    # -- readings ------------------------------------------------------------------------------
+
+    def _read(self, inp):
+        uv = inp.thermistor_uv
+        self.sensor = self.thermistor.check(uv)
+        self.temp_c = self.thermistor.temp_c(uv) if self.sensor == OK else None
+        no, nc = inp.footswitch_no_closed, inp.footswitch_nc_closed
+        self.footswitch_pressed = no and not nc
+        if no == nc:  # contacts disagree: broken wire or stuck contact
+            if self._mismatch_since_ms is None:
+                self._mismatch_since_ms = inp.t_ms
+        else:
+            self._mismatch_since_ms = None
+
+    def _fault_cause(self, inp, clearing):
+        """The active fault cause, or None. `clearing` applies the over-temperature hysteresis."""
+        if inp.estop_pressed:
+            return ESTOP
+        if self.sensor != OK:
+            return THERMISTOR_OPEN if self.sensor == OPEN else THERMISTOR_SHORT
+        if self.temp_c >= (self.clear_temp_c if clearing else self.max_temp_c):
+            return OVER_TEMP
+        since = self._mismatch_since_ms
+        if since is not None and ticks_diff(inp.t_ms, since) >= self.mismatch_ms:
+            return FOOTSWITCH_FAULT
+        return None
+
+    # -- the step ------------------------------------------------------------------------------
+
+    def step(self, inp, dosimeter, out):
+        """Advance one tick: read `inp`, use `dosimeter`'s count, and fill `out`."""
+        now = inp.t_ms
+        self._read(inp)
+        arm = inp.arm_pressed and not self._arm_was
+        reset = inp.reset_pressed and not self._reset_was
+        self._arm_was = inp.arm_pressed
+        self._reset_was = inp.reset_pressed
+        state = self.state
+
+        if state == FAULT:
+            if reset and self._fault_cause(inp, True) is None:
+                self.fault_code = None
+                self._enter(STANDBY, now)
+        else:
+            cause = self._fault_cause(inp, False)
+            if cause is not None:
+                self.fault(cause, now)
+            elif state in (READY, EMITTING, PAUSED) and not (inp.key_on and inp.interlock_closed):
+                self._enter(STANDBY, now)  # the session ends; the delivered dose stays on record
+            elif state == STANDBY:
+                if arm:
+                    self._arm(inp, dosimeter, now)
+            elif state == READY:
+                if not self.footswitch_pressed:
+                    self._seen_released = True
+                if arm:
+                    self._enter(STANDBY, now)
+                elif (self._seen_released and self.footswitch_pressed
+                      and ticks_diff(now, self.entered_ms) >= self.emission_delay_ms):
+                    self._enter(EMITTING, now)
+            elif state == EMITTING:
+                if self._dose_reached(dosimeter):
+                    self._enter(COMPLETE, now)
+                elif not self.footswitch_pressed:
+                    self._enter(PAUSED, now)
+            elif state == PAUSED:
+                if arm:
+                    self._enter(STANDBY, now)
+                elif self.footswitch_pressed:
+                    self._enter(EMITTING, now)
+            elif state == COMPLETE and (arm or reset):
+                self._enter(STANDBY, now)
+        self._drive(out, now)
+
+    def fault(self, code, now_ms):
+        """Latch a fault (also called by the loop when the firmware itself fails)."""
+        if self.state != FAULT:
+            self.fault_code = code
+            self._enter(FAULT, now_ms)
+
+    def _arm(self, inp, dosimeter, now):
+        if self.treatment is None:
+            self.refusal = "no treatment selected"
+        elif not inp.key_on:
+            self.refusal = "key switch off"
+        elif not inp.interlock_closed:
+            self.refusal = "interlock open"
+        else:
+            self.refusal = None
+            dosimeter.clear()
+            self._seen_released = False
+            self._enter(READY, now)
+
+    def _dose_reached(self, dosimeter):
+        # Stop when less than half a tick's energy is left: the error is then at most half a tick.
+        half_tick_mj = self.treatment.power_uw * self.half_tick_ms // 1000000
+        return self.treatment.target_mj - dosimeter.energy_mj <= half_tick_mj
+
+    def _enter(self, state, now_ms):
+        self.state = state
+        self.entered_ms = now_ms
+
+    def _drive(self, out, now):
+        state = self.state
+        out.safe()
+        if state == EMITTING:
+            out.pwm_duty_u16 = self.treatment.duty_u16
+            out.laser_enable = True
+        out.emission_led = state in (READY, EMITTING, PAUSED)
+        since = ticks_diff(now, self.entered_ms)
+        if state == READY and since < self.emission_delay_ms:
+            tone = _WARNING_TONE
+        elif state == EMITTING:
+            tone = _EMISSION_TONE
+        elif state == FAULT:
+            tone = _ALARM_TONE
+        else:
+            return
+        out.buzzer = since % tone[0] < tone[1]

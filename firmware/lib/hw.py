@@ -1,0 +1,90 @@
+# The hardware module: the only firmware module that imports `machine`. It turns pins into the
+# Inputs record and the Outputs record into pins, and nothing else. On the virtual device the
+# same file runs against a simulated `machine`.
+import board as board_file
+from machine import ADC, PWM, Pin
+
+_ATTEN = {0: ADC.ATTN_0DB, 2.5: ADC.ATTN_2_5DB, 6: ADC.ATTN_6DB, 11: ADC.ATTN_11DB}
+_PULL = {"up": Pin.PULL_UP, "down": Pin.PULL_DOWN, "none": None}
+
+
+class _Input:
+    """One contact, decoded to a logical level with the board's electrical sense."""
+
+    __slots__ = ("pin", "active")
+
+    def __init__(self, spec):
+        self.pin = Pin(spec["pin"], Pin.IN, _PULL[spec["pull"]])
+        self.active = 1 if spec["active"] == "high" else 0
+
+    def read(self):
+        return self.pin.value() == self.active
+
+
+class Hardware:
+    """Creates every output already off, then the inputs. `board` is a validated board dict."""
+
+    def __init__(self, board):
+        laser = board["laser"]
+        # The enable line first: it gates the driver, so the PWM's start-up state cannot emit.
+        self._enable = Pin(laser["enable_pin"], Pin.OUT, value=0)
+        # duty_u16=0 is explicit: without it the ESP32 starts PWM at 50 %.
+        self._pwm = PWM(Pin(laser["pwm_pin"]), freq=laser["pwm_freq_hz"], duty_u16=0)
+        self._duty_u16 = 0
+        ind = board["indicators"]
+        self._led = Pin(ind["emission_led_pin"], Pin.OUT, value=0)
+        self._buzzer = Pin(ind["buzzer_pin"], Pin.OUT, value=0)
+        inputs = board["inputs"]
+        self._key = _Input(inputs["key"])
+        self._interlock = _Input(inputs["interlock"])
+        self._estop = _Input(inputs["estop"])
+        self._footswitch_no = _Input(inputs["footswitch_no"])
+        self._footswitch_nc = _Input(inputs["footswitch_nc"])
+        self._arm = _Input(inputs["arm"])
+        self._reset = _Input(inputs["reset"])
+        th = board["thermistor"]
+        self._adc = ADC(Pin(th["adc_pin"]), atten=_ATTEN[th["atten_db"]])
+
+    def sense(self, inp, now_ms):
+        inp.t_ms = now_ms
+        inp.key_on = self._key.read()
+        inp.interlock_closed = self._interlock.read()
+        inp.estop_pressed = self._estop.read()
+        inp.footswitch_no_closed = self._footswitch_no.read()
+        inp.footswitch_nc_closed = self._footswitch_nc.read()
+        inp.arm_pressed = self._arm.read()
+        inp.reset_pressed = self._reset.read()
+        inp.thermistor_uv = self._adc.read_uv()
+
+    def actuate(self, out):
+        # Gate off before changing the duty; set the duty before gating on.
+        if not out.laser_enable:
+            self._enable.value(0)
+        if out.pwm_duty_u16 != self._duty_u16:
+            self._pwm.duty_u16(out.pwm_duty_u16)
+            self._duty_u16 = out.pwm_duty_u16
+        if out.laser_enable:
+            self._enable.value(1)
+        self._led.value(1 if out.emission_led else 0)
+        self._buzzer.value(1 if out.buzzer else 0)
+
+    def safe_off(self):
+        """Emission off, indicators off. Safe to call from any error path, any number of times."""
+        self._enable.value(0)
+        self._pwm.duty_u16(0)
+        self._duty_u16 = 0
+        self._led.value(0)
+        self._buzzer.value(0)
+
+
+def boot_safe(path="board.json"):
+    """Called first thing by boot.py: gate the laser off before anything else runs.
+
+    If the board file cannot be read the pins are unknown, and the hardware pull-downs on the
+    enable and PWM lines are what keep the laser off (see the README's wiring section)."""
+    try:
+        board = board_file.load(path)
+    except board_file.BoardError as e:
+        print("boot: laser lines left to their pull-downs:", e)
+        return None
+    return Hardware(board)

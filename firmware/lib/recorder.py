@@ -1,0 +1,52 @@
+# The record step: one JSON object per line on the serial port, for the host console, the
+# scenario runner and a technician with a terminal. Events when something changes, a status line
+# every status period; nothing is printed (or allocated) on a quiet tick.
+import json
+
+from controller import STATE_NAMES
+from ticks import ticks_diff
+
+
+class Recorder:
+    def __init__(self, status_period_ms, treatment):
+        self.status_period_ms = status_period_ms
+        self.target_j = treatment.target_j if treatment else None
+        self._state = -1
+        self._refusal = None
+        self._last_status_ms = None
+
+    def record(self, now_ms, app):
+        c = app.controller
+        if c.state != self._state:
+            self._state = c.state
+            self._emit("state", now_ms, app)
+            if c.fault_code is not None:
+                print(json.dumps({"ev": "fault", "t_ms": now_ms, "code": c.fault_code}))
+        if c.refusal is not self._refusal:
+            self._refusal = c.refusal
+            if c.refusal is not None:
+                print(json.dumps({"ev": "refused", "t_ms": now_ms, "reason": c.refusal}))
+        last = self._last_status_ms
+        if last is None or ticks_diff(now_ms, last) >= self.status_period_ms:
+            self._last_status_ms = now_ms
+            self._emit("status", now_ms, app)
+
+    def error(self, now_ms, exc):
+        print(json.dumps({"ev": "error", "t_ms": now_ms, "error": "%s: %s"
+                          % (type(exc).__name__, exc)}))
+
+    def halt(self, now_ms, app):
+        self._emit("halt", now_ms, app)
+
+    def _emit(self, ev, now_ms, app):
+        c, out = app.controller, app.outputs
+        treatment = c.treatment
+        print(json.dumps({
+            "ev": ev, "t_ms": now_ms, "state": STATE_NAMES[c.state],
+            "power_w": treatment.power_uw / 1e6 if out.laser_enable else 0.0,
+            "delivered_j": app.dosimeter.energy_mj / 1000, "target_j": self.target_j,
+            "emitting_ms": app.dosimeter.emitting_ms,
+            "temp_c": None if c.temp_c is None else round(c.temp_c, 2),
+            "fault": c.fault_code, "permit": app.supervisor.permitted,
+            "overruns": app.overruns,
+        }))

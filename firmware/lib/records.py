@@ -1,0 +1,35 @@
+# The two records that cross the hardware boundary once per tick. They are allocated once and
+# overwritten in place, so a steady-state tick allocates nothing for them.
+
+
+class Inputs:
+    """Everything sensed in one tick, already decoded to logical levels by the hardware module."""
+
+    __slots__ = ("t_ms", "key_on", "interlock_closed", "estop_pressed", "footswitch_no_closed",
+                 "footswitch_nc_closed", "arm_pressed", "reset_pressed", "thermistor_uv")
+
+    def __init__(self):
+        self.t_ms = 0
+        self.key_on = False
+        self.interlock_closed = False
+        self.estop_pressed = True  # until read, assume the worst
+        self.footswitch_no_closed = False
+        self.footswitch_nc_closed = True
+        self.arm_pressed = False
+        self.reset_pressed = False
+        self.thermistor_uv = 0
+
+
+class Outputs:
+    """Everything the hardware module applies in one tick. The defaults are the safe state."""
+
+    __slots__ = ("laser_enable", "pwm_duty_u16", "emission_led", "buzzer")
+
+    def __init__(self):
+        self.safe()
+
+    def safe(self):
+        self.laser_enable = False
+        self.pwm_duty_u16 = 0
+        self.emission_led = False
+        self.buzzer = False

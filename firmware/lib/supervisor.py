@@ -1,0 +1,28 @@
+# The second opinion. Each tick it recomputes, from the raw inputs alone, whether emission may be
+# on, and vetoes the outputs if not. It never turns anything on, and it shares no state with the
+# treatment state machine: a bug there cannot switch this check off.
+from thermistor import Thermistor
+
+
+class Supervisor:
+    def __init__(self, board):
+        therm = Thermistor(board["thermistor"])
+        # Compare raw microvolts against the voltage of the temperature limit: no floats per tick.
+        self._limit_uv = int(therm.uv_at(board["limits"]["max_heatsink_c"]))
+        self._hot_is_low = therm.ntc_at_bottom
+        self._min_uv = therm.min_uv
+        self._max_uv = therm.max_uv
+        self.permitted = False
+
+    def veto(self, inp, out):
+        """Clear the emission outputs unless every condition holds; return the verdict."""
+        uv = inp.thermistor_uv
+        ok = (inp.key_on and inp.interlock_closed and not inp.estop_pressed
+              and inp.footswitch_no_closed and not inp.footswitch_nc_closed
+              and self._min_uv <= uv <= self._max_uv
+              and (uv > self._limit_uv if self._hot_is_low else uv < self._limit_uv))
+        if not ok:
+            out.laser_enable = False
+            out.pwm_duty_u16 = 0
+        self.permitted = ok
+        return ok

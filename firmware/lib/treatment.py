@@ -1,0 +1,42 @@
+# A treatment as prescribed: power, fluence and area, checked against the board it will run on.
+# Everything the loop needs later (the duty, the energy target) is computed here, once.
+import math
+
+
+class Treatment:
+    __slots__ = ("power_w", "dose_j_cm2", "area_cm2", "target_j", "duty_u16", "power_uw",
+                 "target_mj")
+
+    def __init__(self, spec, calibration, max_energy_j):
+        if not isinstance(spec, dict):
+            raise ValueError("treatment: must be an object with power_w, dose_j_cm2, area_cm2")
+        for key in spec:
+            if key not in ("power_w", "dose_j_cm2", "area_cm2"):
+                raise ValueError("treatment.%s: unknown field" % key)
+        self.power_w = _positive(spec, "power_w")
+        self.dose_j_cm2 = _positive(spec, "dose_j_cm2")
+        self.area_cm2 = _positive(spec, "area_cm2")
+        self.target_j = self.dose_j_cm2 * self.area_cm2
+        if self.target_j > max_energy_j:
+            raise ValueError("treatment: %.1f J exceeds this board's limit of %.1f J"
+                             % (self.target_j, max_energy_j))
+        try:
+            self.duty_u16 = calibration.duty(self.power_w)
+        except ValueError as e:
+            raise ValueError("treatment.power_w: %s" % e)
+        # The energy is counted from the power of the duty actually commanded, not the power asked.
+        self.power_uw = int(calibration.watts(self.duty_u16) * 1000000 + 0.5)
+        self.target_mj = int(self.target_j * 1000 + 0.5)
+
+    def as_dict(self):
+        return {"power_w": self.power_w, "dose_j_cm2": self.dose_j_cm2,
+                "area_cm2": self.area_cm2, "target_j": self.target_j}
+
+
+def _positive(spec, key):
+    value = spec.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("treatment.%s: must be a number, got %r" % (key, value))
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError("treatment.%s: must be finite and > 0, got %r" % (key, value))
+    return float(value)

@@ -1,0 +1,1 @@
+"""Host tools for the therapy-laser firmware: virtual device, scenarios, console, bench."""

@@ -1,0 +1,120 @@
+"""laserctl: the host-side command line for the therapy-laser firmware."""
+
+import argparse
+import json
+import sys
+
+DEFAULT_PROTOCOL = '{"power_w": 5.0, "dose_j_cm2": 4.0, "area_cm2": 25.0}'
+
+
+def _scenario(args):
+    from host_tools import scenario as scenario_mod
+
+    try:
+        scenario, board = scenario_mod.load(args.file)
+    except scenario_mod.ScenarioError as e:
+        print("laserctl scenario: invalid scenario %s: %s" % (args.file, e), file=sys.stderr)
+        return 2
+    report = scenario_mod.run(scenario, board)
+    if args.report:
+        with open(args.report, "w") as f:
+            json.dump(report, f, indent=1)
+    summary = {k: report[k] for k in ("final_state", "target_j", "delivered_j", "emitted_j",
+                                      "fault_codes", "reaction_ms", "temperature_c")}
+    print(json.dumps(summary))
+    for error in report["errors"]:
+        print("firmware:", error, file=sys.stderr)
+    expect = report.get("expect")
+    if expect and not expect["passed"]:
+        for failure in expect["failures"]:
+            print("expectation missed: " + failure, file=sys.stderr)
+        return 1
+    return 0
+
+
+def _board_check(args):
+    from host_tools import vdevice
+
+    status = 0
+    for name in args.boards:
+        try:
+            path, board = vdevice.load_board(name)
+        except ValueError as e:
+            print("%s: INVALID: %s" % (name, e), file=sys.stderr)
+            status = 1
+        else:
+            print("%s: ok (%s)" % (name, path.name))
+    return status
+
+
+def _protocol(text):
+    """--protocol takes inline JSON or a path to a JSON file."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        with open(text) as f:
+            return json.load(f)
+
+
+def _run(args):
+    from host_tools import console
+
+    return console.main(args)
+
+
+def _vdevice(args):
+    from host_tools import pty_device
+
+    return pty_device.main(args)
+
+
+def _bench(args):
+    from host_tools import bench
+
+    return bench.main(args)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="laserctl", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="the virtual device with an operator console (make run)")
+    p.add_argument("--board", default="sim", help="board name or file (default: sim)")
+    p.add_argument("--protocol", type=_protocol, default=DEFAULT_PROTOCOL,
+                   help="treatment as JSON or a JSON file (default: %s)" % DEFAULT_PROTOCOL)
+    p.add_argument("--ambient", type=float, default=25.0, help="ambient temperature, C")
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser("vdevice", help="the virtual device as a serial port for mpremote")
+    p.add_argument("--pty", required=True, metavar="PATH",
+                   help="where to create the serial port (a symlink to a pseudo-terminal)")
+    p.add_argument("--board", default="sim", help="board name or file (default: sim)")
+    p.add_argument("--protocol", type=_protocol, default=None,
+                   help="treatment as JSON or a JSON file (default: none selected)")
+    p.add_argument("--root", metavar="DIR",
+                   help="the device's filesystem (default: a fresh temporary folder)")
+    p.add_argument("--ambient", type=float, default=25.0, help="ambient temperature, C")
+    p.set_defaults(func=_vdevice)
+
+    p = sub.add_parser("scenario", help="run a scenario file on the virtual device")
+    p.add_argument("file")
+    p.add_argument("--report", metavar="OUT.json", help="write the full report here")
+    p.set_defaults(func=_scenario)
+
+    p = sub.add_parser("bench", help="measure the control tick on the MicroPython unix port")
+    p.add_argument("--out", metavar="FILE.json", help="also write the results as JSON")
+    p.add_argument("--ticks", type=int, default=2000, help="ticks to time (default: 2000)")
+    p.set_defaults(func=_bench)
+
+    p = sub.add_parser("board", help="board files")
+    board_sub = p.add_subparsers(dest="board_command", required=True)
+    c = board_sub.add_parser("check", help="validate board files with the firmware's checks")
+    c.add_argument("boards", nargs="+", help="board names (boards/NAME.json) or paths")
+    c.set_defaults(func=_board_check)
+
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

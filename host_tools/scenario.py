@@ -1,0 +1,299 @@
+"""Scenarios: run the firmware on the virtual device in virtual time and report what happened.
+
+A scenario file is JSON:
+
+    {"board": "sim",
+     "protocol": {"power_w": 10.0, "dose_j_cm2": 8.0, "area_cm2": 100.0},
+     "ambient_c": 25.0, "until_s": 300,
+     "events": [{"at_s": 0.5, "input": "key", "value": true}, ...],
+     "expect": {"final_state": "COMPLETE", "delivered_j": {"approx": 800, "rel": 0.001}}}
+
+The report combines what the firmware said (its JSON lines on the serial port: states, faults,
+its own dose count, its measured temperature) with what the plant did (optical power, true
+temperature, the emitted energy integrated from the optical power).
+"""
+
+import json
+import math
+import subprocess
+import tempfile
+from pathlib import Path
+
+from host_tools import paths, vdevice
+
+INPUTS = ("key", "interlock", "estop", "footswitch", "footswitch_no", "footswitch_nc", "arm",
+          "reset")
+# Inputs whose change withdraws permission to emit, and the value that withdraws it.
+WITHDRAWING = {"footswitch": False, "key": False, "interlock": False, "estop": True}
+_FIELDS = ("description", "board", "protocol", "ambient_c", "until_s", "events", "initial",
+           "expect", "clock_start_ms")
+_TICKS_PERIOD = 1 << 30
+
+
+class ScenarioError(ValueError):
+    """The scenario file is invalid; the message names the field."""
+
+
+def load(path):
+    try:
+        data = json.loads(Path(path).read_text())
+    except OSError as e:
+        raise ScenarioError("%s: cannot read it (%s)" % (path, e.strerror)) from e
+    except ValueError as e:
+        raise ScenarioError("%s: not valid JSON (%s)" % (path, e)) from e
+    return validate(data)
+
+
+def validate(data):
+    """Check a scenario and return (scenario, board). Raises ScenarioError naming the field."""
+    if not isinstance(data, dict):
+        raise ScenarioError("scenario: must be a JSON object")
+    for key in data:
+        if key not in _FIELDS:
+            raise ScenarioError("%s: unknown field (known: %s)" % (key, ", ".join(_FIELDS)))
+    board_name = data.get("board", "sim")
+    if not isinstance(board_name, str):
+        raise ScenarioError("board: must be a board name such as \"sim\"")
+    try:
+        _, board = vdevice.load_board(board_name)
+        vdevice.sim_config(board)
+        _check_treatment(data.get("protocol"), board)
+    except ValueError as e:
+        raise ScenarioError("%s" % e) from e
+    until_s = _number(data, "until_s", 0.001, 86400)
+    _number(data, "ambient_c", -20, 60, 25.0)
+    if "clock_start_ms" in data:
+        start = data["clock_start_ms"]
+        if not isinstance(start, int) or isinstance(start, bool) or not 0 <= start < _TICKS_PERIOD:
+            raise ScenarioError("clock_start_ms: must be a whole number in 0..2**30-1")
+    initial = data.get("initial", {})
+    if not isinstance(initial, dict):
+        raise ScenarioError("initial: must be an object of input: true/false")
+    for name, value in initial.items():
+        _input_value("initial.%s" % name, name, value)
+    events = data.get("events", [])
+    if not isinstance(events, list):
+        raise ScenarioError("events: must be a list")
+    last = 0.0
+    for i, event in enumerate(events):
+        where = "events[%d]" % i
+        if not isinstance(event, dict) or set(event) != {"at_s", "input", "value"}:
+            raise ScenarioError("%s: must be {\"at_s\": S, \"input\": NAME, \"value\": V}" % where)
+        at_s = event["at_s"]
+        if not _is_number(at_s) or not 0 <= at_s <= until_s:
+            raise ScenarioError("%s.at_s: must be a time within 0..until_s (%g)" % (where, until_s))
+        if at_s < last:
+            raise ScenarioError("%s.at_s: events must be in time order" % where)
+        last = at_s
+        _input_value(where, event["input"], event["value"])
+    expect = data.get("expect", {})
+    if not isinstance(expect, dict):
+        raise ScenarioError("expect: must be an object of report field: expectation")
+    return data, board
+
+
+def _check_treatment(spec, board):
+    paths.firmware_import_path()
+    from calibration import Calibration
+    from treatment import Treatment
+
+    if spec is None:
+        raise ScenarioError("protocol: missing (power_w, dose_j_cm2, area_cm2)")
+    diode = board["diode"]
+    cal = Calibration(diode["calibration"], board["laser"]["pwm_freq_hz"], diode["max_power_w"])
+    try:
+        return Treatment(spec, cal, board["limits"]["max_energy_j"])
+    except ValueError as e:
+        raise ScenarioError(str(e).replace("treatment", "protocol", 1)) from e
+
+
+def _input_value(where, name, value):
+    if name not in INPUTS:
+        raise ScenarioError("%s.input: unknown input %r (known: %s)"
+                            % (where, name, ", ".join(INPUTS)))
+    if not isinstance(value, bool):
+        raise ScenarioError("%s.value: must be true or false" % where)
+
+
+def _number(data, key, low, high, default=None):
+    if key not in data and default is not None:
+        return default
+    value = data.get(key)
+    if not _is_number(value) or not low <= value <= high:
+        raise ScenarioError("%s: must be a number within %g..%g, got %r" % (key, low, high, value))
+    return value
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# -- running -------------------------------------------------------------------------------------
+
+
+def run(scenario, board, heap=vdevice.DEFAULT_HEAP):
+    """Run a validated scenario on the virtual device; return the report dict."""
+    with tempfile.TemporaryDirectory(prefix="laser-scenario-") as tmp:
+        tmp = Path(tmp)
+        root = tmp / "device"
+        vdevice.make_image(root, scenario.get("board", "sim"), scenario["protocol"])
+        trace_path = tmp / "trace.json"
+        config = vdevice.sim_config(
+            board, until_s=scenario["until_s"], events=scenario.get("events", []),
+            initial=scenario.get("initial", {}), ambient_c=scenario.get("ambient_c", 25.0),
+            clock_start_ms=scenario.get("clock_start_ms", 0), trace_path=str(trace_path))
+        config_path = tmp / "vdev.json"
+        config_path.write_text(json.dumps(config))
+        argv, env, cwd = vdevice.command(root, config_path, heap=heap)
+        proc = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True,
+                              timeout=600)
+        if proc.returncode != 0 or not trace_path.exists():
+            raise RuntimeError("the virtual device failed (exit %d):\n%s%s"
+                               % (proc.returncode, proc.stdout[-3000:], proc.stderr[-3000:]))
+        world = json.loads(trace_path.read_text())
+    return build_report(scenario, proc.stdout, world)
+
+
+def parse_lines(stdout):
+    """The firmware's JSON lines, and any other output (tracebacks, prints) kept as text."""
+    lines, other = [], []
+    for line in stdout.splitlines():
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            obj = None
+        if isinstance(obj, dict) and "ev" in obj:
+            lines.append(obj)
+        elif line.strip():
+            other.append(line)
+    return lines, other
+
+
+def build_report(scenario, stdout, world):
+    start_ms = scenario.get("clock_start_ms", 0)
+
+    def at_s(t_ms):
+        return round(((t_ms - start_ms) % _TICKS_PERIOD) / 1000.0, 3)
+
+    lines, other = parse_lines(stdout)
+    states, faults, refusals, errors = [], [], [], []
+    max_measured = None
+    last = {}
+    for obj in lines:
+        ev = obj["ev"]
+        if ev == "state":
+            states.append({"at_s": at_s(obj["t_ms"]), "state": obj["state"]})
+        elif ev == "fault":
+            faults.append({"at_s": at_s(obj["t_ms"]), "code": obj["code"]})
+        elif ev == "refused":
+            refusals.append({"at_s": at_s(obj["t_ms"]), "reason": obj["reason"]})
+        elif ev == "error":
+            errors.append(obj)
+        if obj.get("temp_c") is not None:
+            max_measured = max(obj["temp_c"], max_measured or obj["temp_c"])
+        if "delivered_j" in obj:
+            last = obj
+
+    trace = world["trace"]
+    optical = [(t / 1e6, w) for t, w in trace["optical"]]
+    intervals = emission_intervals(optical, world["now_s"])
+    inputs = [(t / 1e6, name, value) for t, name, value in trace["inputs"]]
+    report = {
+        "description": scenario.get("description", ""),
+        "board": scenario.get("board", "sim"),
+        "final_state": last.get("state"),
+        "target_j": last.get("target_j"),
+        "delivered_j": last.get("delivered_j"),
+        "emitted_j": round(world["emitted_j"], 4),
+        "emitting_s": round(sum(b - a for a, b in intervals), 3),
+        "states": states,
+        "state_sequence": [s["state"] for s in states],
+        "faults": faults,
+        "fault_codes": [f["code"] for f in faults],
+        "refusals": refusals,
+        "errors": errors + [{"output": line} for line in other],
+        "emission_intervals": [[round(a, 3), round(b, 3)] for a, b in intervals],
+        "reaction_ms": reaction_ms(inputs, optical),
+        "temperature_c": {"max_true": round(world["max_true_c"], 3),
+                          "max_measured": max_measured},
+        "resets": [{"at_s": t / 1e6, "cause": c} for t, c in trace["resets"]],
+        "ended_s": world["now_s"],
+        "trace": {"optical_w": optical, "heatsink_c": [(t / 1e6, c) for t, c in
+                                                       trace["temperature"]],
+                  "inputs": inputs},
+    }
+    if scenario.get("expect"):
+        report["expect"] = check_expect(scenario["expect"], report)
+    return report
+
+
+def emission_intervals(optical, end_s):
+    """[(start_s, end_s)] during which the plant's optical power was above zero."""
+    intervals, start = [], None
+    for t, watts in optical:
+        if watts > 0 and start is None:
+            start = t
+        elif watts <= 0 and start is not None:
+            intervals.append((start, t))
+            start = None
+    if start is not None:
+        intervals.append((start, end_s))
+    return intervals
+
+
+def reaction_ms(inputs, optical):
+    """For each input that withdrew permission while light was out: the worst delay to 0 W."""
+    worst = {}
+    for t_ev, name, value in inputs:
+        if WITHDRAWING.get(name) is not value or _power_at(optical, t_ev) <= 0:
+            continue
+        off = next((t for t, w in optical if t >= t_ev and w <= 0), None)
+        delay = None if off is None else round((off - t_ev) * 1000.0, 3)
+        if name not in worst or delay is None or (worst[name] is not None
+                                                  and delay > worst[name]):
+            worst[name] = delay
+    return worst
+
+
+def _power_at(optical, t):
+    watts = 0.0
+    for t_change, w in optical:
+        if t_change > t:
+            break
+        watts = w
+    return watts
+
+
+# -- expectations --------------------------------------------------------------------------------
+
+
+def check_expect(expect, report):
+    """Compare report fields (dotted paths) with literals or {min, max, approx, rel, abs}."""
+    failures = []
+    for path, want in expect.items():
+        value = report
+        for part in path.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        problem = _mismatch(value, want)
+        if problem:
+            failures.append("%s: %s" % (path, problem))
+    return {"passed": not failures, "failures": failures}
+
+
+def _mismatch(value, want):
+    if not isinstance(want, dict):
+        return None if value == want else "expected %r, got %r" % (want, value)
+    unknown = set(want) - {"min", "max", "approx", "rel", "abs"}
+    if unknown:
+        return "unknown expectation keys %s" % sorted(unknown)
+    if not _is_number(value):
+        return "expected a number, got %r" % (value,)
+    if "min" in want and value < want["min"]:
+        return "%r is below the minimum %r" % (value, want["min"])
+    if "max" in want and value > want["max"]:
+        return "%r is above the maximum %r" % (value, want["max"])
+    if "approx" in want:
+        tolerance = max(want.get("rel", 0.001) * abs(want["approx"]), want.get("abs", 0.0))
+        if abs(value - want["approx"]) > tolerance:
+            return "%r is not within %g of %r" % (value, tolerance, want["approx"])
+    return None

@@ -1,0 +1,62 @@
+"""The virtual device: the unmodified firmware on the real MicroPython unix port, with a simulated
+`machine` and `time` wired to a plant model (see mpy/simworld.py).
+
+A device image is a folder laid out like the ESP32's filesystem (boot.py, main.py, lib/,
+board.json, treatment.json); `Launch` runs the interpreter in it.
+"""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from host_tools import paths
+
+DEFAULT_HEAP = "2M"  # the simulator shares the heap; the bench measures the firmware's own share
+
+
+def load_board(name):
+    """Read and validate a board with the firmware's own checks; returns (path, board dict)."""
+    paths.firmware_import_path()
+    import board as board_file
+
+    path = paths.board_path(name)
+    return path, board_file.load(str(path))
+
+
+def make_image(root, board_name, treatment=None):
+    """Lay out a device filesystem in `root`: the firmware, the board file, the treatment."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    board_src, board = load_board(board_name)
+    shutil.copy(paths.FIRMWARE / "boot.py", root / "boot.py")
+    shutil.copy(paths.FIRMWARE / "main.py", root / "main.py")
+    shutil.copytree(paths.FIRMWARE_LIB, root / "lib", dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copy(board_src, root / "board.json")
+    if treatment is not None:
+        (root / "treatment.json").write_text(json.dumps(treatment))
+    return board
+
+
+def sim_config(board, **settings):
+    """The world's configuration: the board's plant plus run settings (events, until_s, ...)."""
+    if "plant" not in board:
+        raise ValueError("board %r has no plant section: it cannot run on the virtual device"
+                         % board["name"])
+    config = {"table_path": str(paths.SIM_DATA / board["plant"]["thermistor_table"])}
+    config.update(settings)
+    return config
+
+
+def command(root, config_path, interactive=False, heap=DEFAULT_HEAP):
+    """argv, env and cwd to start the virtual device whose filesystem is `root`."""
+    argv = [paths.micropython_executable(), "-X", "heapsize=" + heap]
+    if interactive:
+        argv.append("-i")
+    argv.append(str(paths.SIM_MPY / "vdev.py"))
+    env = dict(os.environ)
+    # The simulated machine/time first, then the frozen modules, then the device's /lib.
+    env["MICROPYPATH"] = os.pathsep.join([str(paths.SIM_MPY), ".frozen", "lib"])
+    env["VDEV_CONFIG"] = str(config_path)
+    return argv, env, str(root)

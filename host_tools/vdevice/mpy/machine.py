@@ -1,0 +1,211 @@
+# A simulated ESP32 `machine` module for the virtual device. It keeps the ESP32 behaviours the
+# firmware must survive: PWM starts at 50 % duty when no duty is given and rejects out-of-range
+# duty, the ADC reads 0 below ~100 mV with millivolt resolution, a WDT cannot be stopped, GPIO 6-11
+# do not exist for you and 34-39 are input-only. The levels and the plant live in simworld.
+import simworld
+from simworld import HardReset, SoftReset
+
+_FLASH_PINS = (6, 7, 8, 9, 10, 11)
+_INPUT_ONLY = (34, 35, 36, 37, 38, 39)
+_VALID = tuple(range(0, 40))
+_BAD = (20, 24, 28, 29, 30, 31)
+
+
+def _world():
+    return simworld.WORLD
+
+
+class Pin:
+    IN = 1
+    OUT = 3
+    OPEN_DRAIN = 7
+    PULL_UP = 2
+    PULL_DOWN = 1
+    IRQ_RISING = 1
+    IRQ_FALLING = 2
+
+    def __init__(self, id, mode=-1, pull=-1, *, value=None):
+        if id not in _VALID or id in _BAD:
+            raise ValueError("invalid pin")
+        if id in _FLASH_PINS:
+            raise ValueError("pin %d is used by the SPI flash" % id)
+        self.id = id
+        self._mode = None
+        self._pull = None
+        self.init(mode, pull, value=value)
+
+    def init(self, mode=-1, pull=-1, *, value=None):
+        if pull != -1:
+            self._pull = pull
+        if mode != -1:
+            if mode in (Pin.OUT, Pin.OPEN_DRAIN) and self.id in _INPUT_ONLY:
+                raise ValueError("pin can only be input")
+            self._mode = mode
+            w = _world()
+            if mode in (Pin.OUT, Pin.OPEN_DRAIN):
+                # Re-creating an output on a PWM pin stops the PWM, as on the chip.
+                w.pwm.pop(self.id, None)
+                w.set_output(self.id, w.outputs.get(self.id, 0) if value is None else
+                             (1 if value else 0))
+            else:
+                w.release_pin(self.id)
+        elif value is not None:
+            self.value(value)
+
+    def value(self, *args):
+        w = _world()
+        if not args:
+            pull = "up" if self._pull == Pin.PULL_UP else "down" if self._pull == Pin.PULL_DOWN \
+                else None
+            return w.pin_level(self.id, pull)
+        if self._mode in (Pin.OUT, Pin.OPEN_DRAIN):
+            w.set_output(self.id, 1 if args[0] else 0)
+        return None
+
+    def on(self):
+        self.value(1)
+
+    def off(self):
+        self.value(0)
+
+    def __call__(self, *args):
+        return self.value(*args)
+
+    def irq(self, handler=None, trigger=3):
+        raise OSError("the virtual device does not simulate pin interrupts")
+
+    def __repr__(self):
+        return "Pin(%d)" % self.id
+
+
+class PWM:
+    def __init__(self, dest, *, freq=5000, duty_u16=None, duty_ns=None, duty=None):
+        self._pin = dest if isinstance(dest, Pin) else Pin(dest)
+        if self._pin.id in _INPUT_ONLY:
+            raise ValueError("pin can only be input")
+        self._freq = freq
+        self._active = True
+        _world().outputs.pop(self._pin.id, None)
+        # The ESP32 port starts at 50 % duty when none is given: a classic way to fire a laser.
+        self.duty_u16(32768 if duty_u16 is None else duty_u16)
+
+    def freq(self, *args):
+        if not args:
+            return self._freq
+        if not 1 <= args[0] <= 40000000:
+            raise ValueError("frequency must be from 1Hz to 40MHz")
+        self._freq = args[0]
+        self.duty_u16(self._duty)
+        return None
+
+    def duty_u16(self, *args):
+        if not args:
+            return self._duty
+        duty = args[0]
+        if not 0 <= duty <= 65535:
+            raise ValueError("duty_u16 must be from 0 to 65535")
+        if not self._active:
+            raise OSError("PWM is deinitialised")
+        self._duty = duty
+        _world().set_pwm(self._pin.id, duty, self._freq)
+        return None
+
+    def deinit(self):
+        self._active = False
+        _world().release_pin(self._pin.id)
+
+
+class ADC:
+    ATTN_0DB = 0
+    ATTN_2_5DB = 1
+    ATTN_6DB = 2
+    ATTN_11DB = 3
+    WIDTH_12BIT = 3
+    _DB = (0, 2.5, 6, 11)
+
+    def __init__(self, pin, *, atten=None):
+        self._pin = pin if isinstance(pin, Pin) else Pin(pin)
+        if self._pin.id not in (32, 33, 34, 35, 36, 37, 38, 39, 0, 2, 4, 12, 13, 14, 15, 25, 26,
+                                27):
+            raise ValueError("invalid pin for ADC")
+        self._atten = ADC.ATTN_0DB if atten is None else atten
+
+    def atten(self, atten):
+        self._atten = atten
+
+    def read_uv(self):
+        return _world().adc_uv(self._pin.id, ADC._DB[self._atten])
+
+    def read_u16(self):
+        full = {0: 1100000, 1: 1500000, 2: 2200000, 3: 3100000}[self._atten]
+        return min(65535, self.read_uv() * 65535 // full)
+
+
+class Timer:
+    ONE_SHOT = 0
+    PERIODIC = 1
+
+    def __init__(self, id, **kwargs):
+        self.id = id
+        if kwargs:
+            self.init(**kwargs)
+
+    def init(self, *, mode=PERIODIC, period=-1, freq=-1, callback=None):
+        # Callbacks are soft on the ESP32 too; the firmware's loop does not use them, and the
+        # virtual device runs them nowhere rather than at the wrong time.
+        raise OSError("the virtual device does not simulate Timer callbacks")
+
+    def deinit(self):
+        pass
+
+
+class WDT:
+    def __init__(self, id=0, timeout=5000):
+        w = _world()
+        w.wdt_timeout_ms = timeout
+        w.wdt_fed_us = w.now_us
+
+    def feed(self):
+        w = _world()
+        w.wdt_fed_us = w.now_us
+    # No deinit: once started, an ESP32 watchdog cannot be stopped.
+
+
+def reset():
+    _world().reset_pins("machine.reset")
+    raise HardReset("machine.reset")
+
+
+def soft_reset():
+    raise SoftReset()
+
+
+def reset_cause():
+    return 1
+
+
+def freq(*args):
+    return 160000000
+
+
+def unique_id():
+    return b"\x24\x0a\xc4\x00\x00\x01"
+
+
+def idle():
+    pass
+
+
+def disable_irq():
+    return 0
+
+
+def enable_irq(state=0):
+    pass
+
+
+PWRON_RESET = 1
+HARD_RESET = 2
+WDT_RESET = 3
+DEEPSLEEP_RESET = 4
+SOFT_RESET = 5
