@@ -58,6 +58,7 @@ class World:
         self.config = config
         self.board = board
         self.realtime = config.get("realtime", False)
+        self.speed = float(config.get("speed", 1.0))  # real-time mode: virtual s per wall s
         self.now_us = 0
         self.clock_offset_ms = config.get("clock_start_ms", 0)
         self.until_us = int(config["until_s"] * 1e6) if "until_s" in config else None
@@ -213,15 +214,16 @@ class World:
         if self.realtime:
             while self.now_us < target:
                 self._poll_control()
-                remaining = target - self._wall_us()
-                if remaining > 0:
-                    utime.sleep_us(min(remaining, 5000))
+                remaining_us = int((target - self._wall_us()) / self.speed)
+                if remaining_us > 0:
+                    utime.sleep_us(min(remaining_us, 5000))
                 self._advance_to(min(self._wall_us(), target))
         else:
             self._advance_to(target)
 
     def _wall_us(self):
-        return utime.ticks_diff(utime.ticks_us(), self._real_start_us)
+        """Virtual time that real-time mode should have reached by now."""
+        return int(utime.ticks_diff(utime.ticks_us(), self._real_start_us) * self.speed)
 
     def _follow_wall_clock(self):
         if self.realtime:
