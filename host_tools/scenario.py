@@ -268,12 +268,18 @@ def _power_at(optical, t):
 
 
 def check_expect(expect, report):
-    """Compare report fields (dotted paths) with literals or {min, max, approx, rel, abs}."""
+    """Compare report fields (dotted paths, list indices allowed) with literals or
+    {min, max, approx, rel, abs}."""
     failures = []
     for path, want in expect.items():
         value = report
         for part in path.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
+            if isinstance(value, dict):
+                value = value.get(part)
+            elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+                value = value[int(part)]  # "states.2.at_s": the third state's time
+            else:
+                value = None
         problem = _mismatch(value, want)
         if problem:
             failures.append("%s: %s" % (path, problem))

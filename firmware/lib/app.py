@@ -1,7 +1,7 @@
 # The cyclic loop: sense -> decide -> actuate -> record, once per tick (board loop_ms, 10 ms by
 # default). No threads, no asyncio: one loop whose every tick ends with the outputs applied.
 import json
-from time import sleep_ms, ticks_add, ticks_diff, ticks_ms
+import time
 
 import board as board_file
 from calibration import Calibration
@@ -10,15 +10,18 @@ from dosimeter import Dosimeter
 from recorder import Recorder
 from records import Inputs, Outputs
 from supervisor import Supervisor
+from ticks import ticks_add, ticks_diff
 from treatment import Treatment
 
 VERSION = "0.1.0"
 
 
 class App:
-    """Wires the pure logic to a hardware object with sense/actuate/safe_off (duck-typed)."""
+    """Wires the pure logic to a hardware object with sense/actuate/safe_off (duck-typed).
 
-    def __init__(self, hw, board, treatment, now_ms):
+    `write` receives each JSON line the recorder produces (default: print to the serial port)."""
+
+    def __init__(self, hw, board, treatment, now_ms, write=print):
         self.hw = hw
         self.period_ms = board["loop_ms"]
         self.inputs = Inputs()
@@ -26,7 +29,7 @@ class App:
         self.controller = Controller(board, treatment, now_ms)
         self.supervisor = Supervisor(board)
         self.dosimeter = Dosimeter()
-        self.recorder = Recorder(board["timing"]["status_period_ms"], treatment)
+        self.recorder = Recorder(board["timing"]["status_period_ms"], treatment, write)
         self.overruns = 0
 
     def tick(self, now_ms):
@@ -42,10 +45,10 @@ class App:
 
     def run(self):
         period = self.period_ms
-        next_ms = ticks_ms()
+        next_ms = time.ticks_ms()
         try:
             while True:
-                now = ticks_ms()
+                now = time.ticks_ms()
                 try:
                     self.tick(now)
                 except Exception as e:  # noqa: BLE001 - every failure must end in the safe state
@@ -54,17 +57,17 @@ class App:
                     self.controller.fault(SOFTWARE, now)
                     self.recorder.error(now, e)
                 next_ms = ticks_add(next_ms, period)
-                wait = ticks_diff(next_ms, ticks_ms())
+                wait = ticks_diff(next_ms, time.ticks_ms())
                 if wait > 0:
-                    sleep_ms(wait)
+                    time.sleep_ms(wait)
                 else:
                     self.overruns += 1
-                    next_ms = ticks_ms()
+                    next_ms = time.ticks_ms()
         finally:
             # Ctrl-C from mpremote, a soft reset, or anything else that ends the loop.
             self.hw.safe_off()
             self.outputs.safe()
-            now = ticks_ms()
+            now = time.ticks_ms()
             self.dosimeter.account(now)
             self.dosimeter.applied(False, 0, now)
             self.recorder.halt(now, self)
@@ -96,7 +99,7 @@ def main(hw_module, board_path="board.json", treatment_path="treatment.json"):
         print(json.dumps({"ev": "error", "where": board_path, "error": str(e)}))
         return
     hw = hw_module.Hardware(board)
-    app = App(hw, board, load_treatment(treatment_path, board), ticks_ms())
+    app = App(hw, board, load_treatment(treatment_path, board), time.ticks_ms())
     print(json.dumps({"ev": "boot", "version": VERSION, "board": board["name"],
                       "loop_ms": app.period_ms}))
     app.run()

@@ -8,8 +8,9 @@ from ticks import ticks_diff
 
 
 class Recorder:
-    def __init__(self, status_period_ms, treatment):
+    def __init__(self, status_period_ms, treatment, write=print):
         self.status_period_ms = status_period_ms
+        self._write = write
         self.target_j = treatment.target_j if treatment else None
         self._state = -1
         self._refusal = None
@@ -21,19 +22,19 @@ class Recorder:
             self._state = c.state
             self._emit("state", now_ms, app)
             if c.fault_code is not None:
-                print(json.dumps({"ev": "fault", "t_ms": now_ms, "code": c.fault_code}))
+                self._write(json.dumps({"ev": "fault", "t_ms": now_ms, "code": c.fault_code}))
         if c.refusal is not self._refusal:
             self._refusal = c.refusal
             if c.refusal is not None:
-                print(json.dumps({"ev": "refused", "t_ms": now_ms, "reason": c.refusal}))
+                self._write(json.dumps({"ev": "refused", "t_ms": now_ms, "reason": c.refusal}))
         last = self._last_status_ms
         if last is None or ticks_diff(now_ms, last) >= self.status_period_ms:
             self._last_status_ms = now_ms
             self._emit("status", now_ms, app)
 
     def error(self, now_ms, exc):
-        print(json.dumps({"ev": "error", "t_ms": now_ms, "error": "%s: %s"
-                          % (type(exc).__name__, exc)}))
+        self._write(json.dumps({"ev": "error", "t_ms": now_ms, "error": "%s: %s"
+                                % (type(exc).__name__, exc)}))
 
     def halt(self, now_ms, app):
         self._emit("halt", now_ms, app)
@@ -41,7 +42,7 @@ class Recorder:
     def _emit(self, ev, now_ms, app):
         c, out = app.controller, app.outputs
         treatment = c.treatment
-        print(json.dumps({
+        self._write(json.dumps({
             "ev": ev, "t_ms": now_ms, "state": STATE_NAMES[c.state],
             "power_w": treatment.power_uw / 1e6 if out.laser_enable else 0.0,
             "delivered_j": app.dosimeter.energy_mj / 1000, "target_j": self.target_j,

@@ -1,0 +1,141 @@
+# Shared helpers for the firmware tests. These tests run unchanged on CPython (pytest) and on the
+# MicroPython unix port (tests/firmware/mpy_runner.py): plain asserts, no pytest imports.
+import json
+
+import board as board_file
+from calibration import Calibration
+from treatment import Treatment
+
+_HERE = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
+REPO = _HERE + "/../.."
+
+
+def load_board(name="sim"):
+    return board_file.load(REPO + "/boards/" + name + ".json")
+
+
+def raw_board(name="sim"):
+    with open(REPO + "/boards/" + name + ".json") as f:
+        return json.load(f)
+
+
+def calibration(board):
+    diode = board["diode"]
+    return Calibration(diode["calibration"], board["laser"]["pwm_freq_hz"], diode["max_power_w"])
+
+
+def treatment(board, power_w=10.0, dose_j_cm2=8.0, area_cm2=100.0):
+    spec = {"power_w": power_w, "dose_j_cm2": dose_j_cm2, "area_cm2": area_cm2}
+    return Treatment(spec, calibration(board), board["limits"]["max_energy_j"])
+
+
+def raises(exc_type, fn, *args, **kwargs):
+    """Call fn and return the exception it raised; fail if it raised nothing or something else."""
+    try:
+        fn(*args, **kwargs)
+    except exc_type as e:
+        return e
+    raise AssertionError("%s did not raise %s" % (getattr(fn, "__name__", fn), exc_type.__name__))
+
+
+def close(a, b, tol):
+    return abs(a - b) <= tol
+
+
+class FakeHardware:
+    """Duck-typed stand-in for hw.Hardware: logical inputs in, applied outputs recorded."""
+
+    def __init__(self, temp_uv=1650000):
+        self.levels = {"key_on": False, "interlock_closed": True, "estop_pressed": False,
+                       "footswitch_no_closed": False, "footswitch_nc_closed": True,
+                       "arm_pressed": False, "reset_pressed": False}
+        self.thermistor_uv = temp_uv
+        self.enable = False
+        self.duty_u16 = 0
+        self.led = False
+        self.buzzer = False
+        self.safe_off_calls = 0
+        self.fail_next_sense = False
+
+    def press_footswitch(self, pressed=True):
+        self.levels["footswitch_no_closed"] = pressed
+        self.levels["footswitch_nc_closed"] = not pressed
+
+    def sense(self, inp, now_ms):
+        if self.fail_next_sense:
+            self.fail_next_sense = False
+            raise OSError("simulated sensor bus failure")
+        inp.t_ms = now_ms
+        for name, value in self.levels.items():
+            setattr(inp, name, value)
+        inp.thermistor_uv = self.thermistor_uv
+
+    def actuate(self, out):
+        self.enable = out.laser_enable
+        self.duty_u16 = out.pwm_duty_u16
+        self.led = out.emission_led
+        self.buzzer = out.buzzer
+
+    def safe_off(self):
+        self.safe_off_calls += 1
+        self.enable = False
+        self.duty_u16 = 0
+        self.led = False
+        self.buzzer = False
+
+
+class Rig:
+    """The firmware's App on a FakeHardware, ticked by hand in virtual time."""
+
+    def __init__(self, board=None, spec=True, power_w=10.0, dose_j_cm2=8.0, area_cm2=100.0):
+        from app import App
+
+        self.board = board or load_board()
+        self.treatment = treatment(self.board, power_w, dose_j_cm2, area_cm2) if spec else None
+        self.hw = FakeHardware()
+        self.lines = []
+        self.now_ms = 0
+        self.app = App(self.hw, self.board, self.treatment, 0, self.lines.append)
+        self.period_ms = self.board["loop_ms"]
+        self.tick()  # the first tick after boot: buttons held now are not presses
+
+    @property
+    def state(self):
+        from controller import STATE_NAMES
+
+        return STATE_NAMES[self.app.controller.state]
+
+    def tick(self):
+        self.app.tick(self.now_ms)
+        self.now_ms += self.period_ms
+
+    def run_ms(self, ms):
+        for _ in range(ms // self.period_ms):
+            self.tick()
+
+    def set(self, **levels):
+        self.hw.levels.update(levels)
+        self.tick()
+
+    def press(self, button):
+        self.set(**{button: True})
+        self.set(**{button: False})
+
+    def arm(self):
+        self.set(key_on=True)
+        self.press("arm_pressed")
+
+    def start_emitting(self):
+        self.arm()
+        self.run_ms(self.board["timing"]["emission_delay_ms"])
+        self.hw.press_footswitch()
+        self.tick()
+        assert self.state == "EMITTING", self.state
+
+    def events(self, ev):
+        result = []
+        for line in self.lines:
+            obj = json.loads(line)
+            if obj["ev"] == ev:
+                result.append(obj)
+        return result

@@ -1,0 +1,188 @@
+# The treatment state machine through the real App loop on a fake hardware object: every
+# transition of the skeleton, the dose stop, and the safety behaviours around them.
+from support import Rig
+
+
+def test_boots_to_standby_with_everything_off():
+    rig = Rig()
+    rig.tick()
+    assert rig.state == "STANDBY"
+    assert not rig.hw.enable and rig.hw.duty_u16 == 0 and not rig.hw.led
+
+
+def test_arm_needs_key_interlock_and_a_treatment():
+    rig = Rig()
+    rig.press("arm_pressed")
+    assert rig.state == "STANDBY" and rig.events("refused")[-1]["reason"] == "key switch off"
+    rig.set(key_on=True, interlock_closed=False)
+    rig.press("arm_pressed")
+    assert rig.state == "STANDBY" and rig.events("refused")[-1]["reason"] == "interlock open"
+    rig = Rig(spec=False)
+    rig.arm()
+    assert rig.state == "STANDBY"
+    assert rig.events("refused")[-1]["reason"] == "no treatment selected"
+
+
+def test_ready_warns_before_any_emission():
+    rig = Rig()
+    rig.arm()
+    assert rig.state == "READY" and rig.hw.led
+    rig.hw.press_footswitch()
+    buzzer_seen = False
+    for _ in range(190):  # most of the 2 s delay, footswitch held all along
+        rig.tick()
+        buzzer_seen = buzzer_seen or rig.hw.buzzer
+        assert rig.state == "READY" and not rig.hw.enable
+    assert buzzer_seen, "the warning tone must sound during the emission delay"
+    rig.run_ms(100)
+    assert rig.state == "EMITTING" and rig.hw.enable
+
+
+def test_footswitch_held_when_armed_must_be_released_first():
+    rig = Rig()
+    rig.set(key_on=True)
+    rig.hw.press_footswitch()
+    rig.press("arm_pressed")
+    rig.run_ms(5000)
+    assert rig.state == "READY" and not rig.hw.enable
+    rig.hw.press_footswitch(False)
+    rig.tick()
+    rig.hw.press_footswitch()
+    rig.tick()
+    assert rig.state == "EMITTING" and rig.hw.enable
+
+
+def test_release_pauses_and_press_resumes_the_same_session():
+    rig = Rig()
+    rig.start_emitting()
+    rig.run_ms(1000)
+    rig.hw.press_footswitch(False)
+    rig.tick()
+    assert rig.state == "PAUSED" and not rig.hw.enable and rig.hw.duty_u16 == 0
+    kept = rig.app.dosimeter.energy_mj
+    rig.run_ms(3000)
+    assert rig.app.dosimeter.energy_mj == kept
+    rig.hw.press_footswitch()
+    rig.tick()
+    assert rig.state == "EMITTING" and rig.app.dosimeter.energy_mj == kept
+
+
+def test_stops_by_itself_within_half_a_tick_of_the_dose():
+    rig = Rig(power_w=10.0, dose_j_cm2=1.0, area_cm2=10.0)  # 10 J at 10 W: about 1 s
+    rig.start_emitting()
+    while rig.state == "EMITTING":
+        rig.tick()
+    assert rig.state == "COMPLETE" and not rig.hw.enable
+    delivered_mj = rig.app.dosimeter.energy_mj
+    half_tick_mj = rig.treatment.power_uw * rig.period_ms // 2 // 1000000
+    assert abs(delivered_mj - 10000) <= half_tick_mj, delivered_mj
+    rig.run_ms(2000)  # footswitch still held: nothing more
+    assert rig.app.dosimeter.energy_mj == delivered_mj and not rig.hw.enable
+
+
+def test_complete_needs_an_acknowledgement():
+    rig = Rig(dose_j_cm2=0.5, area_cm2=10.0)
+    rig.start_emitting()
+    rig.run_ms(2000)
+    assert rig.state == "COMPLETE"
+    rig.hw.press_footswitch(False)
+    rig.run_ms(1000)
+    assert rig.state == "COMPLETE"
+    rig.press("arm_pressed")
+    assert rig.state == "STANDBY"
+
+
+def test_key_removal_and_interlock_stop_emission_and_drop_to_standby():
+    for name in ("key_on", "interlock_closed"):
+        rig = Rig()
+        rig.start_emitting()
+        rig.set(**{name: False})
+        assert rig.state == "STANDBY" and not rig.hw.enable, name
+        rig.set(**{name: True})
+        rig.run_ms(3000)
+        assert rig.state == "STANDBY" and not rig.hw.enable, "must never resume by itself"
+
+
+def test_over_temperature_latches_until_cooled_and_reset():
+    rig = Rig()
+    therm = rig.app.controller.thermistor
+    rig.start_emitting()
+    rig.hw.thermistor_uv = int(therm.uv_at(46.0))
+    rig.tick()
+    assert rig.state == "FAULT" and not rig.hw.enable
+    assert rig.events("fault")[-1]["code"] == "OVER_TEMP"
+    rig.hw.thermistor_uv = int(therm.uv_at(43.0))  # below the limit, inside the hysteresis
+    rig.press("reset_pressed")
+    assert rig.state == "FAULT"
+    rig.hw.thermistor_uv = int(therm.uv_at(35.0))
+    rig.run_ms(500)
+    assert rig.state == "FAULT", "the cause going away does not clear a latched fault"
+    rig.press("reset_pressed")
+    assert rig.state == "STANDBY"
+
+
+def test_thermistor_open_and_short_fault_even_in_standby():
+    for uv, code in ((3100000, "THERMISTOR_OPEN"), (0, "THERMISTOR_SHORT")):
+        rig = Rig()
+        rig.tick()
+        rig.hw.thermistor_uv = uv
+        rig.tick()
+        assert rig.state == "FAULT" and rig.events("fault")[-1]["code"] == code
+
+
+def test_footswitch_contacts_that_disagree_fault_after_the_window():
+    rig = Rig()
+    rig.start_emitting()
+    rig.set(footswitch_nc_closed=True)  # NO and NC both closed: a stuck or shorted contact
+    assert not rig.hw.enable  # not a press any more: emission stops at once
+    rig.run_ms(60)
+    assert rig.state == "FAULT" and rig.events("fault")[-1]["code"] == "FOOTSWITCH_FAULT"
+
+
+def test_estop_latches_until_released_and_reset():
+    rig = Rig()
+    rig.start_emitting()
+    rig.set(estop_pressed=True)
+    assert rig.state == "FAULT" and not rig.hw.enable
+    rig.press("reset_pressed")
+    assert rig.state == "FAULT"
+    rig.set(estop_pressed=False)
+    assert rig.state == "FAULT"
+    rig.press("reset_pressed")
+    assert rig.state == "STANDBY"
+
+
+def test_an_exception_in_a_tick_ends_in_a_latched_fault_with_outputs_off():
+    rig = Rig()
+    rig.start_emitting()
+    rig.hw.fail_next_sense = True
+    # What App.run does with an exception from a tick:
+    try:
+        rig.tick()
+    except OSError:
+        rig.app.hw.safe_off()
+        rig.app.controller.fault("SOFTWARE", rig.now_ms)
+    assert rig.hw.safe_off_calls == 1 and not rig.hw.enable
+    rig.run_ms(100)
+    assert rig.state == "FAULT" and not rig.hw.enable
+
+
+def test_supervisor_vetoes_what_the_state_machine_asks():
+    rig = Rig()
+    rig.start_emitting()
+    # Corrupt the state machine's view: it believes the footswitch is held, the supervisor reads
+    # the raw contacts.
+    rig.app.controller._read = lambda inp: None
+    rig.app.controller.footswitch_pressed = True
+    rig.hw.press_footswitch(False)
+    rig.tick()
+    assert not rig.hw.enable and rig.app.supervisor.permitted is False
+
+
+def test_status_lines_report_the_dose():
+    rig = Rig()
+    rig.start_emitting()
+    rig.run_ms(1000)
+    status = rig.events("status")[-1]
+    assert status["state"] == "EMITTING" and status["target_j"] == 800.0
+    assert 9.0 < status["delivered_j"] < 11.0 and status["power_w"] > 9.9

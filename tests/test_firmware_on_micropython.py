@@ -1,0 +1,56 @@
+"""The firmware's logic tests (tests/firmware) again, on the real MicroPython unix port."""
+
+import ast
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from host_tools import paths
+
+TESTS = Path(__file__).resolve().parent / "firmware"
+MODULES = sorted(p.stem for p in TESTS.glob("test_*.py"))
+
+
+def _test_count(module):
+    tree = ast.parse((TESTS / (module + ".py")).read_text())
+    return sum(1 for node in tree.body
+               if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"))
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_logic_tests_pass_on_micropython(module):
+    env = dict(os.environ, MICROPYPATH=os.pathsep.join(
+        [".frozen", str(paths.FIRMWARE_LIB), str(TESTS)]))
+    proc = subprocess.run([paths.micropython_executable(), str(TESTS / "mpy_runner.py"), module],
+                          env=env, cwd=paths.REPO, capture_output=True, text=True, timeout=120)
+    summary = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert summary == "%d passed, 0 failed" % _test_count(module), summary
+
+
+def test_exactly_one_firmware_module_imports_machine():
+    importers = []
+    for path in sorted(paths.FIRMWARE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            if "machine" in names or "umachine" in names:
+                importers.append(path.relative_to(paths.FIRMWARE).as_posix())
+    assert importers == ["lib/hw.py"]
+
+
+def test_mpy_cross_compiles_every_firmware_file(tmp_path):
+    sources = sorted(paths.FIRMWARE.rglob("*.py"))
+    assert len(sources) >= 10
+    mpy_cross = Path(paths.micropython_executable()).with_name("mpy-cross")
+    for source in sources:
+        out = tmp_path / (source.stem + ".mpy")
+        proc = subprocess.run([str(mpy_cross), "-o", str(out), str(source)],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, "%s: %s" % (source, proc.stderr)
+        assert out.read_bytes()[:1] == b"M"  # the .mpy header

@@ -1,0 +1,128 @@
+"""Scenarios on the virtual device: the real firmware on the real MicroPython interpreter, in
+virtual time. Every shipped scenario's expectations, the acceptance figures, and bad files."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from host_tools import scenario
+
+SCENARIOS = sorted((Path(__file__).parent / "scenarios").glob("*.json"))
+START = [{"at_s": 0.5, "input": "key", "value": True},
+         {"at_s": 1.0, "input": "arm", "value": True},
+         {"at_s": 1.2, "input": "arm", "value": False},
+         {"at_s": 4.0, "input": "footswitch", "value": True}]
+
+
+def run(data):
+    return scenario.run(*scenario.validate(data))
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
+def test_shipped_scenario_meets_its_expectations(path):
+    data, board = scenario.load(path)
+    assert data.get("expect"), "a shipped scenario must say what it expects"
+    report = scenario.run(data, board)
+    assert report["errors"] == []
+    assert report["expect"]["failures"] == []
+
+
+def test_issue_example_completes_within_a_tenth_of_a_percent():
+    report = run({"board": "sim", "protocol": {"power_w": 10.0, "dose_j_cm2": 8.0,
+                                               "area_cm2": 100.0},
+                  "ambient_c": 25.0, "until_s": 300, "events": START})
+    assert report["final_state"] == "COMPLETE"
+    assert report["target_j"] == 800.0
+    assert abs(report["delivered_j"] - 800.0) <= 0.8
+    assert abs(report["emitted_j"] - 800.0) <= 0.8
+    # The firmware's count and the plant's integral describe the same light.
+    assert abs(report["delivered_j"] - report["emitted_j"]) < 0.01
+    [(start, end)] = report["emission_intervals"]
+    assert start == pytest.approx(4.0, abs=0.011) and end - start == pytest.approx(80.0, abs=0.02)
+    for key in ("states", "faults", "reaction_ms", "temperature_c"):
+        assert key in report
+    assert report["temperature_c"]["max_true"] > 25.0
+
+
+def test_footswitch_release_stops_emission_within_one_tick_wherever_it_falls():
+    events = list(START)
+    t = 5.0
+    for offset_ms in range(0, 10):  # releases at every millisecond phase of the 10 ms tick
+        events.append({"at_s": round(t + offset_ms / 1000, 3), "input": "footswitch",
+                       "value": False})
+        events.append({"at_s": round(t + 0.5, 3), "input": "footswitch", "value": True})
+        t += 1.0
+    report = run({"protocol": {"power_w": 5.0, "dose_j_cm2": 10.0, "area_cm2": 100.0},
+                  "until_s": 20, "events": events})
+    assert len(report["emission_intervals"]) == 11
+    assert 0 < report["reaction_ms"]["footswitch"] <= 10.0
+
+
+def test_timing_holds_across_the_tick_counter_wrap():
+    # Start the ESP32's 2**30 ms tick counter 10 s before it wraps; the treatment straddles it.
+    report = run({"protocol": {"power_w": 10.0, "dose_j_cm2": 2.0, "area_cm2": 100.0},
+                  "until_s": 40, "clock_start_ms": (1 << 30) - 10000, "events": START})
+    assert report["final_state"] == "COMPLETE"
+    assert abs(report["delivered_j"] - 200.0) <= 0.2
+    assert abs(report["emitted_j"] - 200.0) <= 0.2
+    assert [s["state"] for s in report["states"]] == ["STANDBY", "READY", "EMITTING", "COMPLETE"]
+
+
+def test_emission_never_starts_without_the_key():
+    events = [e for e in START if e["input"] != "key"]
+    report = run({"protocol": {"power_w": 10.0, "dose_j_cm2": 2.0, "area_cm2": 100.0},
+                  "until_s": 10, "events": events})
+    assert report["emission_intervals"] == [] and report["emitted_j"] == 0
+    assert report["refusals"][0]["reason"] == "key switch off"
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "host_tools.cli", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+GOOD = {"protocol": {"power_w": 10.0, "dose_j_cm2": 1.0, "area_cm2": 10.0}, "until_s": 5}
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"colour": "red"}, "colour: unknown field"),
+    ({"board": "nope"}, "unknown board 'nope'"),
+    ({"until_s": -1}, "until_s:"),
+    ({"protocol": {"power_w": 50.0, "dose_j_cm2": 1.0, "area_cm2": 10.0}}, "protocol.power_w"),
+    ({"protocol": {"power_w": 10.0, "area_cm2": 10.0}}, "protocol.dose_j_cm2"),
+    ({"events": [{"at_s": 1, "input": "pedal", "value": True}]}, "events[0].input"),
+    ({"events": [{"at_s": 1, "input": "key", "value": 1}]}, "events[0].value"),
+    ({"events": [{"at_s": 9, "input": "key", "value": True}]}, "events[0].at_s"),
+    ({"events": [{"at_s": 2, "input": "key", "value": True},
+                 {"at_s": 1, "input": "arm", "value": True}]}, "events[1].at_s"),
+])
+def test_invalid_scenarios_exit_2_naming_the_problem(tmp_path, change, field):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({**GOOD, **change}))
+    proc = _cli("scenario", str(path))
+    assert proc.returncode == 2
+    assert field in proc.stderr, proc.stderr
+
+
+def test_unreadable_and_malformed_files_exit_2(tmp_path):
+    proc = _cli("scenario", str(tmp_path / "missing.json"))
+    assert proc.returncode == 2 and "cannot read" in proc.stderr
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    proc = _cli("scenario", str(bad))
+    assert proc.returncode == 2 and "not valid JSON" in proc.stderr
+
+
+def test_cli_writes_the_report_and_fails_on_a_missed_expectation(tmp_path):
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps({**GOOD, "events": START[:3],
+                                "expect": {"final_state": "COMPLETE"}}))
+    out = tmp_path / "report.json"
+    proc = _cli("scenario", str(path), "--report", str(out))
+    assert proc.returncode == 1
+    assert "final_state: expected 'COMPLETE', got 'READY'" in proc.stderr
+    report = json.loads(out.read_text())
+    assert report["final_state"] == "READY" and report["expect"]["passed"] is False
