@@ -1,0 +1,132 @@
+"""The hardware module against a fake `machine` that records every call in order: outputs are
+created off (enable before PWM, PWM with an explicit duty of 0), the gate is closed before the
+duty changes, and inputs are decoded with each board's electrical sense."""
+
+import importlib
+import json
+import sys
+import types
+
+import pytest
+from support import load_board  # tests/firmware is on sys.path (conftest)
+
+
+class FakeMachine:
+    def __init__(self):
+        self.calls = []
+        self.levels = {}
+        self.uv = 1650000
+        fake = self
+
+        class Pin:
+            IN, OUT, PULL_UP, PULL_DOWN = 1, 3, 2, 1
+
+            def __init__(self, pin_id, mode=-1, pull=-1, *, value=None):
+                self.id = pin_id
+                fake.calls.append(("Pin", pin_id, mode, pull, value))
+
+            def value(self, *args):
+                if args:
+                    fake.calls.append(("value", self.id, args[0]))
+                    return None
+                return fake.levels.get(self.id, 1)
+
+        class PWM:
+            def __init__(self, pin, *, freq=None, duty_u16=None):
+                fake.calls.append(("PWM", pin.id, freq, duty_u16))
+
+            def duty_u16(self, duty):
+                fake.calls.append(("duty_u16", duty))
+
+        class ADC:
+            ATTN_0DB, ATTN_2_5DB, ATTN_6DB, ATTN_11DB = 0, 1, 2, 3
+
+            def __init__(self, pin, *, atten=None):
+                fake.calls.append(("ADC", pin.id, atten))
+
+            def read_uv(self):
+                return fake.uv
+
+        self.module = types.SimpleNamespace(Pin=Pin, PWM=PWM, ADC=ADC)
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    machine = FakeMachine()
+    monkeypatch.setitem(sys.modules, "machine", machine.module)
+    monkeypatch.delitem(sys.modules, "hw", raising=False)
+    yield machine
+    sys.modules.pop("hw", None)
+
+
+def _hw():
+    return importlib.import_module("hw")
+
+
+def test_outputs_are_created_off_enable_first(fake):
+    board = load_board("esp32-devkitc")
+    _hw().Hardware(board)
+    enable, pwm = board["laser"]["enable_pin"], board["laser"]["pwm_pin"]
+    assert fake.calls[0] == ("Pin", enable, 3, -1, 0)
+    pwm_call = next(c for c in fake.calls if c[0] == "PWM")
+    assert pwm_call == ("PWM", pwm, 5000, 0)  # an explicit 0: never the ESP32's 50 % default
+    assert fake.calls.index(pwm_call) > 0
+    for pin in (board["indicators"]["emission_led_pin"], board["indicators"]["buzzer_pin"]):
+        assert ("Pin", pin, 3, -1, 0) in fake.calls
+    assert ("ADC", 34, 3) in fake.calls  # ADC1 pin, 11 dB passed explicitly
+
+
+def test_inputs_use_the_board_pulls(fake):
+    board = load_board("esp32-devkitc")
+    _hw().Hardware(board)
+    for spec in board["inputs"].values():
+        assert ("Pin", spec["pin"], 1, 2, None) in fake.calls  # IN with PULL_UP
+
+
+def test_gate_closes_before_the_duty_changes_and_opens_after(fake):
+    from records import Outputs
+
+    hw = _hw().Hardware(load_board())
+    out = Outputs()
+    out.laser_enable, out.pwm_duty_u16 = True, 30000
+    del fake.calls[:]
+    hw.actuate(out)
+    assert fake.calls[:2] == [("duty_u16", 30000), ("value", 26, 1)]
+    out.laser_enable, out.pwm_duty_u16 = False, 0
+    del fake.calls[:]
+    hw.actuate(out)
+    assert fake.calls[:2] == [("value", 26, 0), ("duty_u16", 0)]
+
+
+def test_sense_decodes_active_low_and_active_high(fake):
+    from records import Inputs
+
+    board = load_board()
+    hw = _hw().Hardware(board)
+    pins = {name: spec["pin"] for name, spec in board["inputs"].items()}
+    fake.levels = {pins["key"]: 0, pins["interlock"]: 0, pins["estop"]: 0,
+                   pins["footswitch_no"]: 0, pins["footswitch_nc"]: 1,
+                   pins["arm"]: 1, pins["reset"]: 1}
+    inp = Inputs()
+    hw.sense(inp, 1234)
+    assert (inp.t_ms, inp.key_on, inp.interlock_closed, inp.estop_pressed) == (1234, 1, 1, 0)
+    assert inp.footswitch_no_closed and not inp.footswitch_nc_closed
+    assert not inp.arm_pressed and not inp.reset_pressed and inp.thermistor_uv == 1650000
+    fake.levels = {}  # every line floating high: key off, interlock open, e-stop pressed
+    hw.sense(inp, 1244)
+    assert not inp.key_on and not inp.interlock_closed and inp.estop_pressed
+
+
+def test_safe_off_turns_everything_off(fake):
+    hw = _hw().Hardware(load_board())
+    del fake.calls[:]
+    hw.safe_off()
+    assert fake.calls == [("value", 26, 0), ("duty_u16", 0), ("value", 27, 0), ("value", 13, 0)]
+
+
+def test_boot_safe_with_a_bad_board_file_touches_no_pin(fake, tmp_path, capsys):
+    path = tmp_path / "board.json"
+    path.write_text(json.dumps({"name": "broken"}))
+    assert _hw().boot_safe(str(path)) is None
+    assert fake.calls == []
+    assert "pull-downs" in capsys.readouterr().out
