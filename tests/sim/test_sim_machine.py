@@ -2,10 +2,10 @@
 # Run by tests/test_sim_machine.py through tests/firmware/mpy_runner.py.
 import json
 import math
+import time
 
 import machine
 import simworld
-import time
 
 _HERE = __file__.rsplit("/", 1)[0]
 _REPO = _HERE + "/../.."
