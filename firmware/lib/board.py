@@ -47,7 +47,8 @@ def validate(data):
     _expect(isinstance(data, dict), "board", "must be a JSON object")
     for key in data:
         _expect(key in _SECTIONS, key, "unknown field (known: %s)" % ", ".join(_SECTIONS))
-    _text(data, "name", "board")
+    _expect(isinstance(data.get("name"), str) and data["name"] != "", "name",
+            "must be a non-empty string")
     _section(data, "laser")
     _section(data, "indicators")
     _section(data, "inputs")
@@ -178,11 +179,6 @@ def _claim(pin, where, used):
 
 def _section(data, key, prefix=""):
     _expect(isinstance(data.get(key), dict), prefix + key, "missing or not an object")
-
-
-def _text(data, key, where):
-    _expect(isinstance(data.get(key), str) and data[key] != "", where + "." + key,
-            "must be a non-empty string")
 
 
 def _number(data, key, where, low, high, default=None):

@@ -82,6 +82,10 @@ def test_calibration_must_rise_and_cover_the_rating():
     _refused(lambda b: b["diode"].update(max_power_w=20.0), "diode.calibration")
 
 
+def test_a_board_needs_a_name():
+    _refused(lambda b: b.update(name=""), "name")
+
+
 def test_unknown_fields_are_refused():
     _refused(lambda b: b.update(lazer={}), "lazer")
     _refused(lambda b: b["inputs"].update(footswtich={"pin": 33, "active": "low"}),
