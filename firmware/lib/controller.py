@@ -44,10 +44,16 @@ class Controller:
     """`board` is a validated board dict; `treatment` a Treatment or None (nothing selected)."""
 
     def __init__(self, board, treatment, now_ms):
-        self.thermistor = Thermistor(board["thermistor"])
+        self.thermistor = therm = Thermistor(board["thermistor"])
         limits = board["limits"]
         self.max_temp_c = limits["max_heatsink_c"]
         self.clear_temp_c = limits["max_heatsink_c"] - limits["temp_hysteresis_c"]
+        # Decide in raw microvolts, converted once here: no float arithmetic (and so no heap
+        # allocation) in the tick. Degrees are computed only when someone reads temp_c.
+        self._trip_uv = int(therm.uv_at(self.max_temp_c))
+        self._clear_uv = int(therm.uv_at(self.clear_temp_c))
+        self._hot_is_low = therm.ntc_at_bottom
+        self._uv = 0
         timing = board["timing"]
         self.emission_delay_ms = timing["emission_delay_ms"]
         self.mismatch_ms = timing["footswitch_mismatch_ms"]
@@ -57,7 +63,6 @@ class Controller:
         self.entered_ms = now_ms
         self.fault_code = None
         self.refusal = None  # why the last arm request was refused, for the operator
-        self.temp_c = None
         self.sensor = OK
         self.footswitch_pressed = False
         self._mismatch_since_ms = None
@@ -67,10 +72,14 @@ class Controller:
 
     # -- readings ------------------------------------------------------------------------------
 
+    @property
+    def temp_c(self):
+        """The heatsink temperature of the last reading, or None while the sensor is faulty."""
+        return self.thermistor.temp_c(self._uv) if self.sensor == OK else None
+
     def _read(self, inp):
-        uv = inp.thermistor_uv
+        self._uv = uv = inp.thermistor_uv
         self.sensor = self.thermistor.check(uv)
-        self.temp_c = self.thermistor.temp_c(uv) if self.sensor == OK else None
         no, nc = inp.footswitch_no_closed, inp.footswitch_nc_closed
         self.footswitch_pressed = no and not nc
         if no == nc:  # contacts disagree: broken wire or stuck contact
@@ -85,7 +94,8 @@ class Controller:
             return ESTOP
         if self.sensor != OK:
             return THERMISTOR_OPEN if self.sensor == OPEN else THERMISTOR_SHORT
-        if self.temp_c >= (self.clear_temp_c if clearing else self.max_temp_c):
+        limit_uv = self._clear_uv if clearing else self._trip_uv
+        if (self._uv <= limit_uv) if self._hot_is_low else (self._uv >= limit_uv):
             return OVER_TEMP
         since = self._mismatch_since_ms
         if since is not None and ticks_diff(inp.t_ms, since) >= self.mismatch_ms:

@@ -1,0 +1,408 @@
+# The device half of `laserctl bench`, run by the real MicroPython unix port with the device image
+# as the current directory and MICROPYPATH = the sim directory, .frozen, lib (host_tools/bench.py
+# starts it). It builds the virtual device's world as vdev.py does, then the firmware's Hardware
+# and App as app.main() does, drives them to a steady state in virtual time and measures the
+# control tick there. Everything it measured goes out as one line "BENCH-RESULT <json>" at the end;
+# any other line on stdout is the firmware's own output.
+#
+# Two clocks: `time` is the simulated clock the firmware sees (virtual time); every duration below
+# is taken with `utime.ticks_us`, the interpreter's built-in real clock. While a measurement runs
+# the world's clock stands still (the plant is not integrated, so the simulator's own work stays
+# out of the figures) and the firmware's now_ms advances by loop_ms per tick; the world catches up
+# after each block.
+#
+# Allocation: gc.mem_alloc() read around each tick (and each stage of a tick) with the collector
+# disabled; between ticks, outside the window, the heap is collected when it runs low. The figures
+# are whole GC blocks (32 bytes on the 64-bit unix port, 16 on the ESP32).
+import gc
+
+gc.collect()
+_HEAP_START = gc.mem_alloc()
+# simworld imports this firmware module for its own plant model: import it first, so that its
+# share of the heap is counted as the firmware's and not the simulator's.
+import calibration  # noqa: E402, F401
+
+gc.collect()
+_HEAP_CALIBRATION = gc.mem_alloc() - _HEAP_START
+
+import json  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402 - the simulated clock (sim directory first on the path)
+
+import machine  # noqa: E402 - the simulated machine
+import simworld  # noqa: E402
+import utime  # noqa: E402 - the built-in real clock
+
+_TICKS_MASK = (1 << 30) - 1  # the firmware's ticks wrap at 2**30, as on the ESP32
+_RESERVE = 32 * 1024  # collect between ticks when less than this is free (a tick takes < 2 KB)
+_STAGES = ("sense", "dosimeter.account", "controller.step", "supervisor.veto", "actuate",
+           "dosimeter.applied", "recorder.record")
+
+with open(os.getenv("BENCH_CONFIG")) as f:
+    CONFIG = json.load(f)
+with open("board.json") as f:
+    world = simworld.World(CONFIG["sim"], json.load(f))
+simworld.WORLD = world
+
+# -- boot: the firmware's own share of the heap ---------------------------------------------------
+
+heap = {"calibration_module": _HEAP_CALIBRATION, "modules": 0, "board": 0, "hardware": 0,
+        "treatment": 0, "app": 0, "total": 0, "one_simulated_pin": 0}  # no growth while measuring
+BOARD = HARDWARE = TREATMENT = APP = None
+_mark = 0
+
+
+def _heap_step(name):
+    global _mark
+    gc.collect()
+    now = gc.mem_alloc()
+    if name is not None:
+        heap[name] = now - _mark
+    _mark = now
+
+
+_heap_step(None)
+import app as app_mod  # noqa: E402
+import board as board_file  # noqa: E402
+import hw  # noqa: E402
+
+_heap_step("modules")
+BOARD = board_file.load("board.json")
+_heap_step("board")
+HARDWARE = hw.Hardware(BOARD)
+_heap_step("hardware")
+TREATMENT = app_mod.load_treatment("treatment.json", BOARD)
+_heap_step("treatment")
+APP = app_mod.App(HARDWARE, BOARD, TREATMENT, time.ticks_ms())
+_heap_step("app")
+heap["total"] = (heap["calibration_module"] + heap["modules"] + heap["board"] + heap["hardware"]
+                 + heap["treatment"] + heap["app"])
+
+
+def _simulated_pin_bytes():
+    gc.collect()
+    a = gc.mem_alloc()
+    pin = machine.Pin(35, machine.Pin.IN)  # an unused input-only pin: changes nothing
+    gc.collect()
+    return gc.mem_alloc() - a if pin else 0
+
+
+heap["one_simulated_pin"] = _simulated_pin_bytes()
+
+if CONFIG.get("heap_only"):
+    print("BENCH-RESULT " + json.dumps({"heap": heap}))
+    sys.exit(0)
+
+from controller import EMITTING, STANDBY, STATE_NAMES  # noqa: E402
+
+PERIOD = APP.period_ms
+TICKS = CONFIG["ticks"]
+REPEATS = CONFIG["repeats"]
+
+
+class _Empty:
+    """The empty-loop reference: the same loop, calling a method that does nothing."""
+
+    def tick(self, now_ms):
+        pass
+
+
+def _run_virtual(ms):
+    """Run the loop as App.run does, in virtual time, for `ms` (setting up a state)."""
+    end_us = world.now_us + ms * 1000
+    while world.now_us < end_us:
+        APP.tick(time.ticks_ms())
+        world.sleep_us(PERIOD * 1000)
+
+
+def _catch_up(n):
+    """After a block of n ticks at a standing world clock, let the world's time follow."""
+    world.sleep_us(n * PERIOD * 1000)
+    return time.ticks_ms()
+
+
+def _status_tick(now):
+    # The recorder prints a status line every status period; it notes when it last did.
+    return getattr(APP.recorder, "_last_status_ms", None) == now
+
+
+def _time_block(target, n, now):
+    t0 = utime.ticks_us()
+    for _ in range(n):
+        target.tick(now)
+        now = (now + PERIOD) & _TICKS_MASK
+    return utime.ticks_diff(utime.ticks_us(), t0)
+
+
+def _timing(n):
+    """Real µs of n ticks and of n empty-loop iterations, interleaved, GC enabled, as run."""
+    empty = _Empty()
+    tick_us, empty_us = [], []
+    now = time.ticks_ms()
+    for _ in range(REPEATS):
+        gc.collect()
+        empty_us.append(_time_block(empty, n, now))
+        gc.collect()
+        tick_us.append(_time_block(APP, n, now))
+        now = _catch_up(n)
+    return {"tick_block_us": tick_us, "empty_block_us": empty_us}
+
+
+def _per_tick(n):
+    """Bytes and µs of each app.tick(), GC disabled, as histograms {value: ticks}, apart for quiet
+    ticks and ticks that printed a status line (histograms keep the heap flat for any n)."""
+    hist = {"quiet": {"bytes": {}, "us": {}}, "status": {"bytes": {}, "us": {}}}
+    now = time.ticks_ms()
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(n):
+            if gc.mem_free() < _RESERVE:
+                gc.collect()
+            a = gc.mem_alloc()
+            t = utime.ticks_us()
+            APP.tick(now)
+            t = utime.ticks_diff(utime.ticks_us(), t)
+            d = gc.mem_alloc() - a
+            h = hist["status" if _status_tick(now) else "quiet"]
+            hb, hu = h["bytes"], h["us"]
+            hb[d] = hb.get(d, 0) + 1
+            hu[t] = hu.get(t, 0) + 1
+            now = (now + PERIOD) & _TICKS_MASK
+    finally:
+        gc.enable()
+    _catch_up(n)
+    return hist
+
+
+# The simulated machine's share: wrappers around the machine calls the hardware module makes count
+# the bytes and µs spent inside them. Installed only for the attribution pass (they cost time).
+_SIM = [0, 0]  # bytes, µs
+_NO = object()
+_ORIG = {}
+
+
+def _pin_value(self, v=_NO):
+    a = gc.mem_alloc()
+    t = utime.ticks_us()
+    r = _ORIG["pin_value"](self) if v is _NO else _ORIG["pin_value"](self, v)
+    _SIM[1] += utime.ticks_diff(utime.ticks_us(), t)
+    _SIM[0] += gc.mem_alloc() - a
+    return r
+
+
+def _pwm_duty_u16(self, v=_NO):
+    a = gc.mem_alloc()
+    t = utime.ticks_us()
+    r = _ORIG["pwm_duty_u16"](self) if v is _NO else _ORIG["pwm_duty_u16"](self, v)
+    _SIM[1] += utime.ticks_diff(utime.ticks_us(), t)
+    _SIM[0] += gc.mem_alloc() - a
+    return r
+
+
+def _adc_read_uv(self):
+    a = gc.mem_alloc()
+    t = utime.ticks_us()
+    r = _ORIG["adc_read_uv"](self)
+    _SIM[1] += utime.ticks_diff(utime.ticks_us(), t)
+    _SIM[0] += gc.mem_alloc() - a
+    return r
+
+
+def _wrap_machine(on):
+    if not _ORIG:
+        _ORIG["pin_value"] = machine.Pin.value
+        _ORIG["pwm_duty_u16"] = machine.PWM.duty_u16
+        _ORIG["adc_read_uv"] = machine.ADC.read_uv
+    machine.Pin.value = _pin_value if on else _ORIG["pin_value"]
+    machine.PWM.duty_u16 = _pwm_duty_u16 if on else _ORIG["pwm_duty_u16"]
+    machine.ADC.read_uv = _adc_read_uv if on else _ORIG["adc_read_uv"]
+
+
+def _per_stage(n):
+    """App.tick's body stage by stage, GC disabled: bytes and µs of each stage, and the simulated
+    machine's bytes and µs inside it, summed separately over quiet ticks and ticks that printed a
+    status line. The host checks the stages' sum against app.tick() itself."""
+    k = len(_STAGES)
+    tick_b, tick_u, tick_sb, tick_su = [0] * k, [0] * k, [0] * k, [0] * k
+    sums = {}
+    for kind in ("quiet", "status"):
+        sums[kind] = {"ticks": 0, "bytes": [0] * k, "us": [0] * k, "sim_bytes": [0] * k,
+                      "sim_us": [0] * k, "min_bytes": [None] * k, "max_bytes": [None] * k}
+    app = APP
+    hw_, ctl, sup, dos, rec = app.hw, app.controller, app.supervisor, app.dosimeter, app.recorder
+    inp, out = app.inputs, app.outputs
+    now = time.ticks_ms()
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(n):
+            if gc.mem_free() < _RESERVE:
+                gc.collect()
+            for s in range(k):
+                sb, su = _SIM[0], _SIM[1]
+                a = gc.mem_alloc()
+                t = utime.ticks_us()
+                if s == 0:
+                    hw_.sense(inp, now)
+                elif s == 1:
+                    dos.account(now)
+                elif s == 2:
+                    ctl.step(inp, dos, out)
+                elif s == 3:
+                    sup.veto(inp, out)
+                elif s == 4:
+                    hw_.actuate(out)
+                elif s == 5:
+                    treatment = ctl.treatment
+                    dos.applied(out.laser_enable, treatment.power_uw if treatment else 0, now)
+                else:
+                    rec.record(now, app)
+                t = utime.ticks_diff(utime.ticks_us(), t)
+                tick_b[s] = gc.mem_alloc() - a
+                tick_u[s] = t
+                tick_sb[s] = _SIM[0] - sb
+                tick_su[s] = _SIM[1] - su
+            acc = sums["status" if _status_tick(now) else "quiet"]
+            acc["ticks"] += 1
+            b, u, sbytes, sus = acc["bytes"], acc["us"], acc["sim_bytes"], acc["sim_us"]
+            lo, hi = acc["min_bytes"], acc["max_bytes"]
+            for s in range(k):
+                d = tick_b[s]
+                b[s] += d
+                u[s] += tick_u[s]
+                sbytes[s] += tick_sb[s]
+                sus[s] += tick_su[s]
+                if lo[s] is None or d < lo[s]:
+                    lo[s] = d
+                if hi[s] is None or d > hi[s]:
+                    hi[s] = d
+            now = (now + PERIOD) & _TICKS_MASK
+    finally:
+        gc.enable()
+    _catch_up(n)
+    return sums
+
+
+def _probe(fn, calls=20):
+    """Bytes per call of fn() (min, max over `calls` calls), or the error it raised."""
+    lo = hi = None
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(calls):
+            a = gc.mem_alloc()
+            fn()
+            d = gc.mem_alloc() - a
+            lo = d if lo is None or d < lo else lo
+            hi = d if hi is None or d > hi else hi
+    except Exception as e:  # noqa: BLE001 - a probe that no longer fits the firmware is reported
+        return {"error": "%s: %s" % (type(e).__name__, e)}
+    finally:
+        gc.enable()
+    return {"min": lo, "max": hi}
+
+
+def _probes():
+    """What allocates inside a quiet tick: the calls a quiet tick makes, one at a time, in the
+    steady state (each leaves the state as it found it). Machine calls run the simulator."""
+    app = APP
+    hw_, ctl, sup, dos, rec = app.hw, app.controller, app.supervisor, app.dosimeter, app.recorder
+    inp, out = app.inputs, app.outputs
+    now = inp.t_ms
+    quiet_ms = getattr(rec, "_last_status_ms", now)  # no status line is due at its own time
+    therm = getattr(ctl, "thermistor", None)
+    key = getattr(hw_, "_key", None)
+    adc = getattr(hw_, "_adc", None)
+    enable = getattr(hw_, "_enable", None)
+    probes = (
+        ("machine: Pin.value() read (simulated)", lambda: key.pin.value()),
+        ("machine: Pin.value(v) write (simulated)", lambda: enable.value(out.laser_enable)),
+        ("machine: ADC.read_uv() (simulated)", lambda: adc.read_uv()),
+        ("hw: one _Input.read()", lambda: key.read()),
+        ("hw: Hardware.sense()", lambda: hw_.sense(inp, now)),
+        ("hw: Hardware.actuate()", lambda: hw_.actuate(out)),
+        ("controller: Thermistor.check(uv)", lambda: therm.check(inp.thermistor_uv)),
+        ("controller: Thermistor.ohm(uv)", lambda: therm.ohm(inp.thermistor_uv)),
+        ("controller: Thermistor.temp_c(uv)", lambda: therm.temp_c(inp.thermistor_uv)),
+        ("controller: Controller._read(inp)", lambda: ctl._read(inp)),
+        ("controller: Controller._fault_cause(inp)", lambda: ctl._fault_cause(inp, False)),
+        ("controller: Controller._drive(out, now)", lambda: ctl._drive(out, now)),
+        ("controller: Controller._dose_reached()", lambda: ctl._dose_reached(dos)),
+        ("controller: Controller.step()", lambda: ctl.step(inp, dos, out)),
+        ("supervisor: Supervisor.veto()", lambda: sup.veto(inp, out)),
+        ("dosimeter: Dosimeter.account(now)", lambda: dos.account(now)),
+        ("recorder: Recorder.record() (no line due)", lambda: rec.record(quiet_ms, app)),
+        ("time: ticks_diff() (simulated)", lambda: time.ticks_diff(now, quiet_ms)),
+    )
+    result = []
+    for name, fn in probes:
+        r = _probe(fn)
+        r["call"] = name
+        result.append(r)
+    APP.tick(now)  # re-apply one whole tick: outputs as the loop leaves them
+    return result
+
+
+def _check_state(want):
+    state = APP.controller.state
+    if state != want:
+        raise SystemExit("bench: the firmware left %s for %s (fault %r, refusal %r); --ticks too "
+                         "large for the bench treatment?" % (
+                             STATE_NAMES[want], STATE_NAMES[state],
+                             APP.controller.fault_code, APP.controller.refusal))
+
+
+def _measure(want):
+    _run_virtual(20 * PERIOD)  # a few plain ticks first: first-time work is not steady state
+    _check_state(want)
+    r = {"timing": _timing(TICKS)}
+    _check_state(want)
+    r["per_tick"] = _per_tick(TICKS)
+    _check_state(want)
+    r["stages"] = _per_stage(TICKS)
+    _check_state(want)
+    _wrap_machine(True)
+    try:
+        r["sim"] = _per_stage(TICKS)
+    finally:
+        _wrap_machine(False)
+    _check_state(want)
+    r["probes"] = _probes()
+    _check_state(want)
+    r["laser_enable"] = APP.outputs.laser_enable
+    r["state"] = STATE_NAMES[APP.controller.state]
+    return r
+
+
+# -- the steady states ----------------------------------------------------------------------------
+
+timing = BOARD["timing"]
+results = {}
+# STANDBY, idle: key on, interlock closed, nothing pressed.
+world.set_input("key", True)
+_run_virtual(500)
+results["STANDBY"] = _measure(STANDBY)
+# EMITTING: arm (press and release), wait out the emission delay, then hold the footswitch.
+world.set_input("arm", True)
+_run_virtual(5 * PERIOD)
+world.set_input("arm", False)
+_run_virtual(timing["emission_delay_ms"] + 10 * PERIOD)
+world.set_input("footswitch", True)
+_run_virtual(10 * PERIOD)
+results["EMITTING"] = _measure(EMITTING)
+if not results["EMITTING"]["laser_enable"]:
+    raise SystemExit("bench: EMITTING without the laser enabled: the supervisor vetoed it")
+
+sys.stdout.write("BENCH-RESULT ")
+json.dump({
+    "heap": heap, "states": results, "stages": _STAGES, "ticks": TICKS, "repeats": REPEATS,
+    "loop_ms": PERIOD, "status_period_ms": timing["status_period_ms"],
+    "interpreter": {"version": sys.version, "implementation": [
+        sys.implementation.name, list(sys.implementation.version)],
+        "machine": getattr(sys.implementation, "_machine", ""), "platform": sys.platform,
+        "maxsize": sys.maxsize},
+    "virtual_s": world.now_us / 1e6,
+}, sys.stdout)
+sys.stdout.write("\n")
