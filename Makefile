@@ -7,8 +7,8 @@ BOARD ?= esp32-devkitc
 
 .PHONY: run test pytest lint typecheck bench deploy scenarios clean
 
-run: $(STAMP)  ## the virtual device with its operator console
-	$(BIN)/laserctl run
+run: $(STAMP)  ## the virtual device with its operator console: make run [ARGS="--speed 10"]
+	$(BIN)/laserctl run $(ARGS)
 
 test: lint typecheck pytest  ## every test: ruff, pyright on hw.py, pytest (CPython + MicroPython + mpy-cross)
 

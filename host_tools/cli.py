@@ -52,8 +52,14 @@ def _protocol(text):
     try:
         return json.loads(text)
     except ValueError:
+        pass
+    try:
         with open(text) as f:
             return json.load(f)
+    except OSError as e:
+        raise argparse.ArgumentTypeError("neither JSON nor a readable file: %s" % e) from e
+    except ValueError as e:
+        raise argparse.ArgumentTypeError("%s is not valid JSON: %s" % (text, e)) from e
 
 
 def _run(args):
@@ -83,6 +89,8 @@ def main(argv=None):
     p.add_argument("--protocol", type=_protocol, default=DEFAULT_PROTOCOL,
                    help="treatment as JSON or a JSON file (default: %s)" % DEFAULT_PROTOCOL)
     p.add_argument("--ambient", type=float, default=25.0, help="ambient temperature, C")
+    p.add_argument("--speed", type=float, default=1.0, metavar="X",
+                   help="virtual seconds per wall-clock second (default: 1; at most 100)")
     p.set_defaults(func=_run)
 
     p = sub.add_parser("vdevice", help="the virtual device as a serial port for mpremote")

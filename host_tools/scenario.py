@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from host_tools import paths, vdevice
+from host_tools import vdevice
 
 INPUTS = ("key", "interlock", "estop", "footswitch", "footswitch_no", "footswitch_nc", "arm",
           "reset")
@@ -57,7 +57,7 @@ def validate(data):
     try:
         _, board = vdevice.load_board(board_name)
         vdevice.sim_config(board)
-        _check_treatment(data.get("protocol"), board)
+        vdevice.check_treatment(data.get("protocol"), board)
     except ValueError as e:
         raise ScenarioError("%s" % e) from e
     until_s = _number(data, "until_s", 0.001, 86400)
@@ -90,21 +90,6 @@ def validate(data):
     if not isinstance(expect, dict):
         raise ScenarioError("expect: must be an object of report field: expectation")
     return data, board
-
-
-def _check_treatment(spec, board):
-    paths.firmware_import_path()
-    from calibration import Calibration
-    from treatment import Treatment
-
-    if spec is None:
-        raise ScenarioError("protocol: missing (power_w, dose_j_cm2, area_cm2)")
-    diode = board["diode"]
-    cal = Calibration(diode["calibration"], board["laser"]["pwm_freq_hz"], diode["max_power_w"])
-    try:
-        return Treatment(spec, cal, board["limits"]["max_energy_j"])
-    except ValueError as e:
-        raise ScenarioError(str(e).replace("treatment", "protocol", 1)) from e
 
 
 def _input_value(where, name, value):

@@ -4,14 +4,13 @@ import json
 import time
 
 import board as board_file
-from calibration import Calibration
+import treatment as treatment_module
 from controller import SOFTWARE, Controller
 from dosimeter import Dosimeter
 from recorder import Recorder
 from records import Inputs, Outputs
 from supervisor import Supervisor
 from ticks import ticks_add, ticks_diff
-from treatment import Treatment
 
 VERSION = "0.1.0"
 
@@ -83,10 +82,8 @@ def load_treatment(path, board):
     except ValueError as e:
         print(json.dumps({"ev": "error", "where": path, "error": "not valid JSON: %s" % e}))
         return None
-    diode = board["diode"]
-    cal = Calibration(diode["calibration"], board["laser"]["pwm_freq_hz"], diode["max_power_w"])
     try:
-        return Treatment(spec, cal, board["limits"]["max_energy_j"])
+        return treatment_module.for_board(spec, board)
     except ValueError as e:
         print(json.dumps({"ev": "error", "where": path, "error": str(e)}))
         return None

@@ -14,6 +14,12 @@ def pwm_resolution_bits(freq_hz):
     return min(bits, 16)
 
 
+def for_board(board):
+    """The calibration of a validated board."""
+    diode = board["diode"]
+    return Calibration(diode["calibration"], board["laser"]["pwm_freq_hz"], diode["max_power_w"])
+
+
 class Calibration:
     """`points` is a board's diode.calibration: [[duty_u16, watts], ...], checked by board.py."""
 

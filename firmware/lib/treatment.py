@@ -2,6 +2,8 @@
 # Everything the loop needs later (the duty, the energy target) is computed here, once.
 import math
 
+import calibration as calibration_module
+
 
 class Treatment:
     __slots__ = ("power_w", "dose_j_cm2", "area_cm2", "target_j", "duty_u16", "power_uw",
@@ -31,6 +33,11 @@ class Treatment:
     def as_dict(self):
         return {"power_w": self.power_w, "dose_j_cm2": self.dose_j_cm2,
                 "area_cm2": self.area_cm2, "target_j": self.target_j}
+
+
+def for_board(spec, board):
+    """The treatment `spec` on a validated board; ValueError naming the field if it cannot run."""
+    return Treatment(spec, calibration_module.for_board(board), board["limits"]["max_energy_j"])
 
 
 def _positive(spec, key):

@@ -24,6 +24,21 @@ def load_board(name):
     return path, board_file.load(str(path))
 
 
+def check_treatment(spec, board):
+    """Check a treatment with the firmware's own code, as the device will when it loads it.
+
+    Raises ValueError naming the field, in the host's words ("protocol.power_w: ...")."""
+    paths.firmware_import_path()
+    import treatment as treatment_module
+
+    if not isinstance(spec, dict):
+        raise ValueError("protocol: missing (power_w, dose_j_cm2, area_cm2)")
+    try:
+        return treatment_module.for_board(spec, board)
+    except ValueError as e:
+        raise ValueError(str(e).replace("treatment", "protocol", 1)) from e
+
+
 def make_image(root, board_name, treatment=None):
     """Lay out a device filesystem in `root`: the firmware, the board file, the treatment."""
     root = Path(root)

@@ -3,8 +3,8 @@
 import json
 
 import board as board_file
-from calibration import Calibration
-from treatment import Treatment
+import calibration as calibration_module
+import treatment as treatment_module
 
 _HERE = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
 REPO = _HERE + "/../.."
@@ -20,13 +20,12 @@ def raw_board(name="sim"):
 
 
 def calibration(board):
-    diode = board["diode"]
-    return Calibration(diode["calibration"], board["laser"]["pwm_freq_hz"], diode["max_power_w"])
+    return calibration_module.for_board(board)
 
 
 def treatment(board, power_w=10.0, dose_j_cm2=8.0, area_cm2=100.0):
     spec = {"power_w": power_w, "dose_j_cm2": dose_j_cm2, "area_cm2": area_cm2}
-    return Treatment(spec, calibration(board), board["limits"]["max_energy_j"])
+    return treatment_module.for_board(spec, board)
 
 
 def raises(exc_type, fn, *args, **kwargs):

@@ -6,8 +6,9 @@
 import json
 import math
 
+import calibration
 import utime
-from calibration import Calibration, pwm_resolution_bits
+from calibration import pwm_resolution_bits
 
 TICKS_PERIOD = 1 << 30  # ESP32 ticks_ms and ticks_us wrap here, not at the unix port's 2**62
 TICKS_HALF = 1 << 29
@@ -86,9 +87,7 @@ class World:
 
     def _init_plant(self, config, board):
         plant = board["plant"]
-        diode = board["diode"]
-        self.cal = Calibration(diode["calibration"], board["laser"]["pwm_freq_hz"],
-                               diode["max_power_w"])
+        self.cal = calibration.for_board(board)
         self.table = load_table(config["table_path"])
         self.ambient_c = float(config.get("ambient_c", 25.0))
         self.heatsink_c = self.ambient_c
@@ -286,6 +285,7 @@ class World:
             try:
                 msg = json.loads(data)
                 self.set_input(msg["input"], msg["value"])
+                self._next_report_us = self.now_us  # report the new levels at once
             except (ValueError, KeyError, TypeError) as e:
                 self._sock.sendto(json.dumps({"error": str(e)}).encode(), self._host)
         if self.now_us >= self._next_report_us:
@@ -293,10 +293,16 @@ class World:
             self._sock.sendto(json.dumps(self.snapshot()).encode(), self._host)
 
     def snapshot(self):
+        inputs = {}
+        for name in self.pins:
+            pin, active_level = self.pins[name]
+            inputs[name] = self.driven.get(pin) == active_level
+        inputs["footswitch"] = inputs["footswitch_no"] and not inputs["footswitch_nc"]
         return {"t_s": self.now_us / 1e6, "optical_w": self.optical_w,
                 "heatsink_c": round(self.heatsink_c, 2), "emitted_j": round(self.emitted_j, 3),
                 "led": self.outputs.get(self.board["indicators"]["emission_led_pin"], 0),
-                "buzzer": self.outputs.get(self.board["indicators"]["buzzer_pin"], 0)}
+                "buzzer": self.outputs.get(self.board["indicators"]["buzzer_pin"], 0),
+                "inputs": inputs}
 
     def result(self):
         return {"now_s": self.now_us / 1e6, "emitted_j": self.emitted_j,
