@@ -37,9 +37,13 @@ scenarios: $(STAMP)  ## run every shipped scenario and check its expectations
 	@for f in tests/scenarios/*.json; do echo "$$f"; $(BIN)/laserctl scenario $$f || exit 1; done
 
 # Copy the firmware and a board file to an ESP32 running MicroPython: make deploy PORT=/dev/ttyUSB0
+# The virtual device is deployed to the same way: `laserctl vdevice --pty /tmp/ttyV` in one
+# terminal, then make deploy PORT=/tmp/ttyV BOARD=sim
 deploy: $(STAMP)
-	@test -n "$(PORT)" || { echo "usage: make deploy PORT=/dev/ttyUSB0 [BOARD=esp32-devkitc]"; exit 2; }
+	@test -n "$(PORT)" || { echo "usage: make deploy PORT=/dev/ttyUSB0 [BOARD=esp32-devkitc]" \
+		"(virtual device: PORT=/tmp/ttyV BOARD=sim)"; exit 2; }
 	$(BIN)/laserctl board check $(BOARD)
+	rm -rf firmware/lib/__pycache__  # CPython's bytecode from the host tests has no place on flash
 	$(BIN)/mpremote connect $(PORT) fs cp -r firmware/lib : + \
 		fs cp boards/$(BOARD).json :board.json + \
 		fs cp firmware/boot.py :boot.py + fs cp firmware/main.py :main.py + reset

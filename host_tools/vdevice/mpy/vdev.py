@@ -2,6 +2,20 @@
 # filesystem as the current directory: builds the world from $VDEV_CONFIG, then does what the
 # ESP32 does after a reset (boot.py, then main.py), again after every soft or hard reset. In
 # scenario mode it writes the world's trace to the config's trace_path when the scenario ends.
+#
+# Under the serial-port supervisor (host_tools/pty_device.py) the config also asks for:
+#   world_board      the hardware the world simulates, from the host: the device may have a blank
+#                    flash, or someone may have copied another board file onto it
+#   mount_root       the device folder becomes "/", as the flash is on the board: `mpremote fs`
+#                    sees the device's files and nothing else of the host
+#   exit_on_reset    once boot.py/main.py have stopped, machine.soft_reset() and machine.reset()
+#                    at the REPL end the process (status 0 and _HARD_RESET_STATUS), and the
+#                    supervisor starts a fresh one: the REPL has no launcher loop to catch them
+#                    (and a script's sys.exit() under -i only leads to the REPL)
+#   announce_start   write _STARTED once a Ctrl-C would land in the launcher's try below and
+#                    _RESETTING when a reset has begun; the supervisor gives this process the
+#                    port's input only in between (a SIGINT earlier would kill the CPython process
+#                    that hosts this interpreter while it starts up; input later would be lost)
 import json
 import os
 import sys
@@ -10,6 +24,9 @@ import simworld
 from simworld import HardReset, SimEnd, SoftReset
 
 _SIM_MODULES = ("simworld", "machine", "time", "calibration")
+_HARD_RESET_STATUS = 75  # the exit status meaning machine.reset(); see host_tools/pty_device.py
+_STARTED = "\x1b_vdev started\x1b\\"  # APC strings, invisible on a terminal; pty_device.py
+_RESETTING = "\x1b_vdev resetting\x1b\\"
 
 
 def _forget_firmware_modules():
@@ -43,6 +60,67 @@ def _boot(run_main):
             print("virtual device: hard reset (%s)" % e)
 
 
+class _Flash:
+    """The device folder as the board's flash: a VfsPosix rooted there, whose listings also give
+    file sizes as the ESP32's do (the unix port's give none, and `mpremote fs ls` shows them).
+    A wrapper, not a subclass: the VFS layer's C code misreads a Python subclass of VfsPosix."""
+
+    def __init__(self, folder):
+        import vfs
+
+        self._posix = vfs.VfsPosix(folder)
+
+    def __getattr__(self, name):
+        return getattr(self._posix, name)
+
+    def __repr__(self):
+        return "<Flash>"  # what `mpremote df` names the filesystem
+
+    def ilistdir(self, path):
+        for entry in self._posix.ilistdir(path):
+            name, kind = entry[0], entry[1]
+            full = name if path in ("", ".") else path.rstrip("/") + "/" + name
+            yield (name, kind, entry[2], 0 if kind == 0x4000 else self._posix.stat(full)[6])
+
+
+def _mount_device_folder_as_root():
+    # The simulated machine and time live in a host folder that is about to vanish from view:
+    # import them now, so that the firmware and the REPL keep finding them in sys.modules.
+    import time  # noqa: F401
+
+    import machine  # noqa: F401
+    import vfs
+
+    flash = _Flash(os.getcwd())
+    vfs.umount("/")
+    vfs.mount(flash, "/")
+    os.chdir("/")
+    sys.path[:] = ["", ".frozen", "/lib"]  # the ESP32's; the host folders are out of sight anyway
+    # The world keeps the calibration module it was built with; the firmware imports its own.
+    sys.modules.pop("calibration", None)
+
+
+def _announce(word):
+    if config.get("announce_start"):
+        sys.stdout.write(word)
+
+
+def _hand_resets_to_supervisor():
+    import machine
+
+    def soft_reset():
+        _announce(_RESETTING)
+        sys.exit(0)
+
+    def reset():
+        _announce(_RESETTING)
+        print("virtual device: hard reset (machine.reset)")
+        sys.exit(_HARD_RESET_STATUS)
+
+    machine.soft_reset = soft_reset
+    machine.reset = reset
+
+
 def _write_trace():
     path = config.get("trace_path")
     if path:
@@ -52,11 +130,17 @@ def _write_trace():
 
 with open(os.getenv("VDEV_CONFIG")) as f:
     config = json.load(f)
-with open("board.json") as f:
-    world = simworld.World(config, json.load(f))
+world_board = config.get("world_board")
+if world_board is None:
+    with open("board.json") as f:
+        world_board = json.load(f)
+world = simworld.World(config, world_board)
 simworld.WORLD = world
+if config.get("mount_root"):
+    _mount_device_folder_as_root()
 
 try:
+    _announce(_STARTED)
     _boot(config.get("run_main", True))
     if world.until_us is not None:
         world.sleep_us(world.until_us)  # main.py ended early: time still passes until the end
@@ -67,3 +151,5 @@ except KeyboardInterrupt:
     print("KeyboardInterrupt")
 finally:
     _write_trace()
+if config.get("exit_on_reset"):
+    _hand_resets_to_supervisor()

@@ -1,0 +1,221 @@
+"""The virtual device as a serial port: the real `mpremote` against `laserctl vdevice --pty PATH`,
+as an engineer would use it against a board (exec, fs, soft-reset, repl, reset, make deploy)."""
+
+import os
+import re
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+MPREMOTE = BIN / "mpremote"
+CTRL_C, CTRL_D, CTRL_RIGHT_BRACKET = b"\x03", b"\x04", b"\x1d"
+
+pytestmark = pytest.mark.skipif(
+    not (MPREMOTE.exists() and (BIN / "micropython").exists()),
+    reason="mpremote and micropython are installed with the project (make test)")
+
+
+def wait_until(condition, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail("timed out after %.0f s waiting for %s" % (timeout, what))
+        time.sleep(0.01)
+
+
+def read_until(fd, needle, timeout=10.0, seen=b""):
+    """Read fd until `needle` (bytes or compiled regex) appears; return everything read."""
+    deadline = time.monotonic() + timeout
+    found = needle.search if hasattr(needle, "search") else lambda data: needle in data
+    while not found(seen):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            pytest.fail("no %r within %.0f s; last output: %r" % (needle, timeout, seen[-600:]))
+        if select.select([fd], [], [], left)[0]:
+            try:
+                seen += os.read(fd, 4096)
+            except OSError:  # the other side closed
+                pytest.fail("output ended before %r; last output: %r" % (needle, seen[-600:]))
+    return seen
+
+
+class Device:
+    """`laserctl vdevice --pty PORT [--root ROOT]`, started and stopped like an engineer would."""
+
+    def __init__(self, tmp_path, root=None):
+        self.port = str(tmp_path / "ttyV")
+        argv = [sys.executable, "-m", "host_tools.cli", "vdevice", "--pty", self.port]
+        if root is not None:
+            argv += ["--root", str(root)]
+        self.log_path = tmp_path / "device.log"
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(argv, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+
+    def wait_for_port(self):
+        wait_until(lambda: os.path.islink(self.port) or self.proc.poll() is not None, 15,
+                   "the device's port")
+        assert self.proc.poll() is None, self.log()
+
+    def log(self):
+        return self.log_path.read_text()
+
+    def mpremote(self, *args, timeout=30):
+        result = subprocess.run([str(MPREMOTE), "connect", self.port, *args], cwd=REPO,
+                                capture_output=True, text=True, timeout=timeout)
+        assert result.returncode == 0, "mpremote %s: %s%s" % (args, result.stdout, result.stderr)
+        return result.stdout
+
+    def stop(self):
+        """SIGINT, as Ctrl-C in its terminal; returns its exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def start_device(tmp_path):
+    """Start devices; every one is stopped when the test ends, however it ends."""
+    started = []
+
+    def start(root=None):
+        started.append(Device(tmp_path, root))
+        started[-1].wait_for_port()
+        return started[-1]
+
+    yield start
+    for dev in started:
+        dev.stop()
+
+
+@pytest.fixture
+def device(start_device):
+    return start_device()
+
+
+def test_exec_prints_like_a_board(device):
+    assert device.mpremote("exec", "print(6*7)").strip() == "42"
+    # The first command had to stop main.py with Ctrl-C; the next one finds the REPL.
+    assert device.mpremote("eval", "1 + 1").strip() == "2"
+
+
+def test_fs_ls_shows_the_flash_with_sizes(device):
+    listing = device.mpremote("fs", "ls")
+    sizes = dict((name, int(size)) for size, name in re.findall(r"(\d+) (\S+)", listing))
+    assert sizes["main.py"] == (REPO / "firmware" / "main.py").stat().st_size
+    assert sizes["boot.py"] == (REPO / "firmware" / "boot.py").stat().st_size
+    assert "board.json" in sizes and "lib/" in sizes
+    assert "app.py" in device.mpremote("fs", "ls", ":/lib")  # "/" is the flash, not the host
+
+
+def test_fs_cp_to_the_device_and_back(device, tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("line one\nline two: 6*7 = 42\n")
+    blob = tmp_path / "blob.bin"
+    blob.write_bytes(bytes(range(256)) * 4)
+    device.mpremote("fs", "cp", str(text), ":notes.txt", "+", "fs", "cp", str(blob), ":blob.bin")
+    assert device.mpremote("fs", "cat", ":notes.txt") == text.read_text()
+    device.mpremote("fs", "cp", ":blob.bin", str(tmp_path / "back.bin"))
+    assert (tmp_path / "back.bin").read_bytes() == blob.read_bytes()
+
+
+def test_soft_reset_clears_the_interpreter_and_exec_still_works(device):
+    out = device.mpremote("exec", "x = 1; print('x' in globals())", "+", "soft-reset", "+",
+                          "exec", "print('x' in globals())")
+    assert out.split() == ["True", "False"]
+    device.mpremote("soft-reset")
+    assert device.mpremote("exec", "print(6*7)").strip() == "42"
+
+
+def test_repl_through_a_terminal(device):
+    """mpremote repl on a pseudo-terminal, as in a shell: the firmware's output, Ctrl-C into the
+    REPL, a line typed, Ctrl-D for a soft reboot that runs main.py again, Ctrl-] to leave."""
+    master, slave = os.openpty()
+    repl = subprocess.Popen([str(MPREMOTE), "connect", device.port, "repl"], cwd=REPO,
+                            stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    os.close(slave)
+    try:
+        seen = read_until(master, b"Use Ctrl-] or Ctrl-x to exit this shell")
+        read_until(master, b'"ev": "status"', seen=seen)  # main.py's loop is running
+        stopped_at_the_prompt = re.compile(rb"KeyboardInterrupt.*>>> $", re.S)
+        os.write(master, CTRL_C)
+        read_until(master, stopped_at_the_prompt)
+        os.write(master, b"print(6*7)\r")
+        read_until(master, b"print(6*7)\r\n42\r\n>>> ")  # lines end in CRLF, as on a board
+        os.write(master, CTRL_D)
+        read_until(master, re.compile(rb'MPY: soft reboot\r\n.*"ev": "boot"', re.S))
+        os.write(master, CTRL_C)
+        read_until(master, stopped_at_the_prompt)
+        os.write(master, CTRL_RIGHT_BRACKET)
+        assert repl.wait(timeout=10) == 0
+    finally:
+        if repl.poll() is None:
+            repl.kill()
+            repl.wait()
+        os.close(master)
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_deploy_to_a_blank_device(tmp_path, start_device):
+    """An existing empty --root is a board with nothing but MicroPython on it: `make deploy`
+    writes the firmware and the board file, and its reset starts the deployed main.py."""
+    flash = tmp_path / "flash"
+    flash.mkdir()
+    dev = start_device(root=flash)
+    assert dev.mpremote("fs", "ls").split() == ["ls", ":"]  # blank
+    stamp = Path(sys.prefix) / ".installed-stamp"  # -o: never reinstall the tools from a test
+    make = subprocess.run(
+        ["make", "-C", str(REPO), "-o", str(stamp), "deploy", "PORT=" + dev.port, "BOARD=sim",
+         "VENV=" + sys.prefix],
+        capture_output=True, text=True, timeout=60)
+    assert make.returncode == 0, make.stdout + make.stderr
+    for name in ("boot.py", "main.py"):
+        assert (flash / name).read_bytes() == (REPO / "firmware" / name).read_bytes()
+    assert (flash / "board.json").read_bytes() == (REPO / "boards" / "sim.json").read_bytes()
+    for module in (REPO / "firmware" / "lib").glob("*.py"):
+        assert (flash / "lib" / module.name).read_bytes() == module.read_bytes()
+    assert not (flash / "lib" / "__pycache__").exists()
+    # The deploy ends with `reset`: the firmware on the flash now boots, as after power-on.
+    port = os.open(dev.port, os.O_RDWR | os.O_NOCTTY)
+    try:
+        read_until(port, b'"ev": "boot"')
+    finally:
+        os.close(port)
+    assert dev.stop() == 0
+
+
+def test_stops_cleanly_on_sigint(start_device):
+    dev = start_device()
+    wait_until(lambda: "Ctrl-C to stop" in dev.log(), 10, "the device's greeting")
+    flash = re.search(r"flash (\S+);", dev.log()).group(1)
+    children_file = Path("/proc/%d/task/%d/children" % (dev.proc.pid, dev.proc.pid))
+    interpreters = [int(pid) for pid in children_file.read_text().split()] \
+        if children_file.exists() else []
+    assert dev.stop() == 0, dev.log()
+    assert not os.path.lexists(dev.port)
+    assert not os.path.exists(flash)  # the default flash is temporary
+    for pid in interpreters:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_refuses_a_port_path_that_exists(tmp_path):
+    taken = tmp_path / "ttyV"
+    taken.write_text("not a port")
+    result = subprocess.run([sys.executable, "-m", "host_tools.cli", "vdevice", "--pty",
+                             str(taken)], cwd=REPO, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert "already exists" in result.stderr
+    assert taken.read_text() == "not a port"
