@@ -42,19 +42,22 @@ class App:
         self.dosimeter.applied(out.laser_enable, treatment.power_uw if treatment else 0, now_ms)
         self.recorder.record(now_ms, self)
 
+    def step(self, now_ms):
+        """One tick; if anything in it fails, the outputs go off and SOFTWARE latches."""
+        try:
+            self.tick(now_ms)
+        except Exception as e:  # noqa: BLE001 - every failure must end in the safe state
+            self._stop_emission(now_ms)
+            self.controller.fault(SOFTWARE, now_ms)
+            self.recorder.error(now_ms, e)
+            self.recorder.record(now_ms, self)  # the fault is logged in the tick it happened
+
     def run(self):
         period = self.period_ms
         next_ms = time.ticks_ms()
         try:
             while True:
-                now = time.ticks_ms()
-                try:
-                    self.tick(now)
-                except Exception as e:  # noqa: BLE001 - every failure must end in the safe state
-                    self.hw.safe_off()
-                    self.dosimeter.applied(False, 0, now)
-                    self.controller.fault(SOFTWARE, now)
-                    self.recorder.error(now, e)
+                self.step(time.ticks_ms())
                 next_ms = ticks_add(next_ms, period)
                 wait = ticks_diff(next_ms, time.ticks_ms())
                 if wait > 0:
@@ -64,12 +67,16 @@ class App:
                     next_ms = time.ticks_ms()
         finally:
             # Ctrl-C from mpremote, a soft reset, or anything else that ends the loop.
-            self.hw.safe_off()
-            self.outputs.safe()
             now = time.ticks_ms()
-            self.dosimeter.account(now)
-            self.dosimeter.applied(False, 0, now)
+            self._stop_emission(now)
             self.recorder.halt(now, self)
+
+    def _stop_emission(self, now_ms):
+        """Outputs off, and the light emitted until `now_ms` counted."""
+        self.hw.safe_off()
+        self.outputs.safe()
+        self.dosimeter.account(now_ms)
+        self.dosimeter.applied(False, 0, now_ms)
 
 
 def load_treatment(path, board):

@@ -3,6 +3,8 @@
 # the host (laserctl, tests) and on the device at boot, so a board that passes here boots there.
 import json
 
+from thermistor import Thermistor
+
 try:
     from micropython import const
 except ImportError:
@@ -84,13 +86,36 @@ def validate(data):
 
     _number(data, "loop_ms", "loop_ms", 1, 100, 10)
     _expect(isinstance(data["loop_ms"], int), "loop_ms", "must be a whole number of ms")
-    for key, default in (("emission_delay_ms", 2000), ("footswitch_mismatch_ms", 50),
-                         ("status_period_ms", 250)):
-        _number(timing, key, "timing." + key, 0, 600000, default)
+    # The dosimeter multiplies microwatts by milliseconds: keep two ticks' worth within the
+    # ESP32's small integers, or every tick would allocate a big integer.
+    _expect(data["diode"]["max_power_w"] * 1e6 * data["loop_ms"] * 2 < (1 << 30), "loop_ms",
+            "%d ms at %g W is too much energy per tick for the chip's small integers"
+            % (data["loop_ms"], data["diode"]["max_power_w"]))
+    # (default, lowest, highest): the warning must come before emission and last long enough
+    # to be noticed; a long contact window would switch the dual-contact check off.
+    for key, default, low, high in (("emission_delay_ms", 2000, 1000, 10000),
+                                    ("footswitch_mismatch_ms", 50, 10, 500),
+                                    ("status_period_ms", 250, 50, 10000)):
+        _number(timing, key, "timing." + key, low, high, default)
         _expect(isinstance(timing[key], int), "timing." + key, "must be a whole number of ms")
-    _expect(timing["emission_delay_ms"] >= 1000, "timing.emission_delay_ms",
-            "must be at least 1000 ms: the warning must come before emission")
+    _thermistor_range(data)
     return data
+
+
+def _thermistor_range(data):
+    """The divider must put every fault and every limit where the ADC can tell them apart."""
+    therm = Thermistor(data["thermistor"])
+    _expect(therm.supply_uv > therm.max_uv * 1.05, "thermistor.divider.supply_v",
+            "must be well above the ADC's linear range (%d mV at this attenuation), or an open "
+            "or shorted sensor reads as a temperature" % (therm.max_uv // 1000))
+    limits = data["limits"]
+    for field, temp_c in (("limits.max_heatsink_c", limits["max_heatsink_c"]),
+                          ("limits.temp_hysteresis_c",
+                           limits["max_heatsink_c"] - limits["temp_hysteresis_c"])):
+        uv = therm.uv_at(temp_c)
+        _expect(therm.min_uv < uv < therm.max_uv, field,
+                "the divider puts %g C at %d mV, outside the ADC's linear range %d..%d mV"
+                % (temp_c, uv // 1000, therm.min_uv // 1000, therm.max_uv // 1000))
 
 
 def _thermistor(th, used):
@@ -114,7 +139,7 @@ def _thermistor(th, used):
     pair = th.get("beta_pair_c", [25, 85])
     _expect(isinstance(pair, list) and len(pair) == 2 and all(_is_number(t) for t in pair)
             and pair[0] < pair[1], "thermistor.beta_pair_c",
-            "must be two increasing temperatures in C, like [25, 100]")
+            "must be two increasing temperatures in C, like [25, 85]")
     th["beta_pair_c"] = pair
 
 

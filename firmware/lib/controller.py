@@ -7,7 +7,7 @@
 #   key off or interlock open in READY/EMITTING/PAUSED --> STANDBY
 #   any state --fault--> FAULT (latched) --reset, once the cause is gone--> STANDBY
 from thermistor import OK, OPEN, Thermistor
-from ticks import ticks_diff
+from ticks import ticks_add, ticks_diff
 
 try:
     from micropython import const
@@ -17,7 +17,7 @@ except ImportError:
         return x
 
 
-BOOT = const(0)
+BOOT = const(0)  # reserved for the boot self-test (issue 6); the controller starts in STANDBY
 STANDBY = const(1)
 READY = const(2)
 EMITTING = const(3)
@@ -63,8 +63,10 @@ class Controller:
         self.entered_ms = now_ms
         self.fault_code = None
         self.refusal = None  # why the last arm request was refused, for the operator
+        self.refusals = 0  # counts refused arm requests, so that each one is reported
         self.sensor = OK
         self.footswitch_pressed = False
+        self.footswitch_released = False
         self._mismatch_since_ms = None
         self._seen_released = False
         self._arm_was = True  # a button held at boot is not a press
@@ -82,9 +84,15 @@ class Controller:
         self.sensor = self.thermistor.check(uv)
         no, nc = inp.footswitch_no_closed, inp.footswitch_nc_closed
         self.footswitch_pressed = no and not nc
+        self.footswitch_released = nc and not no
         if no == nc:  # contacts disagree: broken wire or stuck contact
-            if self._mismatch_since_ms is None:
+            since = self._mismatch_since_ms
+            if since is None:
                 self._mismatch_since_ms = inp.t_ms
+            elif ticks_diff(inp.t_ms, since) > self.mismatch_ms:
+                # Keep the age bounded: an unbounded one would wrap after 2**29 ms (6.2 days)
+                # and clear the fault while the wire is still broken.
+                self._mismatch_since_ms = ticks_add(inp.t_ms, -self.mismatch_ms)
         else:
             self._mismatch_since_ms = None
 
@@ -128,12 +136,13 @@ class Controller:
                 if arm:
                     self._arm(inp, dosimeter, now)
             elif state == READY:
-                if not self.footswitch_pressed:
+                if self.footswitch_released:  # both contacts say so: a glitch is not a release
                     self._seen_released = True
                 if arm:
                     self._enter(STANDBY, now)
                 elif (self._seen_released and self.footswitch_pressed
-                      and ticks_diff(now, self.entered_ms) >= self.emission_delay_ms):
+                      and ticks_diff(now, self.entered_ms) >= self.emission_delay_ms
+                      and not self._dose_reached(dosimeter)):
                     self._enter(EMITTING, now)
             elif state == EMITTING:
                 if self._dose_reached(dosimeter):
@@ -156,6 +165,7 @@ class Controller:
             self._enter(FAULT, now_ms)
 
     def _arm(self, inp, dosimeter, now):
+        self.refusals += 1  # undone below when the arm request is accepted
         if self.treatment is None:
             self.refusal = "no treatment selected"
         elif not inp.key_on:
@@ -163,13 +173,16 @@ class Controller:
         elif not inp.interlock_closed:
             self.refusal = "interlock open"
         else:
+            self.refusals -= 1
             self.refusal = None
             dosimeter.clear()
             self._seen_released = False
             self._enter(READY, now)
 
     def _dose_reached(self, dosimeter):
-        # Stop when less than half a tick's energy is left: the error is then at most half a tick.
+        # Stop when at most half a tick's energy is left: on ticks that come on time the error is
+        # then at most half a tick's energy (rounded down to the millijoule); a late tick adds
+        # its lateness times the power.
         half_tick_mj = self.treatment.power_uw * self.half_tick_ms // 1000000
         return self.treatment.target_mj - dosimeter.energy_mj <= half_tick_mj
 

@@ -27,7 +27,7 @@ class Dosimeter:
         self._since_ms = now_ms
 
     def applied(self, emitting, power_uw, now_ms):
-        """Tell the dosimeter what the hardware module has just applied."""
+        """Tell the dosimeter the outputs just handed to the hardware module (after the veto)."""
         self._on = emitting
         self._power_uw = power_uw if emitting else 0
         self._since_ms = now_ms

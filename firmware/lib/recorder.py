@@ -13,7 +13,7 @@ class Recorder:
         self._write = write
         self.target_j = treatment.target_j if treatment else None
         self._state = -1
-        self._refusal = None
+        self._refusals = 0
         self._last_status_ms = None
 
     def record(self, now_ms, app):
@@ -23,10 +23,9 @@ class Recorder:
             self._emit("state", now_ms, app)
             if c.fault_code is not None:
                 self._write(json.dumps({"ev": "fault", "t_ms": now_ms, "code": c.fault_code}))
-        if c.refusal is not self._refusal:
-            self._refusal = c.refusal
-            if c.refusal is not None:
-                self._write(json.dumps({"ev": "refused", "t_ms": now_ms, "reason": c.refusal}))
+        if c.refusals != self._refusals:
+            self._refusals = c.refusals
+            self._write(json.dumps({"ev": "refused", "t_ms": now_ms, "reason": c.refusal}))
         last = self._last_status_ms
         if last is None or ticks_diff(now_ms, last) >= self.status_period_ms:
             self._last_status_ms = now_ms

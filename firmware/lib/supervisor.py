@@ -1,6 +1,7 @@
 # The second opinion. Each tick it recomputes, from the raw inputs alone, whether emission may be
 # on, and vetoes the outputs if not. It never turns anything on, and it shares no state with the
 # treatment state machine: a bug there cannot switch this check off.
+import calibration
 from thermistor import Thermistor
 
 
@@ -12,6 +13,8 @@ class Supervisor:
         self._hot_is_low = therm.ntc_at_bottom
         self._min_uv = therm.min_uv
         self._max_uv = therm.max_uv
+        # No duty above the one for the diode's rated power, whatever the state machine asks.
+        self._max_duty_u16 = calibration.for_board(board).duty(board["diode"]["max_power_w"])
         self.permitted = False
 
     def veto(self, inp, out):
@@ -20,7 +23,8 @@ class Supervisor:
         ok = (inp.key_on and inp.interlock_closed and not inp.estop_pressed
               and inp.footswitch_no_closed and not inp.footswitch_nc_closed
               and self._min_uv <= uv <= self._max_uv
-              and (uv > self._limit_uv if self._hot_is_low else uv < self._limit_uv))
+              and (uv > self._limit_uv if self._hot_is_low else uv < self._limit_uv)
+              and out.pwm_duty_u16 <= self._max_duty_u16)
         if not ok:
             out.laser_enable = False
             out.pwm_duty_u16 = 0

@@ -46,7 +46,8 @@ class Thermistor:
         return 1.0 / inv_t - _KELVIN
 
     def uv_at(self, temp_c):
-        """The divider voltage this model expects at `temp_c` (for tests and bench checks)."""
+        """The divider voltage this model expects at `temp_c`: the safety thresholds are set
+        with it, once, so that the tick compares integers."""
         r = self.r0_ohm * math.exp(self.beta_k * (1.0 / (temp_c + _KELVIN) - 1.0 / self.t0_k))
         if self.ntc_at_bottom:
             return self.supply_uv * r / (self.fixed_ohm + r)

@@ -4,6 +4,9 @@ import math
 
 import calibration as calibration_module
 
+_MIN_EMISSION_S = 1.0  # shorter than this is not a treatment, and the dose stop could not be exact
+_POWER_TOLERANCE = 0.01  # the calibrated power of the duty set must be this close to the prescribed
+
 
 class Treatment:
     __slots__ = ("power_w", "dose_j_cm2", "area_cm2", "target_j", "duty_u16", "power_uw",
@@ -27,7 +30,15 @@ class Treatment:
         except ValueError as e:
             raise ValueError("treatment.power_w: %s" % e)
         # The energy is counted from the power of the duty actually commanded, not the power asked.
-        self.power_uw = int(calibration.watts(self.duty_u16) * 1000000 + 0.5)
+        actual_w = calibration.watts(self.duty_u16)
+        if abs(actual_w - self.power_w) > _POWER_TOLERANCE * self.power_w:
+            raise ValueError("treatment.power_w: this board's PWM cannot set %.4f W within 1 %% "
+                             "(the nearest is %.4f W)" % (self.power_w, actual_w))
+        self.power_uw = int(actual_w * 1000000 + 0.5)
+        if self.target_j < self.power_w * _MIN_EMISSION_S:
+            raise ValueError("treatment: %.3f J at %.3f W is %.3f s of emission, under the "
+                             "minimum of %g s" % (self.target_j, self.power_w,
+                                                  self.target_j / self.power_w, _MIN_EMISSION_S))
         self.target_mj = int(self.target_j * 1000 + 0.5)
 
     def as_dict(self):

@@ -105,7 +105,7 @@ class Rig:
         return STATE_NAMES[self.app.controller.state]
 
     def tick(self):
-        self.app.tick(self.now_ms)
+        self.app.step(self.now_ms)
         self.now_ms += self.period_ms
 
     def run_ms(self, ms):

@@ -63,8 +63,31 @@ def test_bad_numbers_are_refused():
     _refused(lambda b: b.update(loop_ms=2.5), "loop_ms")
 
 
-def test_emission_delay_cannot_be_shortened_below_a_second():
+def test_timing_stays_within_safe_bounds():
     _refused(lambda b: b["timing"].update(emission_delay_ms=500), "timing.emission_delay_ms")
+    _refused(lambda b: b["timing"].update(footswitch_mismatch_ms=1000),
+             "timing.footswitch_mismatch_ms")
+    _refused(lambda b: b["timing"].update(status_period_ms=0), "timing.status_period_ms")
+
+
+def test_a_tick_must_fit_the_chips_small_integers():
+    message = _refused(lambda b: b.update(loop_ms=100), "loop_ms")
+    assert "small integers" in message
+
+
+def test_an_open_sensor_must_read_outside_the_linear_range():
+    # At 2.0 V an open NTC would read about 2 V: inside the 11 dB range, i.e. a temperature.
+    _refused(lambda b: b["thermistor"]["divider"].update(supply_v=2.0),
+             "thermistor.divider.supply_v")
+
+
+def test_the_limits_must_be_measurable():
+    def mutate(b):
+        b["thermistor"]["divider"]["fixed_ohm"] = 100000
+        b["limits"]["max_heatsink_c"] = 80
+
+    message = _refused(mutate, "limits.max_heatsink_c")
+    assert "linear range" in message
 
 
 def _point(i, point):

@@ -81,7 +81,7 @@ def test_stops_by_itself_within_half_a_tick_of_the_dose():
 
 
 def test_complete_needs_an_acknowledgement():
-    rig = Rig(dose_j_cm2=0.5, area_cm2=10.0)
+    rig = Rig(dose_j_cm2=1.0, area_cm2=10.0)
     rig.start_emitting()
     rig.run_ms(2000)
     assert rig.state == "COMPLETE"
@@ -155,16 +155,18 @@ def test_estop_latches_until_released_and_reset():
 def test_an_exception_in_a_tick_ends_in_a_latched_fault_with_outputs_off():
     rig = Rig()
     rig.start_emitting()
+    rig.run_ms(1990)
+    emitted_ms = rig.app.dosimeter.emitting_ms
     rig.hw.fail_next_sense = True
-    # What App.run does with an exception from a tick:
-    try:
-        rig.tick()
-    except OSError:
-        rig.app.hw.safe_off()
-        rig.app.controller.fault("SOFTWARE", rig.now_ms)
+    rig.tick()
     assert rig.hw.safe_off_calls == 1 and not rig.hw.enable
+    assert rig.state == "FAULT" and rig.events("fault")[-1]["code"] == "SOFTWARE"
+    assert "simulated sensor bus failure" in rig.events("error")[-1]["error"]
+    # The light of the last tick before the failure is counted, and none after it.
+    assert rig.app.dosimeter.emitting_ms == emitted_ms + rig.period_ms
     rig.run_ms(100)
     assert rig.state == "FAULT" and not rig.hw.enable
+    assert rig.app.dosimeter.emitting_ms == emitted_ms + rig.period_ms
 
 
 def test_supervisor_vetoes_what_the_state_machine_asks():
@@ -186,3 +188,44 @@ def test_status_lines_report_the_dose():
     status = rig.events("status")[-1]
     assert status["state"] == "EMITTING" and status["target_j"] == 800.0
     assert 9.0 < status["delivered_j"] < 11.0 and status["power_w"] > 9.9
+
+
+def test_a_contact_glitch_is_not_a_release():
+    rig = Rig()
+    rig.set(key_on=True)
+    rig.hw.press_footswitch()
+    rig.press("arm_pressed")
+    rig.set(footswitch_no_closed=False)  # NO bounces open for a tick, NC stays open: no release
+    rig.set(footswitch_no_closed=True)
+    rig.run_ms(3000)
+    assert rig.state == "READY" and not rig.hw.enable
+
+
+def test_a_broken_footswitch_wire_stays_a_fault_for_weeks():
+    rig = Rig()
+    rig.set(footswitch_nc_closed=False)  # NC wire broken: both contacts open
+    rig.run_ms(100)
+    assert rig.state == "FAULT"
+    # Eight days in steps of a day (each tick sees the broken wire): past 2**29 ms, where an
+    # unbounded age of the mismatch would wrap negative and read as no fault.
+    for _ in range(8):
+        rig.now_ms += 86400000
+        rig.tick()
+    rig.press("reset_pressed")
+    assert rig.state == "FAULT", "the cause is still there"
+
+
+def test_every_refused_arm_is_reported():
+    rig = Rig()
+    rig.press("arm_pressed")
+    rig.press("arm_pressed")
+    assert [e["reason"] for e in rig.events("refused")] == ["key switch off"] * 2
+
+
+def test_supervisor_caps_the_duty_at_the_rated_power():
+    rig = Rig()
+    rig.start_emitting()
+    rig.treatment.duty_u16 = 65528  # a corrupted set-point above the diode's 15 W rating
+    rig.tick()
+    assert not rig.hw.enable and rig.hw.duty_u16 == 0
+    assert rig.app.supervisor.permitted is False
