@@ -22,12 +22,12 @@ import socket
 import subprocess
 import sys
 import tempfile
-import termios
 import time
 from collections import deque
 from pathlib import Path
 
 from host_tools import vdevice
+from host_tools.terminal import RawTerminal, Screen, color_wanted
 
 HELP = ("k key", "i interlock", "e e-stop", "a arm", "r reset", "f/space footswitch", "q quit")
 HISTORY = 500  # log lines kept to rebuild the screen after a resize or Ctrl-L
@@ -54,121 +54,6 @@ _LOG_STYLE = {"READY": "1;33", "EMITTING": "1;31", "PAUSED": "33", "COMPLETE": "
 
 class ConsoleError(Exception):
     """A bad option or an unusable board/protocol: the message is for the user."""
-
-
-# -- the screen ----------------------------------------------------------------------------------
-
-
-class Screen:
-    """A block of live lines at the bottom of the terminal, with a log scrolling above it.
-
-    Every line is cut to the terminal's width so that none wraps: the block is then exactly as many
-    rows as it has lines, and moving the cursor up that many rows finds its start again."""
-
-    def __init__(self, fd, color=True):
-        self.fd = fd
-        self.color = color
-        self.rows = 0  # rows of the live block currently on the screen
-        self.gone = False  # the terminal hung up: nothing more to draw
-
-    def size(self):
-        try:
-            cols, lines = os.get_terminal_size(self.fd)
-        except OSError:
-            cols, lines = 0, 0
-        return max(20, cols or 80), max(5, lines or 24)
-
-    def width(self):
-        return self.size()[0] - 1  # never write into the last column (auto-wrap)
-
-    def clear(self):
-        """Start again on an empty screen (after a resize the terminal may have reflowed the
-        block, so it can no longer be found by counting rows)."""
-        self.write("\x1b[H\x1b[2J")
-        self.rows = 0
-
-    def style(self, text, sgr):
-        if not sgr or not self.color:
-            return text
-        return "\x1b[%sm%s\x1b[0m" % (sgr, text)
-
-    def wrap(self, segments, width, sep="  "):
-        """Segments (text, sgr) joined by `sep`, wrapped between segments into as few lines of at
-        most `width` as they need, balanced (no lone last segment when two lines are needed)."""
-        count = len(self._wrap(segments, width, sep))
-        longest = max((len(text) for text, _ in segments), default=0)
-        while count > 1 and width > longest and len(self._wrap(segments, width - 1, sep)) == count:
-            width -= 1
-        return self._wrap(segments, width, sep)
-
-    def _wrap(self, segments, width, sep):
-        lines, line, used = [], [], 0
-        for text, sgr in segments:
-            text = text[:width]
-            extra = len(text) + (len(sep) if line else 0)
-            if line and used + extra > width:
-                lines.append(sep.join(line))
-                line, used = [], 0
-                extra = len(text)
-            line.append(self.style(text, sgr))
-            used += extra
-        if line:
-            lines.append(sep.join(line))
-        return lines
-
-    def draw(self, live, log=()):
-        """Print `log` lines (text, sgr) above the block, then redraw the block `live` (lines)."""
-        width = self.width()
-        out = ["\r"]
-        if self.rows > 1:
-            out.append("\x1b[%dA" % (self.rows - 1))
-        out.append("\x1b[J")
-        for text, sgr in log:
-            out.append(self.style(text[:width], sgr) + "\r\n")
-        out.append("\r\n".join(live))
-        self.rows = len(live)
-        self.write("".join(out))
-
-    def write(self, text):
-        data = text.encode("utf-8", "replace")
-        while data and not self.gone:
-            try:
-                n = os.write(self.fd, data)
-            except InterruptedError:
-                continue
-            except BlockingIOError:
-                select.select([], [self.fd], [], 0.1)
-                continue
-            except OSError as e:
-                if e.errno not in (errno.EIO, errno.EPIPE, errno.ENXIO):
-                    raise
-                self.gone = True  # the terminal was closed; the console still shuts down
-                return
-            data = data[n:]
-
-
-class RawTerminal:
-    """Keys arrive one by one, unechoed; Ctrl-C arrives as a key (not as a signal to the
-    process group), output processing stays on. `restore` puts every setting back."""
-
-    def __init__(self, fd):
-        self.fd = fd
-        self.saved = None
-
-    def enter(self):
-        self.saved = termios.tcgetattr(self.fd)
-        mode = termios.tcgetattr(self.fd)
-        mode[0] &= ~(termios.IXON | termios.ICRNL | termios.INLCR | termios.IGNCR)  # iflag
-        mode[3] &= ~(termios.ICANON | termios.ECHO | termios.ISIG | termios.IEXTEN)  # lflag
-        mode[6][termios.VMIN] = 1
-        mode[6][termios.VTIME] = 0
-        termios.tcsetattr(self.fd, termios.TCSANOW, mode)
-
-    def restore(self):
-        if self.saved is not None:
-            with contextlib.suppress(termios.error, OSError):  # unless the terminal is gone
-                termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
-            self.saved = None
 
 
 # -- the virtual device --------------------------------------------------------------------------
@@ -589,11 +474,6 @@ def _dose_text(s):
     return "%.1f/%.1f J %.0f%%" % (delivered, target, 100.0 * delivered / target)
 
 
-def _color_wanted(fd):
-    return (os.isatty(fd) and "NO_COLOR" not in os.environ
-            and os.environ.get("TERM", "") not in ("", "dumb"))
-
-
 # -- entry point ---------------------------------------------------------------------------------
 
 
@@ -616,7 +496,7 @@ def main(args):
         return 2
 
     sys.stdout.flush()
-    screen = Screen(stdout_fd, _color_wanted(stdout_fd))
+    screen = Screen(stdout_fd, color_wanted(stdout_fd))
     console = Console(device, screen, speed)
     term = RawTerminal(stdin_fd)
 
