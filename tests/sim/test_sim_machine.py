@@ -145,3 +145,18 @@ def test_scenario_events_land_at_their_time_and_the_end_unwinds():
         assert w.now_us == 2000000
         return
     raise AssertionError("the scenario's end must unwind the firmware")
+
+
+def test_timer_callbacks_fire_at_their_virtual_deadlines():
+    w = _world()
+    fired = []
+    periodic = machine.Timer(0)
+    periodic.init(mode=machine.Timer.PERIODIC, period=100, callback=lambda t: fired.append(
+        ("p", w.now_us)))
+    machine.Timer(1, mode=machine.Timer.ONE_SHOT, period=250,
+                  callback=lambda t: fired.append(("o", w.now_us)))
+    time.sleep_ms(350)
+    assert fired == [("p", 100000), ("p", 200000), ("o", 250000), ("p", 300000)], fired
+    periodic.deinit()
+    time.sleep_ms(500)
+    assert len(fired) == 4

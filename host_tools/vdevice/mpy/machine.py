@@ -142,21 +142,30 @@ class ADC:
 
 
 class Timer:
+    """Soft timer callbacks, as on the ESP32: they run between the firmware's own steps (here:
+    inside its sleeps, at their virtual deadlines), never in the middle of a computation."""
+
     ONE_SHOT = 0
     PERIODIC = 1
 
     def __init__(self, id, **kwargs):
+        if not 0 <= id <= 3:
+            raise ValueError("Timer id must be 0..3 on the ESP32")
         self.id = id
         if kwargs:
             self.init(**kwargs)
 
     def init(self, *, mode=PERIODIC, period=-1, freq=-1, callback=None):
-        # Callbacks are soft on the ESP32 too; the firmware's loop does not use them, and the
-        # virtual device runs them nowhere rather than at the wrong time.
-        raise OSError("the virtual device does not simulate Timer callbacks")
+        if freq > 0:
+            period_us = 1000000 // freq
+        elif period > 0:
+            period_us = period * 1000
+        else:
+            raise ValueError("give period (ms) or freq (Hz)")
+        _world().start_timer(self, period_us, mode == Timer.PERIODIC, callback)
 
     def deinit(self):
-        pass
+        _world().stop_timer(self)
 
 
 class WDT:

@@ -71,6 +71,7 @@ class World:
         self.driven = {}
         self.outputs = {}
         self.pwm = {}  # pin -> [duty_u16 effective, freq]
+        self.timers = {}  # Timer -> [due_us, period_us or 0, callback]
         self.wdt_timeout_ms = None
         self.wdt_fed_us = 0
         self.trace = {"inputs": [], "optical": [], "temperature": [], "resets": []}
@@ -190,7 +191,8 @@ class World:
         self._update_optics()
 
     def reset_pins(self, cause):
-        """A reset: every GPIO returns to an input and every PWM stops."""
+        """A reset: every GPIO returns to an input, every PWM and timer stops."""
+        self.timers.clear()
         self.pwm.clear()
         self.outputs.clear()
         self._update_optics()
@@ -232,13 +234,46 @@ class World:
 
     def _advance_to(self, target_us):
         events = self._events
-        while self._next_event < len(events) and events[self._next_event][0] <= target_us:
-            at_us, name, value = events[self._next_event]
-            self._step_to(at_us)
-            self._next_event += 1
-            self.set_input(name, value)
+        while True:
+            due = self._next_timer(target_us)
+            if self._next_event < len(events) and events[self._next_event][0] <= target_us and \
+                    (due is None or events[self._next_event][0] <= due[0]):
+                at_us, name, value = events[self._next_event]
+                self._step_to(at_us)
+                self._next_event += 1
+                self.set_input(name, value)
+            elif due is not None:
+                self._step_to(due[0])
+                self._fire(due[1])
+            else:
+                break
         self._step_to(target_us)
         self._check_watchdog()
+
+    # -- timers --------------------------------------------------------------------------------
+
+    def start_timer(self, timer, period_us, periodic, callback):
+        self.timers[timer] = [self.now_us + period_us, period_us if periodic else 0, callback]
+
+    def stop_timer(self, timer):
+        self.timers.pop(timer, None)
+
+    def _next_timer(self, limit_us):
+        """(due_us, timer) of the earliest timer due by limit_us, or None."""
+        best = None
+        for timer, entry in self.timers.items():
+            if entry[0] <= limit_us and (best is None or entry[0] < best[0]):
+                best = (entry[0], timer)
+        return best
+
+    def _fire(self, timer):
+        entry = self.timers[timer]
+        if entry[1]:
+            entry[0] += entry[1]
+        else:
+            del self.timers[timer]
+        if entry[2] is not None:
+            entry[2](timer)
 
     def _step_to(self, t_us):
         end = self.until_us is not None and t_us >= self.until_us
