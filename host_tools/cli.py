@@ -74,6 +74,12 @@ def _vdevice(args):
     return pty_device.main(args)
 
 
+def _thermistor(args):
+    from host_tools import thermistor_check
+
+    return thermistor_check.main(args)
+
+
 def _bench(args):
     from host_tools import bench
 
@@ -113,6 +119,12 @@ def main(argv=None):
     p.add_argument("--out", metavar="FILE.json", help="also write the results as JSON")
     p.add_argument("--ticks", type=int, default=2000, help="ticks to time (default: 2000)")
     p.set_defaults(func=_bench)
+
+    p = sub.add_parser("thermistor", help="what the firmware reads from a board's thermistor")
+    p.add_argument("--board", required=True, help="board name (boards/NAME.json) or a file")
+    p.add_argument("--resistance", type=float, metavar="OHMS",
+                   help="print the temperature the firmware computes for this resistance")
+    p.set_defaults(func=_thermistor)
 
     p = sub.add_parser("board", help="board files")
     board_sub = p.add_subparsers(dest="board_command", required=True)

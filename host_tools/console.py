@@ -294,6 +294,10 @@ class Console:
             self.note("FAULT %s" % ev.get("code"), _RED + ";1", t)
         elif kind == "refused":
             self.note("arm refused: %s" % ev.get("reason"), _YELLOW, t)
+        elif kind == "thermal":
+            level = {"thermal": ev.get("level"), "derate_pct": ev.get("derate_pct")}
+            self.note("heatsink %s C: %s" % (_num(ev.get("temp_c"), "%.1f"), _thermal_text(level)),
+                      _THERMAL_STYLE.get(ev.get("level")), t)
         elif kind == "error":
             where = " (%s)" % ev["where"] if ev.get("where") else ""
             self.note("firmware error%s: %s" % (where, ev.get("error")), _RED, t)
@@ -331,6 +335,7 @@ class Console:
                   ("temp %s C (plant %s C)" % (_num(s.get("temp_c"), "%.1f"),
                                              _num(p.get("heatsink_c"), "%.1f")),
                    _RED + ";1" if s.get("temp_c", 0) is None else None),
+                  (_thermal_text(s), _THERMAL_STYLE.get(s.get("thermal"))),
                   ("LED %s" % _on(p.get("led")), _RED + ";1" if p.get("led") else None),
                   ("buzzer %s" % _on(p.get("buzzer")), _YELLOW + ";1" if p.get("buzzer") else None)]
         inputs = []
@@ -463,6 +468,17 @@ def _num(value, fmt):
 def _t_s(ev):
     t = ev.get("t_ms")
     return t / 1000.0 if isinstance(t, (int, float)) else None
+
+
+_THERMAL_STYLE = {"WARNING": _YELLOW + ";1", "DERATE": _RED + ";1"}
+
+
+def _thermal_text(s):
+    """The firmware's thermal level, with the power it still allows while derating."""
+    level = s.get("thermal") or "-"
+    if level == "DERATE":
+        return "thermal DERATE %s%%" % s.get("derate_pct")
+    return "thermal %s" % level
 
 
 def _dose_text(s):

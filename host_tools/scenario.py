@@ -5,7 +5,8 @@ A scenario file is JSON:
     {"board": "sim",
      "protocol": {"power_w": 10.0, "dose_j_cm2": 8.0, "area_cm2": 100.0},
      "ambient_c": 25.0, "until_s": 300,
-     "events": [{"at_s": 0.5, "input": "key", "value": true}, ...],
+     "events": [{"at_s": 0.5, "input": "key", "value": true}, ...,
+                {"at_s": 60, "fault": "fan_failure"}, {"at_s": 90, "ambient_c": 35.0}],
      "expect": {"final_state": "COMPLETE", "delivered_j": {"approx": 800, "rel": 0.001}}}
 
 The report combines what the firmware said (its JSON lines on the serial port: states, faults,
@@ -25,6 +26,13 @@ INPUTS = ("key", "interlock", "estop", "footswitch", "footswitch_no", "footswitc
           "reset")
 # Inputs whose change withdraws permission to emit, and the value that withdraws it.
 WITHDRAWING = {"footswitch": False, "key": False, "interlock": False, "estop": True}
+# Faults the plant can inject (host_tools/vdevice/mpy/simworld.py), and those the firmware must
+# answer by stopping emission at once (their reaction time is reported like the inputs').
+FAULTS = ("thermistor_open", "thermistor_short", "thermistor_stuck", "fan_failure")
+STOPPING_FAULTS = ("thermistor_open", "thermistor_short")
+AMBIENT_RANGE_C = (-20, 60)
+_EVENT_FORMS = ('{"at_s": S, "input": NAME, "value": V}, {"at_s": S, "fault": NAME} or '
+                '{"at_s": S, "ambient_c": C}')
 _FIELDS = ("description", "board", "protocol", "ambient_c", "until_s", "events", "initial",
            "expect", "clock_start_ms")
 _TICKS_PERIOD = 1 << 30
@@ -61,7 +69,7 @@ def validate(data):
     except ValueError as e:
         raise ScenarioError("%s" % e) from e
     until_s = _number(data, "until_s", 0.001, 86400)
-    _number(data, "ambient_c", -20, 60, 25.0)
+    _number(data, "ambient_c", AMBIENT_RANGE_C[0], AMBIENT_RANGE_C[1], 25.0)
     if "clock_start_ms" in data:
         start = data["clock_start_ms"]
         if not isinstance(start, int) or isinstance(start, bool) or not 0 <= start < _TICKS_PERIOD:
@@ -77,15 +85,26 @@ def validate(data):
     last = 0.0
     for i, event in enumerate(events):
         where = "events[%d]" % i
-        if not isinstance(event, dict) or set(event) != {"at_s", "input", "value"}:
-            raise ScenarioError("%s: must be {\"at_s\": S, \"input\": NAME, \"value\": V}" % where)
+        if not isinstance(event, dict) or "at_s" not in event or \
+                set(event) - {"at_s"} not in ({"input", "value"}, {"fault"}, {"ambient_c"}):
+            raise ScenarioError("%s: must be exactly one of %s" % (where, _EVENT_FORMS))
         at_s = event["at_s"]
         if not _is_number(at_s) or not 0 <= at_s <= until_s:
             raise ScenarioError("%s.at_s: must be a time within 0..until_s (%g)" % (where, until_s))
         if at_s < last:
             raise ScenarioError("%s.at_s: events must be in time order" % where)
         last = at_s
-        _input_value(where, event["input"], event["value"])
+        if "fault" in event:
+            if not isinstance(event["fault"], str) or event["fault"] not in FAULTS:
+                raise ScenarioError("%s.fault: unknown fault %r (known: %s)"
+                                    % (where, event["fault"], ", ".join(FAULTS)))
+        elif "ambient_c" in event:
+            low, high = AMBIENT_RANGE_C
+            if not _is_number(event["ambient_c"]) or not low <= event["ambient_c"] <= high:
+                raise ScenarioError("%s.ambient_c: must be a number within %g..%g, got %r"
+                                    % (where, low, high, event["ambient_c"]))
+        else:
+            _input_value(where, event["input"], event["value"])
     expect = data.get("expect", {})
     if not isinstance(expect, dict):
         raise ScenarioError("expect: must be an object of report field: expectation")
@@ -161,7 +180,7 @@ def build_report(scenario, stdout, world):
         return round(((t_ms - start_ms) % _TICKS_PERIOD) / 1000.0, 3)
 
     lines, other = parse_lines(stdout)
-    states, faults, refusals, errors = [], [], [], []
+    states, faults, refusals, errors, thermal = [], [], [], [], []
     max_measured = None
     last = {}
     for obj in lines:
@@ -170,6 +189,9 @@ def build_report(scenario, stdout, world):
             states.append({"at_s": at_s(obj["t_ms"]), "state": obj["state"]})
         elif ev == "fault":
             faults.append({"at_s": at_s(obj["t_ms"]), "code": obj["code"]})
+        elif ev == "thermal":
+            thermal.append({"at_s": at_s(obj["t_ms"]), "level": obj["level"],
+                            "temp_c": obj.get("temp_c")})
         elif ev == "refused":
             refusals.append({"at_s": at_s(obj["t_ms"]), "reason": obj["reason"]})
         elif ev == "error":
@@ -179,10 +201,12 @@ def build_report(scenario, stdout, world):
         if "delivered_j" in obj:
             last = obj
 
+    # The world's trace is flat (see simworld.World): rows of 2 or 3 values.
     trace = world["trace"]
-    optical = [(t / 1e6, w) for t, w in trace["optical"]]
+    optical = [(t / 1e6, uw / 1e6) for t, uw in _rows(trace["optical"], 2)]
     intervals = emission_intervals(optical, world["now_s"])
-    inputs = [(t / 1e6, name, value) for t, name, value in trace["inputs"]]
+    inputs = [(t / 1e6, name, value) for t, name, value in _rows(trace["inputs"], 3)]
+    temperatures = _rows(trace["temperature"], 3)
     report = {
         "description": scenario.get("description", ""),
         "board": scenario.get("board", "sim"),
@@ -196,20 +220,30 @@ def build_report(scenario, stdout, world):
         "faults": faults,
         "fault_codes": [f["code"] for f in faults],
         "refusals": refusals,
+        "thermal": thermal,
+        "thermal_sequence": [t["level"] for t in thermal],
         "errors": errors + [{"output": line} for line in other],
         "emission_intervals": [[round(a, 3), round(b, 3)] for a, b in intervals],
         "reaction_ms": reaction_ms(inputs, optical),
         "temperature_c": {"max_true": round(world["max_true_c"], 3),
+                          "max_junction": round(world["max_junction_c"], 3),
                           "max_measured": max_measured},
+        "faults_injected": [{"at_s": t, "fault": value} for t, name, value in inputs
+                            if name == "fault"],
         "resets": [{"at_s": t / 1e6, "cause": c} for t, c in trace["resets"]],
         "ended_s": world["now_s"],
-        "trace": {"optical_w": optical, "heatsink_c": [(t / 1e6, c) for t, c in
-                                                       trace["temperature"]],
+        "trace": {"optical_w": optical,
+                  "heatsink_c": [(t / 1e6, sink / 1000) for t, sink, _ in temperatures],
+                  "junction_c": [(t / 1e6, junction / 1000) for t, _, junction in temperatures],
                   "inputs": inputs},
     }
     if scenario.get("expect"):
         report["expect"] = check_expect(scenario["expect"], report)
     return report
+
+
+def _rows(flat, width):
+    return [tuple(flat[i:i + width]) for i in range(0, len(flat), width)]
 
 
 def emission_intervals(optical, end_s):
@@ -227,10 +261,18 @@ def emission_intervals(optical, end_s):
 
 
 def reaction_ms(inputs, optical):
-    """For each input that withdrew permission while light was out: the worst delay to 0 W."""
+    """For each input that withdrew permission, and each injected thermistor_open or
+    thermistor_short fault, while light was out: the worst delay to 0 W (None: it never
+    stopped)."""
     worst = {}
     for t_ev, name, value in inputs:
-        if WITHDRAWING.get(name) is not value or _power_at(optical, t_ev) <= 0:
+        if name == "fault":
+            if value not in STOPPING_FAULTS:
+                continue
+            name = value
+        elif WITHDRAWING.get(name) is not value:
+            continue
+        if _power_at(optical, t_ev) <= 0:
             continue
         off = next((t for t, w in optical if t >= t_ev and w <= 0), None)
         delay = None if off is None else round((off - t_ev) * 1000.0, 3)

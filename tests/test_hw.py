@@ -107,11 +107,12 @@ def test_sense_decodes_active_low_and_active_high(fake):
     fake.levels = {pins["key"]: 0, pins["interlock"]: 0, pins["estop"]: 0,
                    pins["footswitch_no"]: 0, pins["footswitch_nc"]: 1,
                    pins["arm"]: 1, pins["reset"]: 1}
-    inp = Inputs()
+    inp = Inputs(board["thermistor"]["samples"])
     hw.sense(inp, 1234)
     assert (inp.t_ms, inp.key_on, inp.interlock_closed, inp.estop_pressed) == (1234, 1, 1, 0)
     assert inp.footswitch_no_closed and not inp.footswitch_nc_closed
-    assert not inp.arm_pressed and not inp.reset_pressed and inp.thermistor_uv == 1650000
+    assert not inp.arm_pressed and not inp.reset_pressed
+    assert list(inp.thermistor_samples) == [1650000] * board["thermistor"]["samples"]
     fake.levels = {}  # every line floating high: key off, interlock open, e-stop pressed
     hw.sense(inp, 1244)
     assert not inp.key_on and not inp.interlock_closed and inp.estop_pressed

@@ -126,3 +126,113 @@ def test_cli_writes_the_report_and_fails_on_a_missed_expectation(tmp_path):
     assert "final_state: expected 'COMPLETE', got 'READY'" in proc.stderr
     report = json.loads(out.read_text())
     assert report["final_state"] == "READY" and report["expect"]["passed"] is False
+
+
+# -- fault injection and ambient events ------------------------------------------------------------
+
+
+def test_fault_and_ambient_events_validate_beside_inputs():
+    events = START + [{"at_s": 4.5, "ambient_c": -20}, {"at_s": 4.5, "ambient_c": 60.0}]
+    events += [{"at_s": 5.0, "fault": name} for name in scenario.FAULTS]
+    data, _ = scenario.validate({**GOOD, "until_s": 10, "events": events})
+    assert data["events"] == events
+    assert set(scenario.FAULTS) == {"thermistor_open", "thermistor_short", "thermistor_stuck",
+                                    "fan_failure"}
+
+
+@pytest.mark.parametrize("event, field", [
+    ({"at_s": 1, "fault": "meltdown"}, "events[0].fault: unknown fault 'meltdown'"),
+    ({"at_s": 1, "fault": 3}, "events[0].fault: unknown fault 3"),
+    ({"at_s": 1, "fault": ["fan_failure"]}, "events[0].fault"),
+    ({"at_s": 1, "ambient_c": 61}, "events[0].ambient_c: must be a number within -20..60"),
+    ({"at_s": 1, "ambient_c": -21}, "events[0].ambient_c"),
+    ({"at_s": 1, "ambient_c": "hot"}, "events[0].ambient_c"),
+    ({"at_s": 1, "ambient_c": True}, "events[0].ambient_c"),
+    ({"at_s": 1, "ambient_c": float("nan")}, "events[0].ambient_c"),
+    ({"at_s": 1, "ambient_c": float("inf")}, "events[0].ambient_c"),
+    ({"at_s": 1, "fault": "fan_failure", "ambient_c": 30}, "events[0]: must be exactly one of"),
+    ({"at_s": 1, "input": "key", "value": True, "fault": "fan_failure"},
+     "events[0]: must be exactly one of"),
+    ({"at_s": 1, "fault": "fan_failure", "value": True}, "events[0]: must be exactly one of"),
+    ({"at_s": 1, "input": "key"}, "events[0]: must be exactly one of"),
+    ({"fault": "fan_failure"}, "events[0]: must be exactly one of"),
+    ({"at_s": 1}, "events[0]: must be exactly one of"),
+    ({"at_s": 9, "fault": "fan_failure"}, "events[0].at_s"),
+    ({"at_s": -1, "ambient_c": 30}, "events[0].at_s"),
+    ({"at_s": "soon", "fault": "fan_failure"}, "events[0].at_s"),
+])
+def test_bad_fault_and_ambient_events_name_the_field(event, field):
+    with pytest.raises(scenario.ScenarioError) as e:
+        scenario.validate({**GOOD, "events": [event]})
+    assert field in str(e.value), str(e.value)
+
+
+def test_bad_fault_and_ambient_events_exit_2_from_the_cli(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({**GOOD, "events": [{"at_s": 1, "input": "key", "value": True},
+                                                  {"at_s": 2, "fault": "thermistor_melted"}]}))
+    proc = _cli("scenario", str(path))
+    assert proc.returncode == 2
+    assert "events[1].fault: unknown fault 'thermistor_melted'" in proc.stderr, proc.stderr
+    assert "thermistor_open" in proc.stderr  # the known names are listed
+
+
+def test_report_times_the_reaction_to_thermistor_faults_and_lists_the_injected_ones():
+    # A world as simworld writes it: flat traces (t_us, microwatts / mC, mC / name, value).
+    world = {"now_s": 12.0, "emitted_j": 20.0, "max_true_c": 30.5, "max_junction_c": 36.25,
+             "trace": {
+                 "optical": [0, 0, 2000000, 5000000, 5004000, 0, 6000000, 5000000, 7010000, 0,
+                             10000000, 4000000],
+                 "temperature": [0, 25000, 25000, 1000000, 25125, 27500],
+                 "inputs": [3000000, "fault", "fan_failure",
+                            4000000, "ambient_c", 35.0,
+                            5000000, "fault", "thermistor_open",
+                            7000000, "fault", "thermistor_short",
+                            8000000, "fault", "thermistor_open",  # dark: no reaction to time
+                            9000000, "fault", "thermistor_stuck",
+                            11000000, "fault", "thermistor_short",  # light never stops: None
+                            11500000, "key", False],
+                 "resets": []}}
+    report = scenario.build_report({"protocol": GOOD["protocol"], "until_s": 12}, "", world)
+    assert report["reaction_ms"] == {"thermistor_open": 4.0, "thermistor_short": None,
+                                     "key": None}
+    assert report["faults_injected"] == [
+        {"at_s": 3.0, "fault": "fan_failure"}, {"at_s": 5.0, "fault": "thermistor_open"},
+        {"at_s": 7.0, "fault": "thermistor_short"}, {"at_s": 8.0, "fault": "thermistor_open"},
+        {"at_s": 9.0, "fault": "thermistor_stuck"}, {"at_s": 11.0, "fault": "thermistor_short"}]
+    assert report["temperature_c"] == {"max_true": 30.5, "max_junction": 36.25,
+                                       "max_measured": None}
+    assert report["trace"]["optical_w"][:3] == [(0.0, 0.0), (2.0, 5.0), (5.004, 0.0)]
+    assert report["trace"]["heatsink_c"] == [(0.0, 25.0), (1.0, 25.125)]
+    assert report["trace"]["junction_c"] == [(0.0, 25.0), (1.0, 27.5)]
+    assert (4.0, "ambient_c", 35.0) in report["trace"]["inputs"]
+    assert report["emission_intervals"] == [[2.0, 5.004], [6.0, 7.01], [10.0, 12.0]]
+
+
+def test_report_reaction_to_a_short_is_the_worst_of_its_injections():
+    world = {"now_s": 10.0, "emitted_j": 0.0, "max_true_c": 25.0, "max_junction_c": 25.0,
+             "trace": {"optical": [1000000, 5000000, 2003000, 0, 3000000, 5000000, 4008000, 0],
+                       "temperature": [], "resets": [],
+                       "inputs": [2000000, "fault", "thermistor_short",
+                                  4000000, "fault", "thermistor_short"]}}
+    report = scenario.build_report({}, "", world)
+    assert report["reaction_ms"] == {"thermistor_short": 8.0}
+
+
+@pytest.mark.parametrize("fault, code", [("thermistor_open", "THERMISTOR_OPEN"),
+                                         ("thermistor_short", "THERMISTOR_SHORT")])
+def test_an_injected_thermistor_fault_stops_the_light_within_a_tick(fault, code):
+    events = START + [{"at_s": 6.0, "ambient_c": 30.0}, {"at_s": 7.0, "fault": "fan_failure"},
+                      {"at_s": 8.0035, "fault": fault}]
+    report = run({"protocol": {"power_w": 10.0, "dose_j_cm2": 2.0, "area_cm2": 100.0},
+                  "until_s": 12, "events": events})
+    assert report["faults_injected"] == [{"at_s": 7.0, "fault": "fan_failure"},
+                                         {"at_s": 8.0035, "fault": fault}]
+    assert 0 < report["reaction_ms"][fault] <= 10.0
+    assert code in report["fault_codes"]
+    assert report["emission_intervals"][-1][1] == pytest.approx(8.0035, abs=0.0101)
+    assert (6.0, "ambient_c", 30.0) in [tuple(i) for i in report["trace"]["inputs"]]
+    assert report["temperature_c"]["max_junction"] > report["temperature_c"]["max_true"] > 25.0
+    junction = dict(report["trace"]["junction_c"])
+    heatsink = dict(report["trace"]["heatsink_c"])
+    assert junction[8.0] > heatsink[8.0] + 3.0  # 10 W of light, ~18 W of heat in the junction

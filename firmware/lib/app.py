@@ -23,7 +23,7 @@ class App:
     def __init__(self, hw, board, treatment, now_ms, write=print):
         self.hw = hw
         self.period_ms = board["loop_ms"]
-        self.inputs = Inputs()
+        self.inputs = Inputs(board["thermistor"]["samples"])
         self.outputs = Outputs()
         self.controller = Controller(board, treatment, now_ms)
         self.supervisor = Supervisor(board)
@@ -38,8 +38,7 @@ class App:
         self.controller.step(inp, self.dosimeter, out)
         self.supervisor.veto(inp, out)
         self.hw.actuate(out)
-        treatment = self.controller.treatment
-        self.dosimeter.applied(out.laser_enable, treatment.power_uw if treatment else 0, now_ms)
+        self.dosimeter.applied(out.laser_enable, self.controller.power_uw, now_ms)
         self.recorder.record(now_ms, self)
 
     def step(self, now_ms):

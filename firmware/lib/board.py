@@ -3,7 +3,7 @@
 # the host (laserctl, tests) and on the device at boot, so a board that passes here boots there.
 import json
 
-from thermistor import Thermistor
+from thermistor import Thermistor, linear_range_uv
 
 try:
     from micropython import const
@@ -23,7 +23,8 @@ _ADC1 = (32, 33, 34, 35, 36, 37, 38, 39)  # ADC2 stops working while Wi-Fi is on
 _ATTENUATIONS_DB = (0, 2.5, 6, 11)
 
 _SECTIONS = ("name", "description", "loop_ms", "laser", "indicators", "inputs", "thermistor",
-             "diode", "limits", "timing", "plant")
+             "thermal", "diode", "limits", "timing", "plant")
+_MODELS = ("table", "beta", "steinhart-hart")
 INPUT_NAMES = ("key", "interlock", "estop", "footswitch_no", "footswitch_nc", "arm", "reset")
 _MAX_PWM_FREQ_HZ = const(40000)
 
@@ -55,6 +56,7 @@ def validate(data):
     _section(data, "indicators")
     _section(data, "inputs")
     _section(data, "thermistor")
+    _section(data, "thermal")
     _section(data, "diode")
     _section(data, "limits")
     timing = data.setdefault("timing", {})
@@ -79,10 +81,8 @@ def validate(data):
     _thermistor(data["thermistor"], used)
     _diode(data["diode"])
 
-    limits = data["limits"]
-    _number(limits, "max_heatsink_c", "limits.max_heatsink_c", 20, 80)
-    _number(limits, "temp_hysteresis_c", "limits.temp_hysteresis_c", 0.5, 20, 5.0)
-    _number(limits, "max_energy_j", "limits.max_energy_j", 1, 100000)
+    _thermal(data["thermal"])
+    _number(data["limits"], "max_energy_j", "limits.max_energy_j", 1, 100000)
 
     _number(data, "loop_ms", "loop_ms", 1, 100, 10)
     _expect(isinstance(data["loop_ms"], int), "loop_ms", "must be a whole number of ms")
@@ -104,14 +104,31 @@ def validate(data):
 
 def _thermistor_range(data):
     """The divider must put every fault and every limit where the ADC can tell them apart."""
-    therm = Thermistor(data["thermistor"])
-    _expect(therm.supply_uv > therm.max_uv * 1.05, "thermistor.divider.supply_v",
+    th = data["thermistor"]
+    max_uv = linear_range_uv(th["atten_db"])[1]
+    _expect(th["divider"]["supply_v"] * 1e6 > max_uv * 1.05, "thermistor.divider.supply_v",
             "must be well above the ADC's linear range (%d mV at this attenuation), or an open "
-            "or shorted sensor reads as a temperature" % (therm.max_uv // 1000))
-    limits = data["limits"]
-    for field, temp_c in (("limits.max_heatsink_c", limits["max_heatsink_c"]),
-                          ("limits.temp_hysteresis_c",
-                           limits["max_heatsink_c"] - limits["temp_hysteresis_c"])):
+            "or shorted sensor reads as a temperature" % (max_uv // 1000))
+    try:
+        therm = Thermistor(th)
+    except (ValueError, ZeroDivisionError, OverflowError) as e:
+        raise BoardError("thermistor: the %s model cannot be evaluated: %s" % (th["model"], e))
+    grid = therm._grid_mc
+    falling = therm.ntc_at_bottom  # more voltage, colder
+    for i in range(1, len(grid)):
+        _expect((grid[i] < grid[i - 1]) if falling else (grid[i] > grid[i - 1]), "thermistor",
+                "the %s model does not fall steadily with temperature over the ADC's range"
+                % th["model"])
+    if th["model"] == "table":
+        coldest, hottest = min(grid[0], grid[-1]) / 1000, max(grid[0], grid[-1]) / 1000
+        rows = th["table"]
+        _expect(rows[0][0] <= coldest and rows[-1][0] >= hottest, "thermistor.table",
+                "covers %g..%g C, but the divider's linear range spans %.1f..%.1f C"
+                % (rows[0][0], rows[-1][0], coldest, hottest))
+    thermal = data["thermal"]
+    for field, temp_c in (("thermal.shutdown_c", thermal["shutdown_c"]),
+                          ("thermal.hysteresis_c",
+                           thermal["shutdown_c"] - thermal["hysteresis_c"])):
         uv = therm.uv_at(temp_c)
         _expect(therm.min_uv < uv < therm.max_uv, field,
                 "the divider puts %g C at %d mV, outside the ADC's linear range %d..%d mV"
@@ -125,22 +142,73 @@ def _thermistor(th, used):
     _claim(adc_pin, "thermistor.adc_pin", used)
     _expect(th.get("atten_db") in _ATTENUATIONS_DB, "thermistor.atten_db",
             "must be one of 0, 2.5, 6, 11")
+    _number(th, "samples", "thermistor.samples", 1, 15, 5)
+    _expect(isinstance(th["samples"], int) and th["samples"] % 2 == 1, "thermistor.samples",
+            "must be an odd whole number (the median of the samples is used)")
     _section(th, "divider", "thermistor.")
     div = th["divider"]
     _number(div, "supply_v", "thermistor.divider.supply_v", 1.0, 3.6)
     _number(div, "fixed_ohm", "thermistor.divider.fixed_ohm", 100, 1e7)
     _expect(div.get("ntc") in ("top", "bottom"), "thermistor.divider.ntc",
             'must be "top" or "bottom"')
-    _expect(th.get("model") == "beta", "thermistor.model",
-            'must be "beta" (the only model this firmware implements), got %r'
-            % (th.get("model"),))
-    _number(th, "r25_ohm", "thermistor.r25_ohm", 100, 1e7)
-    _number(th, "beta_k", "thermistor.beta_k", 1000, 10000)
-    pair = th.get("beta_pair_c", [25, 85])
-    _expect(isinstance(pair, list) and len(pair) == 2 and all(_is_number(t) for t in pair)
-            and pair[0] < pair[1], "thermistor.beta_pair_c",
-            "must be two increasing temperatures in C, like [25, 85]")
-    th["beta_pair_c"] = pair
+    model = th.get("model")
+    _expect(model in _MODELS, "thermistor.model", "must be one of %s, got %r"
+            % (", ".join(_MODELS), model))
+    if model == "table":
+        _curve(th, "table", 3, 200)
+    elif model == "beta":
+        _number(th, "r25_ohm", "thermistor.r25_ohm", 100, 1e7)
+        _number(th, "beta_k", "thermistor.beta_k", 1000, 10000)
+        pair = th.setdefault("beta_pair_c", [25, 85])
+        _expect(isinstance(pair, list) and len(pair) == 2 and all(_is_number(t) for t in pair)
+                and pair[0] < pair[1], "thermistor.beta_pair_c",
+                "must be the two temperatures B is quoted for, like [25, 85]")
+    elif "steinhart_hart" in th:
+        coefficients = th["steinhart_hart"]
+        _expect(isinstance(coefficients, list) and len(coefficients) == 3
+                and all(_is_number(c) for c in coefficients) and coefficients[1] > 0,
+                "thermistor.steinhart_hart", "must be the three coefficients [A, B, C]")
+    else:
+        _expect("points" in th, "thermistor.points",
+                "give steinhart_hart [A, B, C] or three points [[temp_c, ohm], ...] to fit")
+        _curve(th, "points", 3, 3)
+
+
+def _curve(th, key, fewest, most):
+    """[[temp_c, ohm], ...]: temperatures rising, resistances falling (an NTC)."""
+    rows = th.get(key)
+    field = "thermistor." + key
+    _expect(isinstance(rows, list) and fewest <= len(rows) <= most, field,
+            "must list %d to %d [temp_c, ohm] rows" % (fewest, most))
+    for i, row in enumerate(rows):
+        where = "%s[%d]" % (field, i)
+        _expect(isinstance(row, list) and len(row) == 2 and _is_number(row[0])
+                and _is_number(row[1]) and row[1] > 0, where, "must be [temp_c, ohm > 0]")
+        if i:
+            _expect(row[0] > rows[i - 1][0] and row[1] < rows[i - 1][1], where,
+                    "temperatures must rise and resistances fall from row to row")
+
+
+def _thermal(thermal):
+    def field(key, low, high, default=None):
+        _number(thermal, key, "thermal." + key, low, high, default)
+        return thermal[key]
+
+    warning = field("warning_c", 20, 100)
+    derate = field("derate_start_c", 20, 100)
+    shutdown = field("shutdown_c", 20, 100)
+    rating = field("rating_c", 20, 120)
+    _expect(warning < derate < shutdown < rating, "thermal",
+            "needs warning_c < derate_start_c < shutdown_c < rating_c (the diode's rating)")
+    field("hysteresis_c", 0.5, 20, 5.0)
+    field("jump_c", 0.2, 20, 2.0)
+    field("stuck_s", 1, 60, 5)
+    field("max_rise_c_per_s", 0.01, 10)
+    _expect(isinstance(field("rise_window_s", 2, 60, 5), int), "thermal.rise_window_s",
+            "must be a whole number of seconds")
+    field("max_heat_w", 0.1, 500)
+    field("cooling_c_per_w", 0.01, 10)
+    field("runaway_margin_c", 0.5, 30, 5.0)
 
 
 def _diode(diode):

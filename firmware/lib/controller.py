@@ -6,7 +6,8 @@
 #   COMPLETE --arm or reset (acknowledge)--> STANDBY        READY/PAUSED --arm--> STANDBY
 #   key off or interlock open in READY/EMITTING/PAUSED --> STANDBY
 #   any state --fault--> FAULT (latched) --reset, once the cause is gone--> STANDBY
-from thermistor import OK, OPEN, Thermistor
+from thermal import ThermalMonitor
+from thermistor import OK
 from ticks import ticks_add, ticks_diff
 
 try:
@@ -26,10 +27,8 @@ COMPLETE = const(5)
 FAULT = const(6)
 STATE_NAMES = ("BOOT", "STANDBY", "READY", "EMITTING", "PAUSED", "COMPLETE", "FAULT")
 
-# Fault codes (strings are interned constants: reporting one allocates nothing).
-OVER_TEMP = "OVER_TEMP"
-THERMISTOR_OPEN = "THERMISTOR_OPEN"
-THERMISTOR_SHORT = "THERMISTOR_SHORT"
+# Fault codes (strings are interned constants: reporting one allocates nothing). The thermal
+# ones (OVER_TEMP, THERMISTOR_*, THERMAL_*) are thermal.py's.
 FOOTSWITCH_FAULT = "FOOTSWITCH_FAULT"
 ESTOP = "ESTOP"
 SOFTWARE = "SOFTWARE"
@@ -44,16 +43,8 @@ class Controller:
     """`board` is a validated board dict; `treatment` a Treatment or None (nothing selected)."""
 
     def __init__(self, board, treatment, now_ms):
-        self.thermistor = therm = Thermistor(board["thermistor"])
-        limits = board["limits"]
-        self.max_temp_c = limits["max_heatsink_c"]
-        self.clear_temp_c = limits["max_heatsink_c"] - limits["temp_hysteresis_c"]
-        # Decide in raw microvolts, converted once here: no float arithmetic (and so no heap
-        # allocation) in the tick. Degrees are computed only when someone reads temp_c.
-        self._trip_uv = int(therm.uv_at(self.max_temp_c))
-        self._clear_uv = int(therm.uv_at(self.clear_temp_c))
-        self._hot_is_low = therm.ntc_at_bottom
-        self._uv = 0
+        self.thermal = ThermalMonitor(board)
+        self.power_uw = 0  # the calibrated power commanded this tick (after derating)
         timing = board["timing"]
         self.emission_delay_ms = timing["emission_delay_ms"]
         self.mismatch_ms = timing["footswitch_mismatch_ms"]
@@ -64,7 +55,6 @@ class Controller:
         self.fault_code = None
         self.refusal = None  # why the last arm request was refused, for the operator
         self.refusals = 0  # counts refused arm requests, so that each one is reported
-        self.sensor = OK
         self.footswitch_pressed = False
         self.footswitch_released = False
         self._mismatch_since_ms = None
@@ -77,11 +67,10 @@ class Controller:
     @property
     def temp_c(self):
         """The heatsink temperature of the last reading, or None while the sensor is faulty."""
-        return self.thermistor.temp_c(self._uv) if self.sensor == OK else None
+        thermal = self.thermal
+        return thermal.temp_mc / 1000 if thermal.status == OK else None
 
-    def _read(self, inp):
-        self._uv = uv = inp.thermistor_uv
-        self.sensor = self.thermistor.check(uv)
+    def _read_footswitch(self, inp):
         no, nc = inp.footswitch_no_closed, inp.footswitch_nc_closed
         self.footswitch_pressed = no and not nc
         self.footswitch_released = nc and not no
@@ -96,15 +85,12 @@ class Controller:
         else:
             self._mismatch_since_ms = None
 
-    def _fault_cause(self, inp, clearing):
-        """The active fault cause, or None. `clearing` applies the over-temperature hysteresis."""
+    def _fault_cause(self, inp, thermal_fault):
+        """The active fault cause, or None."""
         if inp.estop_pressed:
             return ESTOP
-        if self.sensor != OK:
-            return THERMISTOR_OPEN if self.sensor == OPEN else THERMISTOR_SHORT
-        limit_uv = self._clear_uv if clearing else self._trip_uv
-        if (self._uv <= limit_uv) if self._hot_is_low else (self._uv >= limit_uv):
-            return OVER_TEMP
+        if thermal_fault is not None:
+            return thermal_fault
         since = self._mismatch_since_ms
         if since is not None and ticks_diff(inp.t_ms, since) >= self.mismatch_ms:
             return FOOTSWITCH_FAULT
@@ -115,7 +101,8 @@ class Controller:
     def step(self, inp, dosimeter, out):
         """Advance one tick: read `inp`, use `dosimeter`'s count, and fill `out`."""
         now = inp.t_ms
-        self._read(inp)
+        self._read_footswitch(inp)
+        thermal_fault = self.thermal.update(inp.thermistor_samples, now, self.state == EMITTING)
         arm = inp.arm_pressed and not self._arm_was
         reset = inp.reset_pressed and not self._reset_was
         self._arm_was = inp.arm_pressed
@@ -123,11 +110,14 @@ class Controller:
         state = self.state
 
         if state == FAULT:
-            if reset and self._fault_cause(inp, True) is None:
+            # Reset clears the latch only once every cause is gone; the thermal history
+            # (jumps, rates, runaway references) starts again from here.
+            if reset and self.thermal.cause_gone() and self._fault_cause(inp, None) is None:
                 self.fault_code = None
+                self.thermal.restart(now)
                 self._enter(STANDBY, now)
         else:
-            cause = self._fault_cause(inp, False)
+            cause = self._fault_cause(inp, thermal_fault)
             if cause is not None:
                 self.fault(cause, now)
             elif state in (READY, EMITTING, PAUSED) and not (inp.key_on and inp.interlock_closed):
@@ -183,7 +173,8 @@ class Controller:
         # Stop when at most half a tick's energy is left: on ticks that come on time the error is
         # then at most half a tick's energy (rounded down to the millijoule); a late tick adds
         # its lateness times the power.
-        half_tick_mj = self.treatment.power_uw * self.half_tick_ms // 1000000
+        power_uw = self.treatment.power_uw_steps[self.thermal.derate_step]
+        half_tick_mj = power_uw * self.half_tick_ms // 1000000
         return self.treatment.target_mj - dosimeter.energy_mj <= half_tick_mj
 
     def _enter(self, state, now_ms):
@@ -193,9 +184,12 @@ class Controller:
     def _drive(self, out, now):
         state = self.state
         out.safe()
+        self.power_uw = 0
         if state == EMITTING:
-            out.pwm_duty_u16 = self.treatment.duty_u16
+            step = self.thermal.derate_step  # all of the power unless the heatsink is hot
+            out.pwm_duty_u16 = self.treatment.duty_steps[step]
             out.laser_enable = True
+            self.power_uw = self.treatment.power_uw_steps[step]
         out.emission_led = state in (READY, EMITTING, PAUSED)
         since = ticks_diff(now, self.entered_ms)
         if state == READY and since < self.emission_delay_ms:

@@ -44,6 +44,7 @@ class Hardware:
         self._reset = _Input(inputs["reset"])
         th = board["thermistor"]
         self._adc = ADC(Pin(th["adc_pin"]), atten=_ATTEN[th["atten_db"]])
+        self._read_uv = self._adc.read_uv  # bound once: binding a method allocates
 
     def sense(self, inp, now_ms):
         inp.t_ms = now_ms
@@ -54,7 +55,9 @@ class Hardware:
         inp.footswitch_nc_closed = self._footswitch_nc.read()
         inp.arm_pressed = self._arm.read()
         inp.reset_pressed = self._reset.read()
-        inp.thermistor_uv = self._adc.read_uv()
+        samples = inp.thermistor_samples
+        for i in range(len(samples)):
+            samples[i] = self._read_uv()
 
     def actuate(self, out):
         # Gate off before changing the duty; set the duty before gating on.

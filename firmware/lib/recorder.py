@@ -4,6 +4,7 @@
 import json
 
 from controller import STATE_NAMES
+from thermal import DERATE_STEPS, LEVEL_NAMES
 from ticks import ticks_diff
 
 
@@ -14,6 +15,7 @@ class Recorder:
         self.target_j = treatment.target_j if treatment else None
         self._state = -1
         self._refusals = 0
+        self._thermal_level = 0
         self._last_status_ms = None
 
     def record(self, now_ms, app):
@@ -26,6 +28,12 @@ class Recorder:
         if c.refusals != self._refusals:
             self._refusals = c.refusals
             self._write(json.dumps({"ev": "refused", "t_ms": now_ms, "reason": c.refusal}))
+        thermal = c.thermal
+        if thermal.level != self._thermal_level:
+            self._thermal_level = thermal.level
+            self._write(json.dumps({"ev": "thermal", "t_ms": now_ms,
+                                    "level": LEVEL_NAMES[thermal.level], "temp_c": c.temp_c,
+                                    "derate_pct": thermal.derate_step * 100 // DERATE_STEPS}))
         last = self._last_status_ms
         if last is None or ticks_diff(now_ms, last) >= self.status_period_ms:
             self._last_status_ms = now_ms
@@ -39,14 +47,15 @@ class Recorder:
         self._emit("halt", now_ms, app)
 
     def _emit(self, ev, now_ms, app):
-        c, out = app.controller, app.outputs
-        treatment = c.treatment
+        c = app.controller
         self._write(json.dumps({
             "ev": ev, "t_ms": now_ms, "state": STATE_NAMES[c.state],
-            "power_w": treatment.power_uw / 1e6 if out.laser_enable else 0.0,
+            "power_w": c.power_uw / 1e6,
             "delivered_j": app.dosimeter.energy_mj / 1000, "target_j": self.target_j,
             "emitting_ms": app.dosimeter.emitting_ms,
             "temp_c": None if c.temp_c is None else round(c.temp_c, 2),
+            "thermal": LEVEL_NAMES[c.thermal.level],
+            "derate_pct": c.thermal.derate_step * 100 // DERATE_STEPS,
             "fault": c.fault_code, "permit": app.supervisor.permitted,
             "overruns": app.overruns,
         }))

@@ -1,14 +1,15 @@
 # The two records that cross the hardware boundary once per tick. They are allocated once and
 # overwritten in place, so a steady-state tick allocates nothing for them.
+from array import array
 
 
 class Inputs:
     """Everything sensed in one tick, already decoded to logical levels by the hardware module."""
 
     __slots__ = ("t_ms", "key_on", "interlock_closed", "estop_pressed", "footswitch_no_closed",
-                 "footswitch_nc_closed", "arm_pressed", "reset_pressed", "thermistor_uv")
+                 "footswitch_nc_closed", "arm_pressed", "reset_pressed", "thermistor_samples")
 
-    def __init__(self):
+    def __init__(self, samples=1):
         self.t_ms = 0
         self.key_on = False
         self.interlock_closed = False
@@ -17,7 +18,7 @@ class Inputs:
         self.footswitch_nc_closed = True
         self.arm_pressed = False
         self.reset_pressed = False
-        self.thermistor_uv = 0
+        self.thermistor_samples = array("i", [0] * samples)  # ADC microvolts, this tick
 
 
 class Outputs:

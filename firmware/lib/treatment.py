@@ -1,8 +1,10 @@
 # A treatment as prescribed: power, fluence and area, checked against the board it will run on.
 # Everything the loop needs later (the duty, the energy target) is computed here, once.
 import math
+from array import array
 
 import calibration as calibration_module
+from thermal import DERATE_STEPS
 
 _MIN_EMISSION_S = 1.0  # shorter than this is not a treatment, and the dose stop could not be exact
 _POWER_TOLERANCE = 0.01  # the calibrated power of the duty set must be this close to the prescribed
@@ -10,7 +12,7 @@ _POWER_TOLERANCE = 0.01  # the calibrated power of the duty set must be this clo
 
 class Treatment:
     __slots__ = ("power_w", "dose_j_cm2", "area_cm2", "target_j", "duty_u16", "power_uw",
-                 "target_mj")
+                 "target_mj", "duty_steps", "power_uw_steps")
 
     def __init__(self, spec, calibration, max_energy_j):
         if not isinstance(spec, dict):
@@ -40,6 +42,16 @@ class Treatment:
                              "minimum of %g s" % (self.target_j, self.power_w,
                                                   self.target_j / self.power_w, _MIN_EMISSION_S))
         self.target_mj = int(self.target_j * 1000 + 0.5)
+        # Thermal derating reduces the power in DERATE_STEPS steps: their duties and calibrated
+        # powers are computed here, once, so that the tick only indexes them.
+        self.duty_steps = array("i", [0] * (DERATE_STEPS + 1))
+        self.power_uw_steps = array("i", [0] * (DERATE_STEPS + 1))
+        for step in range(1, DERATE_STEPS + 1):
+            duty = calibration.duty(self.power_w * step / DERATE_STEPS)
+            self.duty_steps[step] = duty
+            self.power_uw_steps[step] = int(calibration.watts(duty) * 1000000 + 0.5)
+        self.duty_steps[DERATE_STEPS] = self.duty_u16
+        self.power_uw_steps[DERATE_STEPS] = self.power_uw
 
     def as_dict(self):
         return {"power_w": self.power_w, "dose_j_cm2": self.dose_j_cm2,

@@ -49,6 +49,7 @@ class FakeHardware:
                        "footswitch_no_closed": False, "footswitch_nc_closed": True,
                        "arm_pressed": False, "reset_pressed": False}
         self.thermistor_uv = temp_uv
+        self.spread_uv = 1000  # samples spread around the value (the median stays the value)
         self.enable = False
         self.duty_u16 = 0
         self.led = False
@@ -67,7 +68,10 @@ class FakeHardware:
         inp.t_ms = now_ms
         for name, value in self.levels.items():
             setattr(inp, name, value)
-        inp.thermistor_uv = self.thermistor_uv
+        samples = inp.thermistor_samples
+        middle = len(samples) // 2
+        for i in range(len(samples)):
+            samples[i] = self.thermistor_uv + (i - middle) * self.spread_uv
 
     def actuate(self, out):
         self.enable = out.laser_enable
@@ -86,7 +90,8 @@ class FakeHardware:
 class Rig:
     """The firmware's App on a FakeHardware, ticked by hand in virtual time."""
 
-    def __init__(self, board=None, spec=True, power_w=10.0, dose_j_cm2=8.0, area_cm2=100.0):
+    def __init__(self, board=None, spec=True, power_w=10.0, dose_j_cm2=8.0, area_cm2=100.0,
+                 temp_c=25.0):
         from app import App
 
         self.board = board or load_board()
@@ -96,6 +101,7 @@ class Rig:
         self.now_ms = 0
         self.app = App(self.hw, self.board, self.treatment, 0, self.lines.append)
         self.period_ms = self.board["loop_ms"]
+        self.set_temp(temp_c)
         self.tick()  # the first tick after boot: buttons held now are not presses
 
     @property
@@ -131,6 +137,22 @@ class Rig:
         self.tick()
         assert self.state == "EMITTING", self.state
 
+    def set_temp(self, temp_c):
+        self.hw.thermistor_uv = int(self.app.controller.thermal.sensor.uv_at(temp_c))
+
+    def ramp_temp(self, from_c, to_c, c_per_s, until=None):
+        """Move the heatsink reading from from_c to to_c at c_per_s, a tick at a time; stop
+        early when until() is true. Returns the temperature reached."""
+        step = c_per_s * self.period_ms / 1000.0
+        temp = from_c
+        while (temp < to_c) if to_c > from_c else (temp > to_c):
+            temp = min(temp + step, to_c) if to_c > from_c else max(temp - step, to_c)
+            self.set_temp(temp)
+            self.tick()
+            if until is not None and until():
+                break
+        return temp
+
     def events(self, ev):
         result = []
         for line in self.lines:
@@ -138,3 +160,29 @@ class Rig:
             if obj["ev"] == ev:
                 result.append(obj)
         return result
+
+
+def read_table(name):
+    """A manufacturer's R-T table from host_tools/vdevice/data/NAME.csv as [[temp_c, ohm], ...]."""
+    rows = []
+    with open(REPO + "/host_tools/vdevice/data/" + name + ".csv") as f:
+        for line in f:
+            line = line.strip()
+            if line and line[0] not in "#t":
+                t, r = line.split(",")
+                rows.append([float(t), float(r)])
+    return rows
+
+
+TDK = "ntc_tdk_epcos_b57861s0103"
+SEMITEC = "ntc_semitec_103at"
+
+
+def thermistor_config(model="table", table=None, **extra):
+    """A sim board's thermistor section with another model or table."""
+    config = load_board()["thermistor"]
+    config["model"] = model
+    if table is not None:
+        config["table"] = table
+    config.update(extra)
+    return config

@@ -57,9 +57,9 @@ def test_missing_input_is_named():
 
 def test_bad_numbers_are_refused():
     _refused(lambda b: b["laser"].update(pwm_freq_hz="5k"), "laser.pwm_freq_hz")
-    _refused(lambda b: b["limits"].update(max_heatsink_c=float("nan")), "limits.max_heatsink_c")
-    _refused(lambda b: b["limits"].update(max_heatsink_c=float("inf")), "limits.max_heatsink_c")
-    _refused(lambda b: b["limits"].update(max_heatsink_c=True), "limits.max_heatsink_c")
+    _refused(lambda b: b["thermal"].update(shutdown_c=float("nan")), "thermal.shutdown_c")
+    _refused(lambda b: b["thermal"].update(shutdown_c=float("inf")), "thermal.shutdown_c")
+    _refused(lambda b: b["thermal"].update(shutdown_c=True), "thermal.shutdown_c")
     _refused(lambda b: b.update(loop_ms=2.5), "loop_ms")
 
 
@@ -83,10 +83,10 @@ def test_an_open_sensor_must_read_outside_the_linear_range():
 
 def test_the_limits_must_be_measurable():
     def mutate(b):
-        b["thermistor"]["divider"]["fixed_ohm"] = 100000
-        b["limits"]["max_heatsink_c"] = 80
+        b["thermistor"]["divider"]["fixed_ohm"] = 1000
+        b["thermistor"]["model"] = "beta"  # the table would refuse the divider's range first
 
-    message = _refused(mutate, "limits.max_heatsink_c")
+    message = _refused(mutate, "thermal.shutdown_c")
     assert "linear range" in message
 
 
@@ -115,9 +115,61 @@ def test_unknown_fields_are_refused():
              "inputs.footswtich")
 
 
-def test_only_the_beta_model_is_accepted_for_now():
-    message = _refused(lambda b: b["thermistor"].update(model="table"), "thermistor.model")
-    assert "beta" in message
+def test_thermistor_models_are_checked():
+    message = _refused(lambda b: b["thermistor"].update(model="polynomial"), "thermistor.model")
+    assert "steinhart-hart" in message
+    _refused(_table_row(3, [-40, 500000]), "thermistor.table[3]")  # resistance must fall
+    _refused(_table_row(3, [-45, 130400]), "thermistor.table[3]")  # temperature must rise
+
+    def short_table(b):
+        b["thermistor"]["table"] = b["thermistor"]["table"][10:20]  # -5..40 C only
+
+    message = _refused(short_table, "thermistor.table")
+    assert "linear range spans" in message
+
+    def sh_without_anything(b):
+        b["thermistor"].update(model="steinhart-hart")
+        del b["thermistor"]["steinhart_hart"]
+        del b["thermistor"]["points"]
+
+    _refused(sh_without_anything, "thermistor.points")
+
+    def bad_points(b):
+        b["thermistor"].update(model="steinhart-hart", points=[[0, 32650], [25, 10000]])
+        del b["thermistor"]["steinhart_hart"]
+
+    _refused(bad_points, "thermistor.points")
+
+    def rising_curve(b):  # a model that is not an NTC over the range: refused
+        b["thermistor"].update(model="steinhart-hart", steinhart_hart=[1e-3, 2e-4, -5e-6])
+
+    _refused(rising_curve, "thermistor")
+
+
+def _table_row(i, row):
+    def mutate(b):
+        b["thermistor"]["table"][i] = row
+
+    return mutate
+
+
+def test_every_model_validates_on_the_shipped_boards():
+    for model in ("table", "beta", "steinhart-hart"):
+        data = raw_board()
+        data["thermistor"]["model"] = model
+        assert board_file.validate(data)["thermistor"]["model"] == model
+    data = raw_board()
+    data["thermistor"]["model"] = "steinhart-hart"
+    del data["thermistor"]["steinhart_hart"]  # fitted from the three points instead
+    board_file.validate(data)
+
+
+def test_thermal_thresholds_must_be_ordered():
+    message = _refused(lambda b: b["thermal"].update(derate_start_c=46.0), "thermal")
+    assert "warning_c < derate_start_c < shutdown_c < rating_c" in message
+    _refused(lambda b: b["thermal"].update(rating_c=44.0), "thermal")
+    _refused(lambda b: b["thermal"].update(rise_window_s=2.5), "thermal.rise_window_s")
+    _refused(lambda b: b["thermistor"].update(samples=4), "thermistor.samples")
 
 
 def test_unreadable_files_give_a_clear_error():

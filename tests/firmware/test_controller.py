@@ -103,18 +103,16 @@ def test_key_removal_and_interlock_stop_emission_and_drop_to_standby():
         assert rig.state == "STANDBY" and not rig.hw.enable, "must never resume by itself"
 
 
-def test_over_temperature_latches_until_cooled_and_reset():
+def test_over_temperature_in_standby_latches_until_cooled_and_reset():
     rig = Rig()
-    therm = rig.app.controller.thermistor
-    rig.start_emitting()
-    rig.hw.thermistor_uv = int(therm.uv_at(46.0))
-    rig.tick()
-    assert rig.state == "FAULT" and not rig.hw.enable
-    assert rig.events("fault")[-1]["code"] == "OVER_TEMP"
-    rig.hw.thermistor_uv = int(therm.uv_at(43.0))  # below the limit, inside the hysteresis
+    rig.set_temp(25.0)
+    rig.ramp_temp(25.0, 46.0, 0.3, until=lambda: rig.state == "FAULT")  # a hot room, no laser
+    assert rig.state == "FAULT" and rig.events("fault")[-1]["code"] == "OVER_TEMP"
+    assert abs(rig.app.controller.temp_c - 45.0) < 0.05
+    rig.ramp_temp(45.0, 43.0, 0.3)  # below the limit, inside the hysteresis
     rig.press("reset_pressed")
     assert rig.state == "FAULT"
-    rig.hw.thermistor_uv = int(therm.uv_at(35.0))
+    rig.ramp_temp(43.0, 35.0, 0.3)
     rig.run_ms(500)
     assert rig.state == "FAULT", "the cause going away does not clear a latched fault"
     rig.press("reset_pressed")
@@ -225,7 +223,7 @@ def test_every_refused_arm_is_reported():
 def test_supervisor_caps_the_duty_at_the_rated_power():
     rig = Rig()
     rig.start_emitting()
-    rig.treatment.duty_u16 = 65528  # a corrupted set-point above the diode's 15 W rating
+    rig.treatment.duty_steps[32] = 65528  # a corrupted set-point above the diode's 15 W rating
     rig.tick()
     assert not rig.hw.enable and rig.hw.duty_u16 == 0
     assert rig.app.supervisor.permitted is False

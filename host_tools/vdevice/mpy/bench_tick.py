@@ -218,6 +218,9 @@ def _wrap_machine(on):
     machine.Pin.value = _pin_value if on else _ORIG["pin_value"]
     machine.PWM.duty_u16 = _pwm_duty_u16 if on else _ORIG["pwm_duty_u16"]
     machine.ADC.read_uv = _adc_read_uv if on else _ORIG["adc_read_uv"]
+    hw_ = APP.hw
+    if hasattr(hw_, "_read_uv"):  # the hardware module binds read_uv once: rebind it
+        hw_._read_uv = hw_._adc.read_uv
 
 
 def _per_stage(n):
@@ -312,7 +315,9 @@ def _probes():
     inp, out = app.inputs, app.outputs
     now = inp.t_ms
     quiet_ms = getattr(rec, "_last_status_ms", now)  # no status line is due at its own time
-    therm = getattr(ctl, "thermistor", None)
+    monitor = getattr(ctl, "thermal", None)
+    therm = getattr(monitor, "sensor", None)
+    samples = inp.thermistor_samples
     key = getattr(hw_, "_key", None)
     adc = getattr(hw_, "_adc", None)
     enable = getattr(hw_, "_enable", None)
@@ -323,11 +328,12 @@ def _probes():
         ("hw: one _Input.read()", lambda: key.read()),
         ("hw: Hardware.sense()", lambda: hw_.sense(inp, now)),
         ("hw: Hardware.actuate()", lambda: hw_.actuate(out)),
-        ("controller: Thermistor.check(uv)", lambda: therm.check(inp.thermistor_uv)),
-        ("controller: Thermistor.ohm(uv)", lambda: therm.ohm(inp.thermistor_uv)),
-        ("controller: Thermistor.temp_c(uv)", lambda: therm.temp_c(inp.thermistor_uv)),
-        ("controller: Controller._read(inp)", lambda: ctl._read(inp)),
-        ("controller: Controller._fault_cause(inp)", lambda: ctl._fault_cause(inp, False)),
+        ("thermal: Thermistor.check(uv)", lambda: therm.check(monitor.uv)),
+        ("thermal: Thermistor.temp_mc(uv)", lambda: therm.temp_mc(monitor.uv)),
+        ("thermal: ThermalMonitor.update()",
+         lambda: monitor.update(samples, now, ctl.state == 3)),
+        ("controller: Controller._read_footswitch(inp)", lambda: ctl._read_footswitch(inp)),
+        ("controller: Controller._fault_cause(inp)", lambda: ctl._fault_cause(inp, None)),
         ("controller: Controller._drive(out, now)", lambda: ctl._drive(out, now)),
         ("controller: Controller._dose_reached()", lambda: ctl._dose_reached(dos)),
         ("controller: Controller.step()", lambda: ctl.step(inp, dos, out)),

@@ -1,8 +1,9 @@
 # The virtual device's world, run inside the real MicroPython interpreter next to the firmware:
 # a virtual clock, the electrical level of every pin, and a plant model (diode optics and heat,
-# heatsink, thermistor divider, operator inputs). The simulated `machine` and `time` modules are
-# thin views of this object. Virtual time advances only when the firmware sleeps (scenario mode,
-# as fast as the host allows) or with the wall clock (real-time mode, for people and mpremote).
+# junction -> heatsink -> ambient with a fan that can fail, thermistor divider, ADC, operator
+# inputs, injected faults). The simulated `machine` and `time` modules are thin views of this
+# object. Virtual time advances only when the firmware sleeps (scenario mode, as fast as the host
+# allows) or with the wall clock (real-time mode, for people and mpremote).
 import json
 import math
 
@@ -16,6 +17,8 @@ _KELVIN = 273.15
 _TRACE_TEMP_EVERY_US = 1000000
 _ADC_FULL_SCALE_UV = {0: 1100000, 2.5: 1500000, 6: 2200000, 11: 3100000}
 _ADC_FLOOR_UV = 100000  # the ESP32 ADC reads 0 below about 100 mV
+_SUBSTEP_US = 10000  # the thermal plant's longest integration step (10 ms of virtual time)
+FAULTS = ("thermistor_open", "thermistor_short", "thermistor_stuck", "fan_failure")
 
 
 class SimEnd(BaseException):
@@ -54,6 +57,15 @@ def table_ohm(table, temp_c):
             return math.exp(y0 + (y1 - y0) * (x - x0) / (x1 - x0))
 
 
+def _event(e):
+    """A scenario event as (name, value): an input, ("fault", NAME) or ("ambient_c", C)."""
+    if "fault" in e:
+        return ("fault", e["fault"])
+    if "ambient_c" in e:
+        return ("ambient_c", e["ambient_c"])
+    return (e["input"], e["value"])
+
+
 class World:
     def __init__(self, config, board):
         self.config = config
@@ -63,9 +75,11 @@ class World:
         self.now_us = 0
         self.clock_offset_ms = config.get("clock_start_ms", 0)
         self.until_us = int(config["until_s"] * 1e6) if "until_s" in config else None
-        self._events = [(int(e["at_s"] * 1e6), e["input"], e["value"])
-                        for e in config.get("events", ())]
-        self._events.sort(key=lambda e: e[0])
+        # (at_us, order, name, value); name is an input, "fault" or "ambient_c". The order keeps
+        # events at the same instant as the scenario lists them (MicroPython's sort is unstable).
+        self._events = [(int(e["at_s"] * 1e6), i) + _event(e)
+                        for i, e in enumerate(config.get("events", ()))]
+        self._events.sort(key=lambda e: (e[0], e[1]))
         self._next_event = 0
         # Pins: externally driven levels (inputs) and what the firmware drives (outputs).
         self.driven = {}
@@ -74,6 +88,14 @@ class World:
         self.timers = {}  # Timer -> [due_us, period_us or 0, callback]
         self.wdt_timeout_ms = None
         self.wdt_fed_us = 0
+        # The plant's record, flat lists of small integers (and of objects that already exist):
+        #   optical      t_us, microwatts, ...                    (at every change)
+        #   temperature  t_us, heatsink mC, junction mC, ...      (every second)
+        #   inputs       t_us, name, value, ...                   (inputs, "fault", "ambient_c")
+        #   resets       (t_us, cause), ...
+        # A list of tuples and floats would scatter long-lived objects over the heap: between them
+        # the float garbage of the plant leaves holes too small for the list to grow into, and a
+        # firmware that changes its power every tick (derating) runs out of memory.
         self.trace = {"inputs": [], "optical": [], "temperature": [], "resets": []}
         self.emitted_j = 0.0
         self._init_plant(config, board)
@@ -91,16 +113,35 @@ class World:
         self.cal = calibration.for_board(board)
         self.table = load_table(config["table_path"])
         self.ambient_c = float(config.get("ambient_c", 25.0))
-        self.heatsink_c = self.ambient_c
-        self.r_th = plant["thermal_resistance_c_per_w"]
-        self.tau_s = plant["thermal_tau_s"]
-        self.efficiency = plant["wall_plug_efficiency"]
+        # Two thermal nodes: the diode junction and the heatsink the thermistor sits on.
+        self.junction_c = self.heatsink_c = self.ambient_c
+        self.c_junction = float(plant["junction_capacity_j_per_c"])
+        self.r_junction = float(plant["junction_to_heatsink_c_per_w"])
+        self.c_heatsink = float(plant["heatsink_capacity_j_per_c"])
+        self.r_fan_on = float(plant["heatsink_to_ambient_c_per_w"])
+        self.r_fan_off = float(plant["heatsink_to_ambient_fan_off_c_per_w"])
+        self.r_ambient = self.r_fan_on
+        self.fan_running = True
+        self.electrical_full_w = float(plant["electrical_w_at_full_duty"])
+        for duty, watts in board["diode"]["calibration"]:
+            if watts > self.electrical_full_w * duty / 65535:
+                raise ValueError("plant.electrical_w_at_full_duty: the diode would emit more light "
+                                 "(%g W at duty %d) than the electrical power it takes"
+                                 % (watts, duty))
+        self._propagators = {}  # step_us -> exp(A * step) for the present fan state
         self.noise_uv = plant.get("adc_noise_uv", 0)
         self._seed = 12345
         self.optical_w = 0.0
+        self.electrical_w = 0.0
+        self.heat_w = 0.0
+        self.thermistor_fault = None  # None or one of the thermistor_* FAULTS
+        self._adc_last_uv = None  # what the thermistor's ADC channel returned last
+        self._segment = 1  # the thermistor table's segment of the last reading
         self.max_true_c = self.heatsink_c
+        self.max_junction_c = self.junction_c
         self._next_temp_trace_us = 0
         th = board["thermistor"]
+        self.adc_atten_db = th.get("atten_db", 11)
         self.adc_pin = th["adc_pin"]
         div = th["divider"]
         self.supply_uv = div["supply_v"] * 1e6
@@ -113,32 +154,119 @@ class World:
             self.pins[name] = (spec["pin"], 1 if spec["active"] == "high" else 0)
 
     def _integrate(self, dt_us):
-        dt_s = dt_us / 1e6
-        self.emitted_j += self.optical_w * dt_s
-        heat_w = self.optical_w * (1.0 / self.efficiency - 1.0)
-        steady_c = self.ambient_c + heat_w * self.r_th
-        self.heatsink_c = steady_c + (self.heatsink_c - steady_c) * math.exp(-dt_s / self.tau_s)
-        # Exponential approach: the maximum over the step is at one of its ends.
-        if self.heatsink_c > self.max_true_c:
-            self.max_true_c = self.heatsink_c
+        """Advance the plant by dt_us with the present heat, ambient and fan.
+
+        The two nodes are a linear system, dT/dt = A T + b, with constant inputs over the step:
+        the exact solution is T_steady + exp(A t) (T - T_steady), for a step of any length. The
+        maxima are sampled at least every 10 ms: the heatsink can peak inside a long step, as
+        the junction's stored heat drains into it after the diode goes dark."""
+        self.emitted_j += self.optical_w * dt_us / 1e6
+        heat = self.heat_w
+        sink_ss = self.ambient_c + heat * self.r_ambient
+        junction_ss = sink_ss + heat * self.r_junction
+        while dt_us > 0:
+            step = _SUBSTEP_US if dt_us > _SUBSTEP_US else dt_us
+            dt_us -= step
+            m = self._propagators.get(step)
+            if m is None:
+                m = self._propagator(step)
+            dj = self.junction_c - junction_ss
+            dh = self.heatsink_c - sink_ss
+            self.junction_c = junction_c = junction_ss + m[0] * dj + m[1] * dh
+            self.heatsink_c = heatsink_c = sink_ss + m[2] * dj + m[3] * dh
+            if heatsink_c > self.max_true_c:
+                self.max_true_c = heatsink_c
+            if junction_c > self.max_junction_c:
+                self.max_junction_c = junction_c
+
+    def _propagator(self, step_us):
+        """exp(A t) of the junction/heatsink system for t = step_us, from A's two eigenvalues
+        (real, negative and distinct for any positive capacities and resistances)."""
+        g = 1.0 / self.r_junction
+        h = 1.0 / self.r_ambient
+        a11 = -g / self.c_junction
+        a12 = g / self.c_junction
+        a21 = g / self.c_heatsink
+        a22 = -(g + h) / self.c_heatsink
+        mean = (a11 + a22) / 2
+        spread = math.sqrt(((a11 - a22) / 2) ** 2 + a12 * a21)
+        l1, l2 = mean + spread, mean - spread
+        t = step_us / 1e6
+        e1, e2 = math.exp(l1 * t), math.exp(l2 * t)
+        d = l1 - l2
+        m = ((e1 * (a11 - l2) - e2 * (a11 - l1)) / d, (e1 - e2) * a12 / d,
+             (e1 - e2) * a21 / d, (e1 * (a22 - l2) - e2 * (a22 - l1)) / d)
+        if len(self._propagators) >= 32:
+            self._propagators = {}
+        self._propagators[step_us] = m
+        return m
 
     def _update_optics(self):
         duty = self.pwm.get(self.pwm_pin, (0, 0))[0]
-        watts = self.cal.watts(duty) if self.outputs.get(self.enable_pin) == 1 else 0.0
+        if self.outputs.get(self.enable_pin) == 1:
+            watts = self.cal.watts(duty)
+            # The driver's current flows below the lasing threshold too: heat without light.
+            self.electrical_w = self.electrical_full_w * duty / 65535
+        else:
+            watts = 0.0
+            self.electrical_w = 0.0
+        self.heat_w = self.electrical_w - watts
         if watts != self.optical_w:
             self.optical_w = watts
-            self.trace["optical"].append((self.now_us, watts))
+            record = self.trace["optical"]
+            record.append(self.now_us)
+            record.append(round(watts * 1e6))
+
+    def inject_fault(self, name):
+        if name not in FAULTS:
+            raise ValueError("unknown fault %r" % name)
+        if name == "fan_failure":
+            self.fan_running = False
+            self.r_ambient = self.r_fan_off
+            self._propagators = {}
+            return
+        if name == "thermistor_stuck" and self._adc_last_uv is None:
+            self.adc_uv(self.adc_pin, self.adc_atten_db)  # nothing read yet: freeze today's value
+        self.thermistor_fault = name
 
     def thermistor_uv(self):
-        r = table_ohm(self.table, self.heatsink_c)
+        """The divider's node voltage: the thermistor at the heatsink's temperature."""
+        fault = self.thermistor_fault
+        if fault == "thermistor_open":  # infinite resistance
+            return self.supply_uv if self.ntc_bottom else 0.0
+        if fault == "thermistor_short":  # zero resistance
+            return 0.0 if self.ntc_bottom else self.supply_uv
+        r = self._thermistor_ohm()
         if self.ntc_bottom:
-            uv = self.supply_uv * r / (self.fixed_ohm + r)
-        else:
-            uv = self.supply_uv * self.fixed_ohm / (self.fixed_ohm + r)
-        return uv
+            return self.supply_uv * r / (self.fixed_ohm + r)
+        return self.supply_uv * self.fixed_ohm / (self.fixed_ohm + r)
+
+    def _thermistor_ohm(self):
+        """table_ohm at the heatsink's temperature, the search starting from the last segment:
+        the firmware reads several samples a tick and the temperature moves slowly. (Not a cache
+        of the result: every reading allocates the same, which the bench's accounting needs.)"""
+        table = self.table
+        x = 1.0 / (self.heatsink_c + _KELVIN)
+        i = self._segment
+        while i > 1 and x >= table[i - 1][0]:
+            i -= 1
+        while i < len(table) - 1 and x < table[i][0]:
+            i += 1
+        self._segment = i
+        x0, y0 = table[i - 1]
+        x1, y1 = table[i]
+        return math.exp(y0 + (y1 - y0) * (x - x0) / (x1 - x0))
 
     def adc_uv(self, pin, atten_db):
-        uv = self.thermistor_uv() if pin == self.adc_pin else 0.0
+        if pin != self.adc_pin:
+            return self._convert(0.0, atten_db)
+        if self.thermistor_fault == "thermistor_stuck":
+            return self._adc_last_uv
+        self._adc_last_uv = self._convert(self.thermistor_uv(), atten_db)
+        return self._adc_last_uv
+
+    def _convert(self, uv, atten_db):
+        """The ESP32 ADC on a node at uv: noise, the 100 mV floor, full scale, 1 mV steps."""
         if self.noise_uv:
             self._seed = (self._seed * 1103515245 + 12345) & 0x7FFFFFFF
             uv += ((self._seed >> 8) % (2 * self.noise_uv + 1)) - self.noise_uv
@@ -158,10 +286,15 @@ class World:
             self._drive(name, value)
         elif name == "ambient_c":
             self.ambient_c = float(value)
+        elif name == "fault":
+            self.inject_fault(value)
         else:
             raise ValueError("unknown input %r" % name)
         if record:
-            self.trace["inputs"].append((self.now_us, name, value))
+            record = self.trace["inputs"]
+            record.append(self.now_us)
+            record.append(name)
+            record.append(value)
 
     def _drive(self, name, active):
         pin, active_level = self.pins[name]
@@ -238,7 +371,7 @@ class World:
             due = self._next_timer(target_us)
             if self._next_event < len(events) and events[self._next_event][0] <= target_us and \
                     (due is None or events[self._next_event][0] <= due[0]):
-                at_us, name, value = events[self._next_event]
+                at_us, _, name, value = events[self._next_event]
                 self._step_to(at_us)
                 self._next_event += 1
                 self.set_input(name, value)
@@ -286,7 +419,10 @@ class World:
                 self._integrate(chunk_end - self.now_us)
                 self.now_us = chunk_end
             if self.now_us >= self._next_temp_trace_us:
-                self.trace["temperature"].append((self.now_us, round(self.heatsink_c, 3)))
+                record = self.trace["temperature"]
+                record.append(self.now_us)
+                record.append(round(self.heatsink_c * 1000))
+                record.append(round(self.junction_c * 1000))
                 self._next_temp_trace_us += _TRACE_TEMP_EVERY_US
         if end:
             raise SimEnd()
@@ -334,14 +470,16 @@ class World:
             inputs[name] = self.driven.get(pin) == active_level
         inputs["footswitch"] = inputs["footswitch_no"] and not inputs["footswitch_nc"]
         return {"t_s": self.now_us / 1e6, "optical_w": self.optical_w,
-                "heatsink_c": round(self.heatsink_c, 2), "emitted_j": round(self.emitted_j, 3),
+                "heatsink_c": round(self.heatsink_c, 2), "junction_c": round(self.junction_c, 2),
+                "fan": self.fan_running, "emitted_j": round(self.emitted_j, 3),
                 "led": self.outputs.get(self.board["indicators"]["emission_led_pin"], 0),
                 "buzzer": self.outputs.get(self.board["indicators"]["buzzer_pin"], 0),
                 "inputs": inputs}
 
     def result(self):
         return {"now_s": self.now_us / 1e6, "emitted_j": self.emitted_j,
-                "max_true_c": self.max_true_c, "trace": self.trace}
+                "max_true_c": self.max_true_c, "max_junction_c": self.max_junction_c,
+                "trace": self.trace}
 
 
 WORLD = None

@@ -1,0 +1,176 @@
+# Thermal protection, active in every state: the thermistor front end (several ADC samples per
+# tick, median), sensor faults, and the temperature levels: warning, derating, shutdown, a
+# rate-of-rise limit and a runaway check while emitting (heating beyond what the cooling allows,
+# i.e. a dead fan). Integer milli-degrees throughout, so a tick allocates nothing.
+from array import array
+
+from thermistor import OK, OPEN, RANGE, SHORT, Thermistor
+from ticks import ticks_add, ticks_diff
+
+try:
+    from micropython import const
+except ImportError:
+
+    def const(x):
+        return x
+
+
+NORMAL = const(0)
+WARNING = const(1)
+DERATE = const(2)
+LEVEL_NAMES = ("NORMAL", "WARNING", "DERATE")
+DERATE_STEPS = const(32)  # power steps between derate start (all of it) and shutdown (none)
+
+OVER_TEMP = "OVER_TEMP"
+THERMAL_RATE = "THERMAL_RATE"
+THERMAL_RUNAWAY = "THERMAL_RUNAWAY"
+THERMISTOR_OPEN = "THERMISTOR_OPEN"
+THERMISTOR_SHORT = "THERMISTOR_SHORT"
+THERMISTOR_RANGE = "THERMISTOR_RANGE"
+THERMISTOR_JUMP = "THERMISTOR_JUMP"
+THERMISTOR_STUCK = "THERMISTOR_STUCK"
+_SENSOR_FAULTS = {OPEN: THERMISTOR_OPEN, SHORT: THERMISTOR_SHORT, RANGE: THERMISTOR_RANGE}
+_RATE_PERIOD_MS = const(1000)  # one rate sample a second
+# The levels and the derating follow a moving average (about 32 ticks, 0.3 s at 10 ms), and a
+# level is left only 0.2 C below its threshold, so that ADC noise neither flips the power between
+# neighbouring steps nor the operator's display between levels. The limits use the reading itself.
+_SMOOTH_SHIFT = const(5)
+_LEVEL_HYSTERESIS_MC = const(200)
+
+
+def _mc(celsius):
+    return int(celsius * 1000 + 0.5)
+
+
+def median(samples, scratch):
+    """The median of `samples` (odd count), sorted in the preallocated `scratch`."""
+    n = len(samples)
+    for i in range(n):
+        v = samples[i]
+        j = i
+        while j > 0 and scratch[j - 1] > v:
+            scratch[j] = scratch[j - 1]
+            j -= 1
+        scratch[j] = v
+    return scratch[n // 2]
+
+
+class ThermalMonitor:
+    """`board` is a validated board dict. Call update() once per tick, in every state."""
+
+    def __init__(self, board):
+        th, limits = board["thermistor"], board["thermal"]
+        self.sensor = Thermistor(th)
+        self._scratch = array("i", [0] * th["samples"])
+        self.warning_mc = _mc(limits["warning_c"])
+        self.derate_mc = _mc(limits["derate_start_c"])
+        self.shutdown_mc = _mc(limits["shutdown_c"])
+        self.clear_mc = _mc(limits["shutdown_c"] - limits["hysteresis_c"])
+        self.jump_mc = _mc(limits["jump_c"])
+        self.stuck_ms = int(limits["stuck_s"] * 1000)
+        window_s = limits["rise_window_s"]
+        self._rise_limit_mc = _mc(limits["max_rise_c_per_s"] * window_s)
+        self._rate_ring = array("i", [0] * window_s)
+        # The most the heatsink may warm during one emission with the cooling working.
+        self._runaway_mc = _mc(limits["max_heat_w"] * limits["cooling_c_per_w"]
+                               + limits["runaway_margin_c"])
+        self.uv = 0
+        self.status = OK
+        self.temp_mc = 0  # valid while status == OK
+        self.level = NORMAL
+        self.derate_step = DERATE_STEPS  # all of the power
+        self.restart(0)
+
+    def restart(self, now_ms):
+        """Forget the history (after a reset): jumps, rates and stuck checks start again."""
+        self._have_reading = False
+        self._smooth_mc = 0
+        self._rate_count = 0
+        self._rate_next_ms = now_ms
+        self._emitting = False
+        self._runaway_ref_mc = 0
+        self._stuck_since_ms = now_ms
+        self._stuck_low = self._stuck_high = 0
+
+    def update(self, samples, now_ms, emitting):
+        """Read this tick's ADC samples; return a fault code, or None if all is well."""
+        uv = median(samples, self._scratch)
+        self.uv = uv
+        self.status = status = self.sensor.check(uv)
+        if status != OK:
+            self._have_reading = False
+            self.level, self.derate_step = NORMAL, 0
+            return _SENSOR_FAULTS[status]
+        temp = self.sensor.temp_mc(uv)
+        previous, self.temp_mc = self.temp_mc, temp
+        jumped = self._have_reading and abs(temp - previous) > self.jump_mc
+        if not self._have_reading:
+            self._smooth_mc = temp
+        self._smooth_mc += (temp - self._smooth_mc) >> _SMOOTH_SHIFT
+        self._have_reading = True
+        self._grade(self._smooth_mc)
+        if jumped:
+            return THERMISTOR_JUMP
+        if temp >= self.shutdown_mc:
+            return OVER_TEMP
+        if self._rising_too_fast(temp, now_ms):
+            return THERMAL_RATE
+        if emitting and not self._emitting:  # emission (re)started: new references
+            self._runaway_ref_mc = temp
+            self._restart_stuck(samples, now_ms)
+        self._emitting = emitting
+        if emitting:
+            if temp - self._runaway_ref_mc > self._runaway_mc:
+                return THERMAL_RUNAWAY
+            if self._stuck(samples, now_ms):
+                return THERMISTOR_STUCK
+        return None
+
+    def cause_gone(self):
+        """True when a latched thermal fault may be reset: a valid, cool-enough reading."""
+        return self.status == OK and self.temp_mc < self.clear_mc
+
+    def _grade(self, smooth):
+        if smooth >= self.derate_mc:
+            level = DERATE
+        elif smooth >= self.warning_mc:
+            level = WARNING
+        else:
+            level = NORMAL
+        if level < self.level:  # cooler: leave the level only well below its threshold
+            threshold = self.derate_mc if self.level == DERATE else self.warning_mc
+            if smooth > threshold - _LEVEL_HYSTERESIS_MC:
+                level = self.level
+        self.level = level
+        span = self.shutdown_mc - self.derate_mc
+        self.derate_step = min(DERATE_STEPS, max(0, (self.shutdown_mc - smooth) * DERATE_STEPS
+                                                 // span))
+
+    def _rising_too_fast(self, temp, now_ms):
+        if ticks_diff(now_ms, self._rate_next_ms) < 0:
+            return False
+        self._rate_next_ms = ticks_add(now_ms, _RATE_PERIOD_MS)
+        ring = self._rate_ring
+        slot = self._rate_count % len(ring)
+        oldest = ring[slot]  # the sample taken len(ring) seconds ago
+        ring[slot] = temp
+        self._rate_count += 1
+        return self._rate_count > len(ring) and temp - oldest > self._rise_limit_mc
+
+    def _restart_stuck(self, samples, now_ms):
+        self._stuck_since_ms = now_ms
+        self._stuck_low = self._stuck_high = samples[0]
+
+    def _stuck(self, samples, now_ms):
+        # A live sensor on a heating diode never returns one raw value for seconds on end.
+        for i in range(len(samples)):
+            v = samples[i]
+            if v < self._stuck_low:
+                self._stuck_low = v
+            elif v > self._stuck_high:
+                self._stuck_high = v
+        if ticks_diff(now_ms, self._stuck_since_ms) < self.stuck_ms:
+            return False
+        stuck = self._stuck_low == self._stuck_high
+        self._restart_stuck(samples, now_ms)
+        return stuck

@@ -1,0 +1,158 @@
+# Thermal protection through the real App on a fake hardware object: every level and every
+# sensor fault, in the states where it must act. Runs on CPython and on MicroPython.
+import thermal
+from support import Rig
+from thermal import DERATE_STEPS, median
+
+
+def _fault(rig):
+    events = rig.events("fault")
+    return events[-1]["code"] if events else None
+
+
+def test_median_ignores_a_spike():
+    from array import array
+
+    scratch = array("i", [0] * 5)
+    assert median(array("i", [1650, 1651, 9999, 1649, 1650]), scratch) == 1650
+    assert median(array("i", [5, 4, 3, 2, 1]), scratch) == 3
+
+
+def test_warning_and_derating_are_shown_and_reduce_the_power_smoothly():
+    rig = Rig(power_w=15.0, dose_j_cm2=60.0, area_cm2=100.0, temp_c=35.0)
+    rig.start_emitting()
+    powers = [rig.app.controller.power_uw]
+
+    def note_power():
+        if rig.app.controller.power_uw != powers[-1]:
+            powers.append(rig.app.controller.power_uw)
+
+    rig.ramp_temp(35.0, 44.9, 0.1, until=note_power)
+    levels = [e["level"] for e in rig.events("thermal")]
+    assert levels == ["WARNING", "DERATE"], levels
+    assert rig.state == "EMITTING" and _fault(rig) is None
+    # Full power below the derate start, then non-increasing, small steps, nearly none at 44.9 C.
+    full = rig.treatment.power_uw
+    assert powers[0] == full
+    steps = [powers[i] - powers[i + 1] for i in range(len(powers) - 1)]
+    assert len(steps) >= DERATE_STEPS - 2 and min(steps) > 0, "down, step by step, never up"
+    assert max(steps) <= full // DERATE_STEPS + full // 100
+    assert powers[-1] <= full // 16
+    status = rig.events("status")[-1]
+    assert status["thermal"] == "DERATE" and status["derate_pct"] < 10
+
+
+def test_derated_light_is_what_the_dosimeter_counts():
+    # Halfway through the derating band: about half the power.
+    rig = Rig(power_w=10.0, dose_j_cm2=8.0, area_cm2=100.0, temp_c=43.5)
+    rig.start_emitting()
+    before = rig.app.dosimeter.energy_mj
+    rig.run_ms(1000)
+    half_w = rig.treatment.power_uw_steps[DERATE_STEPS // 2] / 1e6
+    assert abs((rig.app.dosimeter.energy_mj - before) / 1000 - half_w) < 0.05
+
+
+def test_shutdown_while_emitting_latches_over_temp():
+    rig = Rig(power_w=15.0, dose_j_cm2=60.0, area_cm2=100.0, temp_c=41.0)
+    rig.start_emitting()
+    rig.ramp_temp(41.0, 46.0, 0.2, until=lambda: rig.state == "FAULT")
+    assert _fault(rig) == "OVER_TEMP" and not rig.hw.enable
+
+
+def test_a_jump_no_heatsink_can_make_is_a_sensor_fault():
+    rig = Rig()
+    rig.set_temp(25.0)
+    rig.run_ms(100)
+    rig.set_temp(28.0)  # 3 C in one 10 ms tick
+    rig.tick()
+    assert rig.state == "FAULT" and _fault(rig) == "THERMISTOR_JUMP"
+
+
+def test_rising_too_fast_is_a_fault_in_any_state():
+    rig = Rig()
+    rig.set_temp(25.0)
+    rig.ramp_temp(25.0, 40.0, 1.0, until=lambda: rig.state == "FAULT")  # 1 C/s > 0.5 C/s
+    assert _fault(rig) == "THERMAL_RATE"
+
+
+def test_runaway_while_emitting_when_the_cooling_is_gone():
+    rig = Rig(power_w=15.0, dose_j_cm2=60.0, area_cm2=100.0, temp_c=22.0)
+    rig.start_emitting()
+    rig.ramp_temp(22.0, 44.0, 0.3, until=lambda: rig.state == "FAULT")
+    # 28 W of heat x 0.5 C/W + 5 C of margin = 19 C above where emission started.
+    assert _fault(rig) == "THERMAL_RUNAWAY" and not rig.hw.enable
+    assert abs(rig.app.controller.temp_c - 41.0) < 0.1
+
+
+def test_the_same_warming_without_emission_is_no_runaway():
+    rig = Rig(temp_c=22.0)
+    rig.ramp_temp(22.0, 44.0, 0.3)
+    assert rig.state == "STANDBY" and _fault(rig) is None
+
+
+def test_a_stuck_reading_during_emission_is_a_fault():
+    rig = Rig(power_w=10.0, dose_j_cm2=80.0, area_cm2=100.0)
+    rig.start_emitting()
+    rig.hw.spread_uv = 0  # the ADC returns one value, again and again
+    rig.run_ms(rig.board["thermal"]["stuck_s"] * 1000 + 100)
+    assert _fault(rig) == "THERMISTOR_STUCK" and not rig.hw.enable
+
+
+def test_a_live_reading_during_emission_is_not_stuck():
+    rig = Rig(power_w=10.0, dose_j_cm2=80.0, area_cm2=100.0)
+    rig.start_emitting()
+    rig.run_ms(20000)
+    assert rig.state == "EMITTING" and _fault(rig) is None
+
+
+def test_sensor_faults_stop_emission_in_the_same_tick_and_are_distinct():
+    cases = ((3100000, "THERMISTOR_OPEN"), (0, "THERMISTOR_SHORT"),
+             (2700000, "THERMISTOR_RANGE"))
+    for uv, code in cases:
+        rig = Rig()
+        rig.start_emitting()
+        rig.hw.thermistor_uv = uv
+        rig.tick()
+        assert rig.state == "FAULT" and not rig.hw.enable and _fault(rig) == code, code
+        assert rig.events("status")[-1]["temp_c"] is not None  # the last good reading
+        rig.run_ms(100)
+        assert rig.app.controller.temp_c is None
+
+
+def test_reset_after_a_sensor_fault_needs_a_good_reading_and_starts_afresh():
+    rig = Rig(temp_c=30.0)
+    rig.hw.thermistor_uv = 0
+    rig.tick()
+    rig.press("reset_pressed")
+    assert rig.state == "FAULT"
+    rig.set_temp(30.0)
+    rig.run_ms(100)
+    rig.press("reset_pressed")
+    assert rig.state == "STANDBY"
+    rig.run_ms(1000)  # no stale jump or rate from before the fault
+    assert rig.state == "STANDBY"
+
+
+def test_levels_are_named_for_the_operator():
+    assert thermal.LEVEL_NAMES[thermal.NORMAL] == "NORMAL"
+    assert thermal.LEVEL_NAMES[thermal.DERATE] == "DERATE"
+
+
+def test_noise_at_a_threshold_does_not_flicker_the_level_or_the_power():
+    rig = Rig(power_w=10.0, dose_j_cm2=80.0, area_cm2=100.0, temp_c=39.9)
+    rig.start_emitting()
+    sensor = rig.app.controller.thermal.sensor
+    low, high = int(sensor.uv_at(39.93)), int(sensor.uv_at(40.07))
+    for i in range(1000):  # 10 s of a reading dithering across the 40 C warning threshold
+        rig.hw.thermistor_uv = high if i % 2 else low
+        rig.tick()
+    assert len(rig.events("thermal")) <= 1
+    rig.ramp_temp(40.0, 43.5, 0.2)
+    powers = set()
+    for i in range(1000):  # and across a derating step
+        rig.hw.thermistor_uv = int(sensor.uv_at(43.45 if i % 2 else 43.55))
+        rig.tick()
+        if i > 200:
+            powers.add(rig.app.controller.power_uw)
+    assert rig.state == "EMITTING" and 0 not in powers
+    assert len(powers) <= 2, powers
