@@ -26,10 +26,19 @@ def read_back(thermistor, sensor, ohm):
         uv = sensor.supply_uv * ohm / (sensor.fixed_ohm + ohm)
     else:
         uv = sensor.supply_uv * sensor.fixed_ohm / (sensor.fixed_ohm + ohm)
-    read_uv = int(round(uv / 1000.0)) * 1000 if uv >= 100000 else 0  # mV steps, 0 below 100 mV
+    # What read_uv() returns on the chip: mV steps, 0 below about 100 mV, clipped at full scale.
+    read_uv = min(int(round(uv / 1000.0)) * 1000, sensor.full_scale_uv) if uv >= 100000 else 0
     status = sensor.check(read_uv)
     temp_c = sensor.temp_mc(read_uv) / 1000 if status == thermistor.OK else None
     return uv, read_uv, status, temp_c
+
+
+def _beyond(sensor, temp_c):
+    """A warning when a table model extrapolates past the manufacturer's rows."""
+    low, high = getattr(sensor.model, "low_c", None), getattr(sensor.model, "high_c", None)
+    if low is not None and not low <= temp_c <= high:
+        return ", extrapolated beyond the table's %g..%g C" % (low, high)
+    return ""
 
 
 def describe(board, sensor):
@@ -58,9 +67,10 @@ def main(args):
             return 2
         uv, read_uv, status, temp_c = read_back(thermistor, sensor, args.resistance)
         model_c = sensor.model.temp_c(args.resistance)
-        print("%g ohm -> divider %.4f V -> read_uv %d -> %s (the model alone: %.3f C)"
+        print("%g ohm -> divider %.4f V -> read_uv %d -> %s (the model alone: %.3f C%s)"
               % (args.resistance, uv / 1e6, read_uv,
-                 "%.3f C" % temp_c if temp_c is not None else _STATUS[status], model_c))
+                 "%.3f C" % temp_c if temp_c is not None else _STATUS[status], model_c,
+                 _beyond(sensor, model_c)))
         return 0
     print("%7s %12s %10s %10s %10s  %s" % ("temp_c", "ohm", "divider_v", "read_uv",
                                              "read_c", "note"))

@@ -23,6 +23,10 @@ def test_resistance_gives_the_temperature_the_firmware_computes():
 def test_resistance_outside_the_adc_range_says_so():
     proc = _run("--board", "sim", "--resistance", "400")
     assert proc.returncode == 0 and "outside the ADC's linear range" in proc.stdout
+    proc = _run("--board", "sim", "--resistance", "100")  # hotter than the table's 155 C
+    assert "extrapolated beyond the table's -55..155 C" in proc.stdout
+    proc = _run("--board", "sim", "--resistance", "10000000")  # an open sensor, nearly
+    assert "read_uv 3100000 -> OPEN" in proc.stdout  # clipped at the ADC's full scale
 
 
 def test_table_every_5_c_flags_what_the_adc_cannot_read():

@@ -128,28 +128,20 @@ def test_steinhart_hart_fit_in_single_precision(single_precision):
     assert worst < 0.1, worst
 
 
-def test_the_lookup_grid_built_in_single_precision(single_precision, monkeypatch):
+def test_the_lookup_grid_built_in_single_precision(monkeypatch):
     for model in ("table", "steinhart-hart", "beta"):
-        config = thermistor_config(model)
-        exact = th.Thermistor(config, model=_double_model(config))
+        config = thermistor_config(model)  # loaded and validated in double precision
+        exact = th.Thermistor(config)
         config32 = thermistor_config(model)
         config32["divider"] = {"supply_v": F32(3.3), "fixed_ohm": F32(10000.0), "ntc": "bottom"}
         config32["table"] = _rows32(config32["table"])
         config32["points"] = _rows32(config32["points"])
         config32["steinhart_hart"] = [F32(c) for c in config32["steinhart_hart"]]
         config32["r25_ohm"], config32["beta_k"] = F32(10000), F32(3988)
-        single = th.Thermistor(config32)
+        with monkeypatch.context() as m:
+            m.setattr(th, "math", Math32)
+            single = th.Thermistor(config32)
         grid, grid32 = exact._grid_mc, single._grid_mc
         differences = [abs(a - b) for a, b in zip(grid, grid32, strict=True)]
         assert any(differences), "single precision must have reached the grid"
         assert max(differences) <= 20, (model, max(differences))  # 0.02 C at most, anywhere
-
-
-def _double_model(config):
-    """The same model computed in double precision (the fixture only patches the module)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("thermistor")
-    double = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(double)
-    return double.model_for(config)

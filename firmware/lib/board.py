@@ -126,6 +126,15 @@ def _thermistor_range(data):
                 "covers %g..%g C, but the divider's linear range spans %.1f..%.1f C"
                 % (rows[0][0], rows[-1][0], coldest, hottest))
     thermal = data["thermal"]
+    # The jump and rise limits must stand well clear of ADC noise (several mV on an ESP32).
+    shutdown = thermal["shutdown_c"]
+    per_c_uv = abs(therm.uv_at(shutdown) - therm.uv_at(shutdown + 1.0))
+    for field, delta_c in (("thermal.jump_c", thermal["jump_c"]),
+                           ("thermal.max_rise_c_per_s",
+                            thermal["max_rise_c_per_s"] * thermal["rise_window_s"])):
+        _expect(delta_c * per_c_uv >= 20000, field,
+                "%.2f C is only %d mV at shutdown_c: too close to the ADC's noise (20 mV at least)"
+                % (delta_c, delta_c * per_c_uv // 1000))
     for field, temp_c in (("thermal.shutdown_c", thermal["shutdown_c"]),
                           ("thermal.hysteresis_c",
                            thermal["shutdown_c"] - thermal["hysteresis_c"])):
@@ -200,19 +209,27 @@ def _thermal(thermal):
     rating = field("rating_c", 20, 120)
     _expect(warning < derate < shutdown < rating, "thermal",
             "needs warning_c < derate_start_c < shutdown_c < rating_c (the diode's rating)")
-    field("hysteresis_c", 0.5, 20, 5.0)
+    _expect(shutdown - derate >= 1.0, "thermal.derate_start_c",
+            "must be at least 1 C below shutdown_c: derating needs room to act")
+    hysteresis = field("hysteresis_c", 0.5, 20, 5.0)
+    ambient = field("max_ambient_c", 15, 45)
+    _expect(shutdown - hysteresis > ambient, "thermal.hysteresis_c",
+            "shutdown_c - hysteresis_c must be above max_ambient_c, or a fault could never be "
+            "reset in the warmest room the device is specified for")
     field("jump_c", 0.2, 20, 2.0)
     field("stuck_s", 1, 60, 5)
     field("max_rise_c_per_s", 0.01, 10)
-    _expect(isinstance(field("rise_window_s", 2, 60, 5), int), "thermal.rise_window_s",
-            "must be a whole number of seconds")
-    field("max_heat_w", 0.1, 500)
-    field("cooling_c_per_w", 0.01, 10)
-    field("runaway_margin_c", 0.5, 30, 5.0)
+    for key in ("rise_window_s", "runaway_window_s"):
+        _expect(isinstance(field(key, 2, 120), int), "thermal." + key,
+                "must be a whole number of seconds")
+    field("heatsink_capacity_j_per_c", 1, 10000)
+    field("cooling_c_per_w", 0.2, 10)  # with the heat bound below, keeps the tick's integers small
+    field("runaway_margin_c", 0.05, 10)
 
 
 def _diode(diode):
     _number(diode, "max_power_w", "diode.max_power_w", 0.001, 60)
+    _number(diode, "electrical_w_at_full_duty", "diode.electrical_w_at_full_duty", 0.01, 150)
     cal = diode.get("calibration")
     field = "diode.calibration"
     _expect(isinstance(cal, list) and len(cal) >= 2, field,
@@ -234,6 +251,8 @@ def _diode(diode):
     _expect(prev[1] > 0, field, "never reaches any optical power")
     _expect(prev[1] >= diode["max_power_w"], field,
             "reaches only %.3f W, below diode.max_power_w" % prev[1])
+    _expect(diode["electrical_w_at_full_duty"] > prev[1], "diode.electrical_w_at_full_duty",
+            "must exceed the light at full duty (%.3f W): no diode is 100 %% efficient" % prev[1])
 
 
 def _input(inputs, name, used):

@@ -29,6 +29,13 @@ class Calibration:
         self.step = 1 << (16 - pwm_resolution_bits(pwm_freq_hz))
         self.max_power_w = max_power_w
 
+    def lowest_lasing_w(self):
+        """The lowest non-zero power the power meter measured: below it the curve is a guess."""
+        for w in self.watts_at:
+            if w > 0:
+                return w
+        return self.watts_at[-1]
+
     def watts(self, duty):
         """Optical watts the diode emits at `duty` (0 below the lasing threshold)."""
         d, w = self.duties, self.watts_at

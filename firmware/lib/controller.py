@@ -43,8 +43,9 @@ class Controller:
     """`board` is a validated board dict; `treatment` a Treatment or None (nothing selected)."""
 
     def __init__(self, board, treatment, now_ms):
-        self.thermal = ThermalMonitor(board)
+        self.thermal = ThermalMonitor(board, now_ms)
         self.power_uw = 0  # the calibrated power commanded this tick (after derating)
+        self._heat_uw = 0  # the diode's heat bound at that power (for the runaway check)
         timing = board["timing"]
         self.emission_delay_ms = timing["emission_delay_ms"]
         self.mismatch_ms = timing["footswitch_mismatch_ms"]
@@ -102,7 +103,7 @@ class Controller:
         """Advance one tick: read `inp`, use `dosimeter`'s count, and fill `out`."""
         now = inp.t_ms
         self._read_footswitch(inp)
-        thermal_fault = self.thermal.update(inp.thermistor_samples, now, self.state == EMITTING)
+        thermal_fault = self.thermal.update(inp.thermistor_samples, now, self._heat_uw)
         arm = inp.arm_pressed and not self._arm_was
         reset = inp.reset_pressed and not self._reset_was
         self._arm_was = inp.arm_pressed
@@ -184,12 +185,15 @@ class Controller:
     def _drive(self, out, now):
         state = self.state
         out.safe()
-        self.power_uw = 0
+        self.power_uw = self._heat_uw = 0
         if state == EMITTING:
             step = self.thermal.derate_step  # all of the power unless the heatsink is hot
-            out.pwm_duty_u16 = self.treatment.duty_steps[step]
-            out.laser_enable = True
-            self.power_uw = self.treatment.power_uw_steps[step]
+            duty = self.treatment.duty_steps[step]
+            if duty:  # derated to nothing: the gate stays closed until the heatsink cools
+                out.pwm_duty_u16 = duty
+                out.laser_enable = True
+                self.power_uw = self.treatment.power_uw_steps[step]
+                self._heat_uw = self.treatment.heat_uw_steps[step]
         out.emission_led = state in (READY, EMITTING, PAUSED)
         since = ticks_diff(now, self.entered_ms)
         if state == READY and since < self.emission_delay_ms:

@@ -1,7 +1,8 @@
 # Thermal protection, active in every state: the thermistor front end (several ADC samples per
 # tick, median), sensor faults, and the temperature levels: warning, derating, shutdown, a
-# rate-of-rise limit and a runaway check while emitting (heating beyond what the cooling allows,
-# i.e. a dead fan). Integer milli-degrees throughout, so a tick allocates nothing.
+# rate-of-rise limit and a runaway check while emitting (the heatsink rising faster than the
+# diode's heat and working cooling can explain: a dead fan). Integer arithmetic throughout, so a
+# tick allocates nothing.
 from array import array
 
 from thermistor import OK, OPEN, RANGE, SHORT, Thermistor
@@ -30,7 +31,7 @@ THERMISTOR_RANGE = "THERMISTOR_RANGE"
 THERMISTOR_JUMP = "THERMISTOR_JUMP"
 THERMISTOR_STUCK = "THERMISTOR_STUCK"
 _SENSOR_FAULTS = {OPEN: THERMISTOR_OPEN, SHORT: THERMISTOR_SHORT, RANGE: THERMISTOR_RANGE}
-_RATE_PERIOD_MS = const(1000)  # one rate sample a second
+_SECOND_MS = const(1000)  # the rate and runaway checks work on one sample a second
 # The levels and the derating follow a moving average (about 32 ticks, 0.3 s at 10 ms), and a
 # level is left only 0.2 C below its threshold, so that ADC noise neither flips the power between
 # neighbouring steps nor the operator's display between levels. The limits use the reading itself.
@@ -58,7 +59,7 @@ def median(samples, scratch):
 class ThermalMonitor:
     """`board` is a validated board dict. Call update() once per tick, in every state."""
 
-    def __init__(self, board):
+    def __init__(self, board, now_ms):
         th, limits = board["thermistor"], board["thermal"]
         self.sensor = Thermistor(th)
         self._scratch = array("i", [0] * th["samples"])
@@ -68,32 +69,44 @@ class ThermalMonitor:
         self.clear_mc = _mc(limits["shutdown_c"] - limits["hysteresis_c"])
         self.jump_mc = _mc(limits["jump_c"])
         self.stuck_ms = int(limits["stuck_s"] * 1000)
-        window_s = limits["rise_window_s"]
-        self._rise_limit_mc = _mc(limits["max_rise_c_per_s"] * window_s)
-        self._rate_ring = array("i", [0] * window_s)
-        # The most the heatsink may warm during one emission with the cooling working.
-        self._runaway_mc = _mc(limits["max_heat_w"] * limits["cooling_c_per_w"]
-                               + limits["runaway_margin_c"])
+        self._rise_window_s = limits["rise_window_s"]
+        self._rise_limit_mc = _mc(limits["max_rise_c_per_s"] * self._rise_window_s)
+        # Runaway: over runaway_window_s of emission the heatsink can rise at most
+        #   window * (heat - cooling) / capacity, with heat the most the diode made in the window
+        #   (treatment.py bounds it), and cooling = (T - room) / R bounded below by the window's
+        #   starting temperature and the warmest room the board is specified for.
+        # Units: W/C = 1000 uW/mC, J/C = 1000 uJ/mC.
+        self._runaway_window_s = limits["runaway_window_s"]
+        self._conductance_uw_per_mc = int(1000 / limits["cooling_c_per_w"])
+        self._capacity_uj_per_mc = int(limits["heatsink_capacity_j_per_c"] * 1000)
+        self._max_ambient_mc = _mc(limits["max_ambient_c"])
+        self._runaway_margin_mc = _mc(limits["runaway_margin_c"])
+        size = max(self._rise_window_s, self._runaway_window_s) + 1
+        self._temp_ring = array("i", [0] * size)  # one reading a second
+        self._heat_ring = array("i", [0] * size)  # the heat bound over that second, uW
         self.uv = 0
         self.status = OK
         self.temp_mc = 0  # valid while status == OK
         self.level = NORMAL
         self.derate_step = DERATE_STEPS  # all of the power
-        self.restart(0)
+        self.restart(now_ms)
 
     def restart(self, now_ms):
         """Forget the history (after a reset): jumps, rates and stuck checks start again."""
         self._have_reading = False
         self._smooth_mc = 0
-        self._rate_count = 0
-        self._rate_next_ms = now_ms
+        self._seconds = 0  # readings in the rings
+        self._next_second_ms = now_ms
+        self._heat_uw = 0  # the most heat the diode made since the last one-second reading
+        self._emitting_seconds = 0  # whole seconds of uninterrupted emission
         self._emitting = False
-        self._runaway_ref_mc = 0
         self._stuck_since_ms = now_ms
         self._stuck_low = self._stuck_high = 0
 
-    def update(self, samples, now_ms, emitting):
-        """Read this tick's ADC samples; return a fault code, or None if all is well."""
+    def update(self, samples, now_ms, heat_uw):
+        """Read this tick's ADC samples; `heat_uw` is the diode's heat bound for the power
+        commanded last tick (0: not emitting). Return a fault code, or None if all is well."""
+        emitting = heat_uw > 0
         uv = median(samples, self._scratch)
         self.uv = uv
         self.status = status = self.sensor.check(uv)
@@ -106,24 +119,27 @@ class ThermalMonitor:
         jumped = self._have_reading and abs(temp - previous) > self.jump_mc
         if not self._have_reading:
             self._smooth_mc = temp
-        self._smooth_mc += (temp - self._smooth_mc) >> _SMOOTH_SHIFT
+        # (+ half a step: >> rounds towards minus infinity, which would settle a little low)
+        self._smooth_mc += (temp - self._smooth_mc + (1 << (_SMOOTH_SHIFT - 1))) >> _SMOOTH_SHIFT
         self._have_reading = True
         self._grade(self._smooth_mc)
         if jumped:
             return THERMISTOR_JUMP
         if temp >= self.shutdown_mc:
             return OVER_TEMP
-        if self._rising_too_fast(temp, now_ms):
-            return THERMAL_RATE
-        if emitting and not self._emitting:  # emission (re)started: new references
-            self._runaway_ref_mc = temp
+        if heat_uw > self._heat_uw:
+            self._heat_uw = heat_uw
+        if not emitting:
+            self._emitting_seconds = -1  # this second is not one of uninterrupted emission
+        if ticks_diff(now_ms, self._next_second_ms) >= 0:
+            fault = self._each_second(temp, now_ms)
+            if fault is not None:
+                return fault
+        if emitting and not self._emitting:  # emission (re)started
             self._restart_stuck(samples, now_ms)
         self._emitting = emitting
-        if emitting:
-            if temp - self._runaway_ref_mc > self._runaway_mc:
-                return THERMAL_RUNAWAY
-            if self._stuck(samples, now_ms):
-                return THERMISTOR_STUCK
+        if emitting and self._stuck(samples, now_ms):
+            return THERMISTOR_STUCK
         return None
 
     def cause_gone(self):
@@ -146,16 +162,31 @@ class ThermalMonitor:
         self.derate_step = min(DERATE_STEPS, max(0, (self.shutdown_mc - smooth) * DERATE_STEPS
                                                  // span))
 
-    def _rising_too_fast(self, temp, now_ms):
-        if ticks_diff(now_ms, self._rate_next_ms) < 0:
-            return False
-        self._rate_next_ms = ticks_add(now_ms, _RATE_PERIOD_MS)
-        ring = self._rate_ring
-        slot = self._rate_count % len(ring)
-        oldest = ring[slot]  # the sample taken len(ring) seconds ago
-        ring[slot] = temp
-        self._rate_count += 1
-        return self._rate_count > len(ring) and temp - oldest > self._rise_limit_mc
+    def _each_second(self, temp, now_ms):
+        self._next_second_ms = ticks_add(now_ms, _SECOND_MS)
+        temps, heats = self._temp_ring, self._heat_ring
+        size = len(temps)
+        slot = self._seconds % size
+        temps[slot], heats[slot] = temp, self._heat_uw
+        self._seconds += 1
+        self._heat_uw = 0
+        self._emitting_seconds += 1
+        window = self._rise_window_s
+        if self._seconds > window and temp - temps[(slot - window) % size] > self._rise_limit_mc:
+            return THERMAL_RATE
+        window = self._runaway_window_s
+        if self._emitting_seconds >= window and self._seconds > window:
+            start = temps[(slot - window) % size]
+            heat = 0
+            for i in range(window):
+                h = heats[(slot - i) % size]
+                if h > heat:
+                    heat = h
+            cooling = self._conductance_uw_per_mc * (start - self._max_ambient_mc)
+            allowed = window * ((heat - cooling) // self._capacity_uj_per_mc)
+            if temp - start > allowed + self._runaway_margin_mc:
+                return THERMAL_RUNAWAY
+        return None
 
     def _restart_stuck(self, samples, now_ms):
         self._stuck_since_ms = now_ms

@@ -131,7 +131,8 @@ class Thermistor:
         self.min_uv, self.max_uv = linear_range_uv(config["atten_db"])
         # Where an open or a shorted sensor puts the reading: the supply (clipped at the ADC's
         # full scale) or ground (which the ADC reads as 0).
-        self.rail_uv = int(min(0.9 * self.supply_uv, 0.95 * _FULL_SCALE_UV[config["atten_db"]]))
+        self.full_scale_uv = _FULL_SCALE_UV[config["atten_db"]]
+        self.rail_uv = int(min(0.9 * self.supply_uv, 0.95 * self.full_scale_uv))
         count = (self.max_uv - self.min_uv) // GRID_UV + 2
         self._grid_mc = array("i", [self._grid_point(i) for i in range(count)])
 

@@ -3,6 +3,7 @@
 import json
 
 import board as board_file
+from ticks import ticks_add
 import calibration as calibration_module
 import treatment as treatment_module
 
@@ -91,15 +92,16 @@ class Rig:
     """The firmware's App on a FakeHardware, ticked by hand in virtual time."""
 
     def __init__(self, board=None, spec=True, power_w=10.0, dose_j_cm2=8.0, area_cm2=100.0,
-                 temp_c=25.0):
+                 temp_c=25.0, start_ms=0):
         from app import App
 
         self.board = board or load_board()
         self.treatment = treatment(self.board, power_w, dose_j_cm2, area_cm2) if spec else None
         self.hw = FakeHardware()
-        self.lines = []
-        self.now_ms = 0
-        self.app = App(self.hw, self.board, self.treatment, 0, self.lines.append)
+        self.lines = []  # every event line but status lines, of which only the latest is kept
+        self.last_status = None
+        self.now_ms = start_ms
+        self.app = App(self.hw, self.board, self.treatment, start_ms, self._write)
         self.period_ms = self.board["loop_ms"]
         self.set_temp(temp_c)
         self.tick()  # the first tick after boot: buttons held now are not presses
@@ -112,7 +114,7 @@ class Rig:
 
     def tick(self):
         self.app.step(self.now_ms)
-        self.now_ms += self.period_ms
+        self.now_ms = ticks_add(self.now_ms, self.period_ms)
 
     def run_ms(self, ms):
         for _ in range(ms // self.period_ms):
@@ -153,9 +155,16 @@ class Rig:
                 break
         return temp
 
+    def _write(self, line):
+        if '"ev": "status"' in line:
+            self.last_status = line  # a long run prints thousands: keep the heap small
+        else:
+            self.lines.append(line)
+
     def events(self, ev):
         result = []
-        for line in self.lines:
+        lines = self.lines + [self.last_status] if self.last_status else self.lines
+        for line in lines:
             obj = json.loads(line)
             if obj["ev"] == ev:
                 result.append(obj)

@@ -19,7 +19,9 @@ def test_median_ignores_a_spike():
 
 
 def test_warning_and_derating_are_shown_and_reduce_the_power_smoothly():
-    rig = Rig(power_w=15.0, dose_j_cm2=60.0, area_cm2=100.0, temp_c=35.0)
+    # Full power with a working fan in the warmest room: the heatsink warms into the derating
+    # band, where the reduced power holds it below shutdown.
+    rig = Rig(power_w=15.0, dose_j_cm2=100.0, area_cm2=100.0, temp_c=35.0)
     rig.start_emitting()
     powers = [rig.app.controller.power_uw]
 
@@ -27,19 +29,20 @@ def test_warning_and_derating_are_shown_and_reduce_the_power_smoothly():
         if rig.app.controller.power_uw != powers[-1]:
             powers.append(rig.app.controller.power_uw)
 
-    rig.ramp_temp(35.0, 44.9, 0.1, until=note_power)
+    assert _heatsink(rig, 35.0, 0.5, seconds=400, on_tick=note_power) is None
     levels = [e["level"] for e in rig.events("thermal")]
     assert levels == ["WARNING", "DERATE"], levels
     assert rig.state == "EMITTING" and _fault(rig) is None
-    # Full power below the derate start, then non-increasing, small steps, nearly none at 44.9 C.
+    # Full power below the derate start, then one step at a time (settling, the power may step
+    # back up by one when the heatsink dips below a step's threshold).
     full = rig.treatment.power_uw
-    assert powers[0] == full
-    steps = [powers[i] - powers[i + 1] for i in range(len(powers) - 1)]
-    assert len(steps) >= DERATE_STEPS - 2 and min(steps) > 0, "down, step by step, never up"
-    assert max(steps) <= full // DERATE_STEPS + full // 100
-    assert powers[-1] <= full // 16
+    assert powers[0] == full and len(powers) > 8
+    changes = [abs(powers[i] - powers[i + 1]) for i in range(len(powers) - 1)]
+    assert max(changes) <= full // DERATE_STEPS + full // 100, changes
+    assert powers[-1] < full * 3 // 4
     status = rig.events("status")[-1]
-    assert status["thermal"] == "DERATE" and status["derate_pct"] < 10
+    assert status["thermal"] == "DERATE" and 0 < status["derate_pct"] < 75
+    assert rig.app.controller.temp_c < rig.board["thermal"]["shutdown_c"]
 
 
 def test_derated_light_is_what_the_dosimeter_counts():
@@ -69,25 +72,71 @@ def test_a_jump_no_heatsink_can_make_is_a_sensor_fault():
 
 
 def test_rising_too_fast_is_a_fault_in_any_state():
-    rig = Rig()
-    rig.set_temp(25.0)
-    rig.ramp_temp(25.0, 40.0, 1.0, until=lambda: rig.state == "FAULT")  # 1 C/s > 0.5 C/s
-    assert _fault(rig) == "THERMAL_RATE"
+    # Also after a (soft) reset more than 6.2 days into the chip's uptime, past half the tick
+    # period, and across the tick counter's wrap.
+    for start_ms in (0, (1 << 29) + 1000, (1 << 30) - 3000):
+        rig = Rig(start_ms=start_ms)
+        rig.ramp_temp(25.0, 40.0, 1.0, until=lambda: rig.state == "FAULT")  # 1 C/s > 0.5 C/s
+        assert _fault(rig) == "THERMAL_RATE", start_ms
+        assert rig.app.controller.temp_c < 32.0, start_ms
 
 
-def test_runaway_while_emitting_when_the_cooling_is_gone():
-    rig = Rig(power_w=15.0, dose_j_cm2=60.0, area_cm2=100.0, temp_c=22.0)
+def _heatsink(rig, ambient_c, r_c_per_w, seconds, fan_dies_at_s=None, dead_r=2.5, on_tick=None):
+    """Drive the rig's thermistor with a heatsink warmed by the heat of the duty the firmware
+    commands (electrical minus light, as the board declares it) and cooled to `ambient_c`."""
+    board = rig.board
+    cal_watts = rig.treatment.power_uw_steps
+    full_w = board["diode"]["electrical_w_at_full_duty"]
+    capacity = board["thermal"]["heatsink_capacity_j_per_c"]
+    temp = rig.app.controller.temp_c
+    for tick in range(int(seconds * 1000) // rig.period_ms):
+        t_s = tick * rig.period_ms / 1000
+        r = dead_r if fan_dies_at_s is not None and t_s >= fan_dies_at_s else r_c_per_w
+        duty = rig.hw.duty_u16 if rig.hw.enable else 0
+        heat_w = 0.0
+        if duty:
+            step = rig.app.controller.thermal.derate_step
+            heat_w = full_w * duty / 65535 - cal_watts[step] / 1e6
+        temp += (heat_w - (temp - ambient_c) / r) / capacity * rig.period_ms / 1000
+        rig.set_temp(temp)
+        rig.tick()
+        if on_tick is not None:
+            on_tick()
+        if rig.state == "FAULT":
+            return t_s
+    return None
+
+
+def test_no_false_runaway_with_working_cooling_in_the_warmest_room():
+    # Full power, a working fan, the hottest room the board is specified for: the heatsink warms
+    # into the derating band and stays there; the runaway check must never fire.
+    rig = Rig(power_w=15.0, dose_j_cm2=100.0, area_cm2=100.0, temp_c=35.0)
     rig.start_emitting()
-    rig.ramp_temp(22.0, 44.0, 0.3, until=lambda: rig.state == "FAULT")
-    # 28 W of heat x 0.5 C/W + 5 C of margin = 19 C above where emission started.
-    assert _fault(rig) == "THERMAL_RUNAWAY" and not rig.hw.enable
-    assert abs(rig.app.controller.temp_c - 41.0) < 0.1
+    assert _heatsink(rig, 35.0, 0.5, seconds=300) is None, _fault(rig)
+    assert rig.state == "EMITTING" and rig.app.controller.thermal.level == thermal.DERATE
 
 
-def test_the_same_warming_without_emission_is_no_runaway():
-    rig = Rig(temp_c=22.0)
-    rig.ramp_temp(22.0, 44.0, 0.3)
-    assert rig.state == "STANDBY" and _fault(rig) is None
+def test_runaway_when_the_fan_dies_whatever_the_starting_temperature():
+    for start_c in (25.0, 33.0, 38.0):
+        rig = Rig(power_w=15.0, dose_j_cm2=100.0, area_cm2=100.0, temp_c=start_c)
+        rig.start_emitting()
+        fault_s = _heatsink(rig, start_c, 0.5, seconds=900, fan_dies_at_s=5.0)
+        assert _fault(rig) == "THERMAL_RUNAWAY", (start_c, _fault(rig))
+        assert rig.app.controller.temp_c < rig.board["thermal"]["shutdown_c"], start_c
+        assert fault_s is not None and not rig.hw.enable
+
+
+def test_re_pressing_the_footswitch_does_not_hide_a_dead_fan():
+    rig = Rig(power_w=15.0, dose_j_cm2=100.0, area_cm2=100.0, temp_c=25.0)
+    rig.start_emitting()
+    for _ in range(40):
+        if _heatsink(rig, 25.0, 0.5, seconds=30, fan_dies_at_s=0.0) is not None:
+            break
+        rig.hw.press_footswitch(False)
+        rig.tick()
+        rig.hw.press_footswitch()
+        rig.tick()
+    assert _fault(rig) == "THERMAL_RUNAWAY"
 
 
 def test_a_stuck_reading_during_emission_is_a_fault():
@@ -147,7 +196,9 @@ def test_noise_at_a_threshold_does_not_flicker_the_level_or_the_power():
         rig.hw.thermistor_uv = high if i % 2 else low
         rig.tick()
     assert len(rig.events("thermal")) <= 1
-    rig.ramp_temp(40.0, 43.5, 0.2)
+    # Inside the derating band, at a power whose heat the cooling can carry away there.
+    rig = Rig(power_w=15.0, dose_j_cm2=100.0, area_cm2=100.0, temp_c=43.5)
+    rig.start_emitting()
     powers = set()
     for i in range(1000):  # and across a derating step
         rig.hw.thermistor_uv = int(sensor.uv_at(43.45 if i % 2 else 43.55))
