@@ -3,9 +3,9 @@
 import json
 
 import board as board_file
-from ticks import ticks_add
 import calibration as calibration_module
 import treatment as treatment_module
+from ticks import ticks_add
 
 _HERE = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
 REPO = _HERE + "/../.."

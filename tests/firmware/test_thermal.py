@@ -76,7 +76,7 @@ def test_rising_too_fast_is_a_fault_in_any_state():
     # period, and across the tick counter's wrap.
     for start_ms in (0, (1 << 29) + 1000, (1 << 30) - 3000):
         rig = Rig(start_ms=start_ms)
-        rig.ramp_temp(25.0, 40.0, 1.0, until=lambda: rig.state == "FAULT")  # 1 C/s > 0.5 C/s
+        rig.ramp_temp(25.0, 40.0, 1.0, until=lambda r=rig: r.state == "FAULT")  # > 0.5 C/s
         assert _fault(rig) == "THERMAL_RATE", start_ms
         assert rig.app.controller.temp_c < 32.0, start_ms
 
