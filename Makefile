@@ -45,7 +45,7 @@ deploy: $(STAMP)
 	$(BIN)/laserctl board check $(BOARD)
 	rm -rf firmware/lib/__pycache__  # CPython's bytecode from the host tests has no place on flash
 	$(BIN)/mpremote connect $(PORT) fs cp -r firmware/lib : + \
-		fs cp boards/$(BOARD).json :board.json + \
+		fs cp boards/$(BOARD).json :board.json + fs cp firmware/protocols.json :protocols.json + \
 		fs cp firmware/boot.py :boot.py + fs cp firmware/main.py :main.py + reset
 
 clean:

@@ -48,16 +48,26 @@ def _board_check(args):
 
 
 def _protocol(text):
-    """--protocol takes inline JSON or a path to a JSON file."""
+    """--protocol takes inline JSON, a path to a JSON file, or a preset's name."""
     try:
         return json.loads(text)
     except ValueError:
         pass
+    from host_tools import paths
+
+    paths.firmware_import_path()
+    import protocols
+
+    library = protocols.load(str(paths.FIRMWARE / "protocols.json"))
+    if text in protocols.names(library):
+        return protocols.spec_for(library, text)
     try:
         with open(text) as f:
             return json.load(f)
     except OSError as e:
-        raise argparse.ArgumentTypeError("neither JSON nor a readable file: %s" % e) from e
+        raise argparse.ArgumentTypeError(
+            "neither JSON, a readable file, nor a preset (%s): %s"
+            % (", ".join(protocols.names(library)), e)) from e
     except ValueError as e:
         raise argparse.ArgumentTypeError("%s is not valid JSON: %s" % (text, e)) from e
 
@@ -93,7 +103,8 @@ def main(argv=None):
     p = sub.add_parser("run", help="the virtual device with an operator console (make run)")
     p.add_argument("--board", default="sim", help="board name or file (default: sim)")
     p.add_argument("--protocol", type=_protocol, default=DEFAULT_PROTOCOL,
-                   help="treatment as JSON or a JSON file (default: %s)" % DEFAULT_PROTOCOL)
+                   help="treatment as JSON, a JSON file or a preset's name (default: %s)"
+                   % DEFAULT_PROTOCOL)
     p.add_argument("--ambient", type=float, default=25.0, help="ambient temperature, C")
     p.add_argument("--speed", type=float, default=1.0, metavar="X",
                    help="virtual seconds per wall-clock second (default: 1; at most 100)")

@@ -9,6 +9,11 @@ A scenario file is JSON:
                 {"at_s": 60, "fault": "fan_failure"}, {"at_s": 90, "ambient_c": 35.0}],
      "expect": {"final_state": "COMPLETE", "delivered_j": {"approx": 800, "rel": 0.001}}}
 
+"protocol" may instead name a preset of the device's library (firmware/protocols.json), with an
+optional Fitzpatrick "skin_type" 1..6: {"protocol": "low-back-chronic", "skin_type": 5}. The
+preset is resolved on the host with the firmware's own lib/protocols.py before treatment.json is
+written, so the device runs exactly the spec the report names.
+
 The report combines what the firmware said (its JSON lines on the serial port: states, faults,
 its own dose count, its measured temperature) with what the plant did (optical power, true
 temperature, the emitted energy integrated from the optical power).
@@ -20,7 +25,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from host_tools import vdevice
+from host_tools import paths, vdevice
 
 INPUTS = ("key", "interlock", "estop", "footswitch", "footswitch_no", "footswitch_nc", "arm",
           "reset")
@@ -28,13 +33,14 @@ INPUTS = ("key", "interlock", "estop", "footswitch", "footswitch_no", "footswitc
 WITHDRAWING = {"footswitch": False, "key": False, "interlock": False, "estop": True}
 # Faults the plant can inject (host_tools/vdevice/mpy/simworld.py), and those the firmware must
 # answer by stopping emission at once (their reaction time is reported like the inputs').
-FAULTS = ("thermistor_open", "thermistor_short", "thermistor_stuck", "fan_failure")
+FAULTS = ("thermistor_open", "thermistor_short", "thermistor_stuck", "fan_failure",
+          "diode_degraded")
 STOPPING_FAULTS = ("thermistor_open", "thermistor_short")
 AMBIENT_RANGE_C = (-20, 60)
 _EVENT_FORMS = ('{"at_s": S, "input": NAME, "value": V}, {"at_s": S, "fault": NAME} or '
                 '{"at_s": S, "ambient_c": C}')
-_FIELDS = ("description", "board", "protocol", "ambient_c", "until_s", "events", "initial",
-           "expect", "clock_start_ms")
+_FIELDS = ("description", "board", "protocol", "skin_type", "ambient_c", "until_s", "events",
+           "initial", "expect", "clock_start_ms")
 _TICKS_PERIOD = 1 << 30
 
 
@@ -65,7 +71,7 @@ def validate(data):
     try:
         _, board = vdevice.load_board(board_name)
         vdevice.sim_config(board)
-        vdevice.check_treatment(data.get("protocol"), board)
+        vdevice.check_treatment(treatment_spec(data), board)
     except ValueError as e:
         raise ScenarioError("%s" % e) from e
     until_s = _number(data, "until_s", 0.001, 86400)
@@ -86,7 +92,8 @@ def validate(data):
     for i, event in enumerate(events):
         where = "events[%d]" % i
         if not isinstance(event, dict) or "at_s" not in event or \
-                set(event) - {"at_s"} not in ({"input", "value"}, {"fault"}, {"ambient_c"}):
+                set(event) - {"at_s"} not in ({"input", "value"}, {"fault"}, {"fault", "factor"},
+                                              {"ambient_c"}):
             raise ScenarioError("%s: must be exactly one of %s" % (where, _EVENT_FORMS))
         at_s = event["at_s"]
         if not _is_number(at_s) or not 0 <= at_s <= until_s:
@@ -98,6 +105,13 @@ def validate(data):
             if not isinstance(event["fault"], str) or event["fault"] not in FAULTS:
                 raise ScenarioError("%s.fault: unknown fault %r (known: %s)"
                                     % (where, event["fault"], ", ".join(FAULTS)))
+            # diode_degraded scales the diode's light by "factor" (0.7: aged; 2.3: as measured in
+            # a commercial device giving 230 % of its setting); no other fault takes one.
+            factor = event.get("factor")
+            if (event["fault"] == "diode_degraded") != (factor is not None) or \
+                    (factor is not None and not (_is_number(factor) and 0 < factor <= 3)):
+                raise ScenarioError("%s.factor: diode_degraded needs a factor within 0..3 (and "
+                                    "no other fault takes one)" % where)
         elif "ambient_c" in event:
             low, high = AMBIENT_RANGE_C
             if not _is_number(event["ambient_c"]) or not low <= event["ambient_c"] <= high:
@@ -109,6 +123,37 @@ def validate(data):
     if not isinstance(expect, dict):
         raise ScenarioError("expect: must be an object of report field: expectation")
     return data, board
+
+
+def treatment_spec(data):
+    """The treatment spec the scenario prescribes: its "protocol" object as written, or the named
+    preset of firmware/protocols.json; with "skin_type" 1..6 the preset's (or the object's) power
+    is lowered for that Fitzpatrick type (same dose, longer time). ScenarioError naming the
+    preset or the skin type when there is no such thing."""
+    protocol = data.get("protocol")
+    skin_type = data.get("skin_type")
+    if (protocol is None or isinstance(protocol, dict)) and skin_type is None:
+        return protocol  # checked as a treatment by vdevice.check_treatment
+    paths.firmware_import_path()
+    import protocols
+
+    library = None
+    if isinstance(protocol, str):
+        try:
+            library = protocols.load(str(paths.FIRMWARE / "protocols.json"))
+        except ValueError as e:
+            raise ScenarioError("protocol: the preset library is invalid: %s" % e) from e
+    elif not isinstance(protocol, dict):
+        raise ScenarioError("protocol: a preset name or an object (power_w, dose_j_cm2, "
+                            "area_cm2, ...), got %r" % (protocol,))
+    try:
+        return protocols.spec_for(library, protocol, skin_type)
+    except ValueError as e:
+        message = str(e)
+        if isinstance(protocol, str) and message.startswith("protocol %r: unknown" % protocol):
+            message = "protocol: unknown preset %r (known: %s)" % (
+                protocol, ", ".join(protocols.names(library)))
+        raise ScenarioError(message) from e
 
 
 def _input_value(where, name, value):
@@ -140,7 +185,7 @@ def run(scenario, board, heap=vdevice.DEFAULT_HEAP):
     with tempfile.TemporaryDirectory(prefix="laser-scenario-") as tmp:
         tmp = Path(tmp)
         root = tmp / "device"
-        vdevice.make_image(root, scenario.get("board", "sim"), scenario["protocol"])
+        vdevice.make_image(root, scenario.get("board", "sim"), treatment_spec(scenario))
         trace_path = tmp / "trace.json"
         config = vdevice.sim_config(
             board, until_s=scenario["until_s"], events=scenario.get("events", []),
@@ -179,6 +224,7 @@ def build_report(scenario, stdout, world):
     def at_s(t_ms):
         return round(((t_ms - start_ms) % _TICKS_PERIOD) / 1000.0, 3)
 
+    protocol = scenario.get("protocol")
     lines, other = parse_lines(stdout)
     states, faults, refusals, errors, thermal = [], [], [], [], []
     max_measured = None
@@ -210,6 +256,9 @@ def build_report(scenario, stdout, world):
     report = {
         "description": scenario.get("description", ""),
         "board": scenario.get("board", "sim"),
+        "protocol_name": protocol if isinstance(protocol, str) else None,
+        "skin_type": scenario.get("skin_type"),
+        "treatment": treatment_spec(scenario),  # the spec the device ran (a preset resolved)
         "final_state": last.get("state"),
         "target_j": last.get("target_j"),
         "delivered_j": last.get("delivered_j"),
@@ -228,8 +277,9 @@ def build_report(scenario, stdout, world):
         "temperature_c": {"max_true": round(world["max_true_c"], 3),
                           "max_junction": round(world["max_junction_c"], 3),
                           "max_measured": max_measured},
-        "faults_injected": [{"at_s": t, "fault": value} for t, name, value in inputs
-                            if name == "fault"],
+        "faults_injected": [{"at_s": t, "fault": value} if name == "fault"
+                            else {"at_s": t, "fault": name, "factor": value}
+                            for t, name, value in inputs if name in ("fault", "diode_degraded")],
         "resets": [{"at_s": t / 1e6, "cause": c} for t, c in trace["resets"]],
         "ended_s": world["now_s"],
         "trace": {"optical_w": optical,
@@ -283,9 +333,10 @@ def reaction_ms(inputs, optical):
 
 
 def _power_at(optical, t):
+    """The optical power just before t (a change at t itself is the reaction, not the state)."""
     watts = 0.0
     for t_change, w in optical:
-        if t_change > t:
+        if t_change >= t:
             break
         watts = w
     return watts

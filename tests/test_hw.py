@@ -25,6 +25,9 @@ class FakeMachine:
                 self.id = pin_id
                 fake.calls.append(("Pin", pin_id, mode, pull, value))
 
+            def init(self, mode=-1, pull=-1, *, value=None):
+                fake.calls.append(("init", self.id, mode, value))
+
             def value(self, *args):
                 if args:
                     fake.calls.append(("value", self.id, args[0]))
@@ -33,10 +36,14 @@ class FakeMachine:
 
         class PWM:
             def __init__(self, pin, *, freq=None, duty_u16=None):
+                self.id = pin.id
                 fake.calls.append(("PWM", pin.id, freq, duty_u16))
 
             def duty_u16(self, duty):
                 fake.calls.append(("duty_u16", duty))
+
+            def deinit(self):
+                fake.calls.append(("deinit", self.id))
 
         class ADC:
             ATTN_0DB, ATTN_2_5DB, ATTN_6DB, ATTN_11DB = 0, 1, 2, 3
@@ -131,3 +138,35 @@ def test_boot_safe_with_a_bad_board_file_touches_no_pin(fake, tmp_path, capsys):
     assert _hw().boot_safe(str(path)) is None
     assert fake.calls == []
     assert "pull-downs" in capsys.readouterr().out
+
+
+def test_fast_pulses_gate_the_enable_line_with_a_pwm_and_stop_cleanly(fake):
+    from records import Outputs
+
+    hw = _hw().Hardware(load_board())
+    out = Outputs()
+    out.laser_enable, out.pwm_duty_u16, out.gate_hz, out.gate_duty_u16 = True, 30000, 5000, 32768
+    del fake.calls[:]
+    hw.actuate(out)
+    # The set-point first, then the gate's PWM on the enable pin, created with its duty.
+    assert fake.calls[:2] == [("duty_u16", 30000), ("PWM", 26, 5000, 32768)]
+    del fake.calls[:]
+    hw.actuate(out)  # steady: nothing re-created
+    assert not [c for c in fake.calls if c[0] in ("PWM", "deinit", "duty_u16")]
+    out.laser_enable, out.pwm_duty_u16, out.gate_hz = False, 0, 0
+    del fake.calls[:]
+    hw.actuate(out)
+    # The gate stops first (its output low), the pin becomes a plain low output, then the duty.
+    assert fake.calls[:3] == [("deinit", 26), ("init", 26, 3, 0), ("duty_u16", 0)]
+
+
+def test_safe_off_stops_a_running_gate(fake):
+    from records import Outputs
+
+    hw = _hw().Hardware(load_board())
+    out = Outputs()
+    out.laser_enable, out.pwm_duty_u16, out.gate_hz, out.gate_duty_u16 = True, 30000, 5000, 32768
+    hw.actuate(out)
+    del fake.calls[:]
+    hw.safe_off()
+    assert fake.calls[:3] == [("deinit", 26), ("init", 26, 3, 0), ("duty_u16", 0)]

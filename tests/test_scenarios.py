@@ -133,11 +133,22 @@ def test_cli_writes_the_report_and_fails_on_a_missed_expectation(tmp_path):
 
 def test_fault_and_ambient_events_validate_beside_inputs():
     events = START + [{"at_s": 4.5, "ambient_c": -20}, {"at_s": 4.5, "ambient_c": 60.0}]
-    events += [{"at_s": 5.0, "fault": name} for name in scenario.FAULTS]
+    events += [{"at_s": 5.0, "fault": name} for name in scenario.FAULTS
+               if name != "diode_degraded"]
+    events += [{"at_s": 5.0, "fault": "diode_degraded", "factor": 0.7}]
     data, _ = scenario.validate({**GOOD, "until_s": 10, "events": events})
     assert data["events"] == events
     assert set(scenario.FAULTS) == {"thermistor_open", "thermistor_short", "thermistor_stuck",
-                                    "fan_failure"}
+                                    "fan_failure", "diode_degraded"}
+
+
+@pytest.mark.parametrize("event", [{"at_s": 1, "fault": "diode_degraded"},
+                                   {"at_s": 1, "fault": "diode_degraded", "factor": 0},
+                                   {"at_s": 1, "fault": "diode_degraded", "factor": 3.5},
+                                   {"at_s": 1, "fault": "fan_failure", "factor": 0.7}])
+def test_only_diode_degraded_takes_a_factor_within_0_to_3(event):
+    with pytest.raises(scenario.ScenarioError, match=r"events\[0\]\.factor"):
+        scenario.validate({**GOOD, "events": [event]})
 
 
 @pytest.mark.parametrize("event, field", [

@@ -78,28 +78,38 @@ class App:
         self.dosimeter.applied(False, 0, now_ms)
 
 
-def load_treatment(path, board):
-    """The selected treatment from `path`, or None if there is none or it is invalid."""
+def load_treatment(path, board, library_path="protocols.json"):
+    """The selected treatment from `path`, or None if there is none or it is invalid. The file
+    holds a treatment spec, or names a preset: {"protocol": "knee", "skin_type": 5}."""
     try:
         with open(path) as f:
             spec = json.load(f)
     except OSError:
         return None
     except ValueError as e:
-        print(json.dumps({"ev": "error", "where": path, "error": "not valid JSON: %s" % e}))
+        _report_error(path, "not valid JSON: %s" % e)
         return None
     try:
+        if isinstance(spec, dict) and "protocol" in spec:
+            import protocols
+
+            spec = protocols.spec_for(protocols.load(library_path), spec["protocol"],
+                                      spec.get("skin_type"))
         return treatment_module.for_board(spec, board)
-    except ValueError as e:
-        print(json.dumps({"ev": "error", "where": path, "error": str(e)}))
+    except (ValueError, OSError) as e:
+        _report_error(path, str(e))
         return None
+
+
+def _report_error(where, error):
+    print(json.dumps({"ev": "error", "where": where, "error": error}))
 
 
 def main(hw_module, board_path="board.json", treatment_path="treatment.json"):
     try:
         board = board_file.load(board_path)
     except board_file.BoardError as e:
-        print(json.dumps({"ev": "error", "where": board_path, "error": str(e)}))
+        _report_error(board_path, str(e))
         return
     hw = hw_module.Hardware(board)
     app = App(hw, board, load_treatment(treatment_path, board), time.ticks_ms())

@@ -23,7 +23,7 @@ _ADC1 = (32, 33, 34, 35, 36, 37, 38, 39)  # ADC2 stops working while Wi-Fi is on
 _ATTENUATIONS_DB = (0, 2.5, 6, 11)
 
 _SECTIONS = ("name", "description", "loop_ms", "laser", "indicators", "inputs", "thermistor",
-             "thermal", "diode", "limits", "timing", "plant")
+             "thermal", "diode", "power_monitor", "limits", "timing", "plant")
 _MODELS = ("table", "beta", "steinhart-hart")
 INPUT_NAMES = ("key", "interlock", "estop", "footswitch_no", "footswitch_nc", "arm", "reset")
 _MAX_PWM_FREQ_HZ = const(40000)
@@ -80,6 +80,8 @@ def validate(data):
 
     _thermistor(data["thermistor"], used)
     _diode(data["diode"])
+    if "power_monitor" in data:
+        _power_monitor(data["power_monitor"], used, data["diode"]["max_power_w"])
 
     _thermal(data["thermal"])
     _number(data["limits"], "max_energy_j", "limits.max_energy_j", 1, 100000)
@@ -183,6 +185,38 @@ def _thermistor(th, used):
         _curve(th, "points", 3, 3)
 
 
+def _power_monitor(pm, used, max_power_w):
+    """The optional photodiode: its pin, and a calibration from microvolts to optical watts."""
+    _expect(isinstance(pm, dict), "power_monitor", "must be an object")
+    adc_pin = pm.get("adc_pin")
+    _expect(adc_pin in _ADC1, "power_monitor.adc_pin", "must be an ADC1 pin (GPIO 32-39), got %r"
+            % (adc_pin,))
+    _claim(adc_pin, "power_monitor.adc_pin", used)
+    _expect(pm.get("atten_db") in _ATTENUATIONS_DB, "power_monitor.atten_db",
+            "must be one of 0, 2.5, 6, 11")
+    low_uv, high_uv = linear_range_uv(pm["atten_db"])
+    points = pm.get("calibration")
+    field = "power_monitor.calibration"
+    _expect(isinstance(points, list) and len(points) >= 2, field,
+            "must list at least two [read_uv, watts] points")
+    for i, point in enumerate(points):
+        where = "%s[%d]" % (field, i)
+        _expect(isinstance(point, list) and len(point) == 2 and isinstance(point[0], int)
+                and _is_number(point[1]) and point[1] >= 0, where, "must be [read_uv, watts]")
+        _expect(low_uv <= point[0] <= high_uv, where,
+                "%d uV is outside the ADC's linear range %d..%d uV" % (point[0], low_uv, high_uv))
+        if i:
+            _expect(point[0] > points[i - 1][0] and point[1] > points[i - 1][1], where,
+                    "read_uv and watts must both rise from point to point")
+    _expect(points[-1][1] >= max_power_w, field,
+            "measures only up to %g W, below diode.max_power_w" % points[-1][1])
+    _number(pm, "tolerance_pct", "power_monitor.tolerance_pct", 1, 50, 10)
+    _number(pm, "floor_w", "power_monitor.floor_w", 0, max_power_w / 10, 0.1)
+    _number(pm, "window_ms", "power_monitor.window_ms", 50, 2000, 250)
+    _expect(isinstance(pm["window_ms"], int), "power_monitor.window_ms",
+            "must be a whole number of ms")
+
+
 def _curve(th, key, fewest, most):
     """[[temp_c, ohm], ...]: temperatures rising, resistances falling (an NTC)."""
     rows = th.get(key)
@@ -228,7 +262,10 @@ def _thermal(thermal):
 
 
 def _diode(diode):
+    _number(diode, "rating_w", "diode.rating_w", 0.001, 100)  # the datasheet's maximum
     _number(diode, "max_power_w", "diode.max_power_w", 0.001, 60)
+    _expect(diode["max_power_w"] <= diode["rating_w"], "diode.max_power_w",
+            "must not exceed diode.rating_w (%g W)" % diode["rating_w"])
     _number(diode, "electrical_w_at_full_duty", "diode.electrical_w_at_full_duty", 0.01, 150)
     cal = diode.get("calibration")
     field = "diode.calibration"
@@ -241,7 +278,8 @@ def _diode(diode):
         duty, watts = point
         _expect(isinstance(duty, int) and not isinstance(duty, bool) and 0 <= duty <= 65535,
                 where, "duty must be a whole number in 0..65535")
-        _expect(_is_number(watts) and watts >= 0, where, "watts must be a number >= 0")
+        _expect(_is_number(watts) and 0 <= watts <= diode["rating_w"], where,
+                "watts must be a number within 0..diode.rating_w (%g W)" % diode["rating_w"])
         if prev is None:
             _expect(duty == 0 and watts == 0, where, "must start at [0, 0]: no duty, no light")
         else:

@@ -47,10 +47,12 @@ class Calibration:
         return w[-1]
 
     def duty(self, power_w):
-        """The aligned duty that gives `power_w`; ValueError if the board cannot give it."""
-        if not (0.0 < power_w <= self.max_power_w):
-            raise ValueError("power %.3f W is outside 0..%.3f W of this board"
-                             % (power_w, self.max_power_w))
+        """The aligned duty that gives `power_w`; ValueError if the board cannot give it.
+        Never clamped: above the maximum or below the lowest measured lasing power is refused."""
+        lowest = self.lowest_lasing_w()
+        if not (lowest <= power_w <= self.max_power_w):
+            raise ValueError("power %.4f W is outside %.3f..%.3f W, the range this board's "
+                             "calibration measured" % (power_w, lowest, self.max_power_w))
         d, w = self.duties, self.watts_at
         for i in range(1, len(d)):
             if w[i - 1] < power_w <= w[i]:

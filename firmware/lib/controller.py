@@ -6,6 +6,7 @@
 #   COMPLETE --arm or reset (acknowledge)--> STANDBY        READY/PAUSED --arm--> STANDBY
 #   key off or interlock open in READY/EMITTING/PAUSED --> STANDBY
 #   any state --fault--> FAULT (latched) --reset, once the cause is gone--> STANDBY
+from power_monitor import PowerMonitor
 from thermal import ThermalMonitor
 from thermistor import OK
 from ticks import ticks_add, ticks_diff
@@ -44,6 +45,8 @@ class Controller:
 
     def __init__(self, board, treatment, now_ms):
         self.thermal = ThermalMonitor(board, now_ms)
+        monitor = board.get("power_monitor")
+        self.power_monitor = PowerMonitor(monitor, now_ms) if monitor is not None else None
         self.power_uw = 0  # the calibrated power commanded this tick (after derating)
         self._heat_uw = 0  # the diode's heat bound at that power (for the runaway check)
         timing = board["timing"]
@@ -86,12 +89,12 @@ class Controller:
         else:
             self._mismatch_since_ms = None
 
-    def _fault_cause(self, inp, thermal_fault):
+    def _fault_cause(self, inp, sensed_fault):
         """The active fault cause, or None."""
         if inp.estop_pressed:
             return ESTOP
-        if thermal_fault is not None:
-            return thermal_fault
+        if sensed_fault is not None:
+            return sensed_fault
         since = self._mismatch_since_ms
         if since is not None and ticks_diff(inp.t_ms, since) >= self.mismatch_ms:
             return FOOTSWITCH_FAULT
@@ -103,7 +106,12 @@ class Controller:
         """Advance one tick: read `inp`, use `dosimeter`'s count, and fill `out`."""
         now = inp.t_ms
         self._read_footswitch(inp)
-        thermal_fault = self.thermal.update(inp.thermistor_samples, now, self._heat_uw)
+        # Both monitors judge the tick that just ended, with the power commanded for it.
+        sensed_fault = self.thermal.update(inp.thermistor_samples, now, self._heat_uw)
+        if self.power_monitor is not None:
+            deviation = self.power_monitor.update(inp.monitor_uv, self.power_uw,
+                                                  self.state == EMITTING, now)
+            sensed_fault = sensed_fault or deviation
         arm = inp.arm_pressed and not self._arm_was
         reset = inp.reset_pressed and not self._reset_was
         self._arm_was = inp.arm_pressed
@@ -118,7 +126,7 @@ class Controller:
                 self.thermal.restart(now)
                 self._enter(STANDBY, now)
         else:
-            cause = self._fault_cause(inp, thermal_fault)
+            cause = self._fault_cause(inp, sensed_fault)
             if cause is not None:
                 self.fault(cause, now)
             elif state in (READY, EMITTING, PAUSED) and not (inp.key_on and inp.interlock_closed):
@@ -174,7 +182,7 @@ class Controller:
         # Stop when at most half a tick's energy is left: on ticks that come on time the error is
         # then at most half a tick's energy (rounded down to the millijoule); a late tick adds
         # its lateness times the power.
-        power_uw = self.treatment.power_uw_steps[self.thermal.derate_step]
+        power_uw = self.treatment.power_uw_steps[self.thermal.derate_step]  # while on
         half_tick_mj = power_uw * self.half_tick_ms // 1000000
         return self.treatment.target_mj - dosimeter.energy_mj <= half_tick_mj
 
@@ -187,13 +195,19 @@ class Controller:
         out.safe()
         self.power_uw = self._heat_uw = 0
         if state == EMITTING:
+            t = self.treatment
             step = self.thermal.derate_step  # all of the power unless the heatsink is hot
-            duty = self.treatment.duty_steps[step]
-            if duty:  # derated to nothing: the gate stays closed until the heatsink cools
+            duty = t.duty_steps[step]
+            # Derated to nothing, the gate stays closed until the heatsink cools; slow pulses
+            # are made here, on tick boundaries, fast ones by the hardware gate.
+            if duty and (not t.gate_period_ms
+                         or ticks_diff(now, self.entered_ms) % t.gate_period_ms < t.gate_on_ms):
                 out.pwm_duty_u16 = duty
                 out.laser_enable = True
-                self.power_uw = self.treatment.power_uw_steps[step]
-                self._heat_uw = self.treatment.heat_uw_steps[step]
+                if t.mode == "pulsed" and not t.gate_period_ms:
+                    out.gate_hz, out.gate_duty_u16 = t.pulse_hz, t.gate_duty_u16
+                self.power_uw = t.power_uw_steps[step]
+                self._heat_uw = t.heat_uw_steps[step]
         out.emission_led = state in (READY, EMITTING, PAUSED)
         since = ticks_diff(now, self.entered_ms)
         if state == READY and since < self.emission_delay_ms:

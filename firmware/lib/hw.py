@@ -28,6 +28,8 @@ class Hardware:
         laser = board["laser"]
         # The enable line first: it gates the driver, so the PWM's start-up state cannot emit.
         self._enable = Pin(laser["enable_pin"], Pin.OUT, value=0)
+        self._gate = None  # a PWM on the enable pin while fast pulses are gated in hardware
+        self._gate_hz = 0
         # duty_u16=0 is explicit: without it the ESP32 starts PWM at 50 %.
         self._pwm = PWM(Pin(laser["pwm_pin"]), freq=laser["pwm_freq_hz"], duty_u16=0)
         self._duty_u16 = 0
@@ -45,6 +47,11 @@ class Hardware:
         th = board["thermistor"]
         self._adc = ADC(Pin(th["adc_pin"]), atten=_ATTEN[th["atten_db"]])
         self._read_uv = self._adc.read_uv  # bound once: binding a method allocates
+        self._read_monitor_uv = None
+        monitor = board.get("power_monitor")
+        if monitor is not None:
+            self._monitor_adc = ADC(Pin(monitor["adc_pin"]), atten=_ATTEN[monitor["atten_db"]])
+            self._read_monitor_uv = self._monitor_adc.read_uv
 
     def sense(self, inp, now_ms):
         inp.t_ms = now_ms
@@ -58,22 +65,39 @@ class Hardware:
         samples = inp.thermistor_samples
         for i in range(len(samples)):
             samples[i] = self._read_uv()
+        if self._read_monitor_uv is not None:
+            inp.monitor_uv = self._read_monitor_uv()
 
     def actuate(self, out):
         # Gate off before changing the duty; set the duty before gating on.
-        if not out.laser_enable:
-            self._enable.value(0)
+        if not out.laser_enable or (self._gate is not None and out.gate_hz != self._gate_hz):
+            self._gate_off()
         if out.pwm_duty_u16 != self._duty_u16:
             self._pwm.duty_u16(out.pwm_duty_u16)
             self._duty_u16 = out.pwm_duty_u16
         if out.laser_enable:
-            self._enable.value(1)
+            if out.gate_hz == 0:
+                self._enable.value(1)
+            elif self._gate is None:
+                # Allocates, once per emission start: the pulses' hardware timer on the enable
+                # pin, created with its duty (never the ESP32's 50 % default).
+                self._gate = PWM(self._enable, freq=out.gate_hz, duty_u16=out.gate_duty_u16)
+                self._gate_hz = out.gate_hz
         self._led.value(1 if out.emission_led else 0)
         self._buzzer.value(1 if out.buzzer else 0)
 
+    def _gate_off(self):
+        if self._gate is not None:
+            self._gate.deinit()  # its output goes low
+            self._gate = None
+            self._gate_hz = 0
+            self._enable.init(Pin.OUT, value=0)  # back to a plain output, low
+        else:
+            self._enable.value(0)
+
     def safe_off(self):
         """Emission off, indicators off. Safe to call from any error path, any number of times."""
-        self._enable.value(0)
+        self._gate_off()
         self._pwm.duty_u16(0)
         self._duty_u16 = 0
         self._led.value(0)

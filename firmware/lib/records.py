@@ -7,7 +7,8 @@ class Inputs:
     """Everything sensed in one tick, already decoded to logical levels by the hardware module."""
 
     __slots__ = ("t_ms", "key_on", "interlock_closed", "estop_pressed", "footswitch_no_closed",
-                 "footswitch_nc_closed", "arm_pressed", "reset_pressed", "thermistor_samples")
+                 "footswitch_nc_closed", "arm_pressed", "reset_pressed", "thermistor_samples",
+                 "monitor_uv")
 
     def __init__(self, samples=1):
         self.t_ms = 0
@@ -19,12 +20,14 @@ class Inputs:
         self.arm_pressed = False
         self.reset_pressed = False
         self.thermistor_samples = array("i", [0] * samples)  # ADC microvolts, this tick
+        self.monitor_uv = 0  # the power monitor's photodiode, where the board has one
 
 
 class Outputs:
     """Everything the hardware module applies in one tick. The defaults are the safe state."""
 
-    __slots__ = ("laser_enable", "pwm_duty_u16", "emission_led", "buzzer")
+    __slots__ = ("laser_enable", "pwm_duty_u16", "gate_hz", "gate_duty_u16", "emission_led",
+                 "buzzer")
 
     def __init__(self):
         self.safe()
@@ -32,5 +35,7 @@ class Outputs:
     def safe(self):
         self.laser_enable = False
         self.pwm_duty_u16 = 0
+        self.gate_hz = 0  # > 0: the enable line is pulsed by a hardware PWM at this rate
+        self.gate_duty_u16 = 0
         self.emission_led = False
         self.buzzer = False

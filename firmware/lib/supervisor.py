@@ -33,5 +33,6 @@ class Supervisor:
         if not ok:
             out.laser_enable = False
             out.pwm_duty_u16 = 0
+            out.gate_hz = 0
         self.permitted = ok
         return ok

@@ -9,18 +9,31 @@ from thermal import DERATE_STEPS
 _MIN_EMISSION_S = 1.0  # shorter than this is not a treatment, and the dose stop could not be exact
 _POWER_TOLERANCE = 0.01  # the calibrated power of the duty set must be this close to the prescribed
 _HEAT_MARGIN = 1.1  # the heat estimate is taken 10 % high: a bound for the runaway check
+_FIELDS = ("power_w", "dose_j_cm2", "area_cm2", "mode", "pulse_hz", "duty_pct")
+GATE_SOFTWARE_MAX_HZ = 10  # up to this pulse rate the loop gates the enable line itself
 
 
 class Treatment:
-    __slots__ = ("power_w", "dose_j_cm2", "area_cm2", "target_j", "duty_u16", "power_uw",
-                 "target_mj", "duty_steps", "power_uw_steps", "heat_uw_steps")
+    """`spec`: power_w (the AVERAGE optical power), dose_j_cm2, area_cm2, and optionally mode
+    "cw" (default) or "pulsed" with pulse_hz (1..20000) and duty_pct (1..99).
 
-    def __init__(self, spec, calibration, max_energy_j, electrical_w_at_full_duty=0.0):
+    Pulses are made by gating the laser's enable line while the PWM set-point holds the peak
+    power (average / duty): above GATE_SOFTWARE_MAX_HZ by a hardware PWM on the enable pin,
+    at lower rates by the loop itself, switching the enable line on tick boundaries."""
+
+    __slots__ = ("power_w", "dose_j_cm2", "area_cm2", "target_j", "mode", "pulse_hz",
+                 "duty_pct", "peak_w", "duty_u16", "gate_duty_u16", "gate_period_ms",
+                 "gate_on_ms", "power_uw", "target_mj", "duty_steps", "power_uw_steps",
+                 "heat_uw_steps")
+
+    def __init__(self, spec, calibration, max_energy_j, electrical_w_at_full_duty=0.0,
+                 loop_ms=10):
         if not isinstance(spec, dict):
             raise ValueError("treatment: must be an object with power_w, dose_j_cm2, area_cm2")
         for key in spec:
-            if key not in ("power_w", "dose_j_cm2", "area_cm2"):
-                raise ValueError("treatment.%s: unknown field" % key)
+            if key not in _FIELDS:
+                raise ValueError("treatment.%s: unknown field (known: %s)"
+                                 % (key, ", ".join(_FIELDS)))
         self.power_w = _positive(spec, "power_w")
         self.dose_j_cm2 = _positive(spec, "dose_j_cm2")
         self.area_cm2 = _positive(spec, "area_cm2")
@@ -28,53 +41,108 @@ class Treatment:
         if self.target_j > max_energy_j:
             raise ValueError("treatment: %.1f J exceeds this board's limit of %.1f J"
                              % (self.target_j, max_energy_j))
+        self._mode(spec, loop_ms)
+        fraction = self._gate_fraction()
+        self.peak_w = self.power_w / fraction
         try:
-            self.duty_u16 = calibration.duty(self.power_w)
+            self.duty_u16 = calibration.duty(self.peak_w)
         except ValueError as e:
-            raise ValueError("treatment.power_w: %s" % e)
+            what = "peak power (average / duty) " if self.mode == "pulsed" else ""
+            raise ValueError("treatment.power_w: %s%s" % (what, e))
         # The energy is counted from the power of the duty actually commanded, not the power asked.
-        actual_w = calibration.watts(self.duty_u16)
+        actual_w = calibration.watts(self.duty_u16) * fraction
         if abs(actual_w - self.power_w) > _POWER_TOLERANCE * self.power_w:
             raise ValueError("treatment.power_w: this board's PWM cannot set %.4f W within 1 %% "
                              "(the nearest is %.4f W)" % (self.power_w, actual_w))
-        self.power_uw = int(actual_w * 1000000 + 0.5)
+        self.power_uw = int(actual_w * 1000000 + 0.5)  # the average, as delivered
         if self.target_j < self.power_w * _MIN_EMISSION_S:
             raise ValueError("treatment: %.3f J at %.3f W is %.3f s of emission, under the "
                              "minimum of %g s" % (self.target_j, self.power_w,
                                                   self.target_j / self.power_w, _MIN_EMISSION_S))
         self.target_mj = int(self.target_j * 1000 + 0.5)
+        # Power and heat per derating step count while the enable output is on: the average
+        # under a hardware gate, the peak under the loop's own gate (it switches them per tick).
+        counted = 1.0 if self.gate_period_ms else fraction
+        self._derating_steps(calibration, electrical_w_at_full_duty, counted)
+
+    def _mode(self, spec, loop_ms):
+        self.mode = spec.get("mode", "cw")
+        self.pulse_hz = 0
+        self.duty_pct = 100.0
+        self.gate_duty_u16 = 65535
+        self.gate_period_ms = self.gate_on_ms = 0
+        if self.mode == "cw":
+            for key in ("pulse_hz", "duty_pct"):
+                if key in spec:
+                    raise ValueError("treatment.%s: only for \"mode\": \"pulsed\"" % key)
+            return
+        if self.mode != "pulsed":
+            raise ValueError('treatment.mode: must be "cw" or "pulsed", got %r' % (self.mode,))
+        self.pulse_hz = _within(spec, "pulse_hz", 1, 20000)
+        self.duty_pct = _within(spec, "duty_pct", 1, 99)
+        if self.pulse_hz > GATE_SOFTWARE_MAX_HZ:
+            # A hardware PWM on the enable pin: its duty aligned to that frequency's resolution.
+            step = 1 << (16 - calibration_module.pwm_resolution_bits(self.pulse_hz))
+            self.gate_duty_u16 = int(self.duty_pct / 100 * 65536 / step + 0.5) * step
+            return
+        # The loop gates the enable line itself, on tick boundaries: period and on-time are
+        # whole ticks, and the pulses are refused if that would change the duty by more than 1 %.
+        period = 1000.0 / self.pulse_hz
+        ticks = int(period / loop_ms + 0.5)
+        on_ticks = int(ticks * self.duty_pct / 100 + 0.5)
+        if ticks * loop_ms != period or on_ticks < 1 or on_ticks >= ticks or \
+                abs(on_ticks / ticks * 100 - self.duty_pct) > _POWER_TOLERANCE * self.duty_pct:
+            raise ValueError("treatment.pulse_hz: at %g Hz and below the loop makes the pulses "
+                             "in whole %d ms ticks; %g Hz at %g %% does not fit them (try a "
+                             "period and an on-time that are multiples of %d ms)"
+                             % (GATE_SOFTWARE_MAX_HZ, loop_ms, self.pulse_hz, self.duty_pct,
+                                loop_ms))
+        self.gate_period_ms = ticks * loop_ms
+        self.gate_on_ms = on_ticks * loop_ms
+
+    def _gate_fraction(self):
+        if self.mode == "cw":
+            return 1.0
+        if self.gate_period_ms:
+            return self.gate_on_ms / self.gate_period_ms
+        return self.gate_duty_u16 / 65536
+
+    def _derating_steps(self, calibration, electrical_w_at_full_duty, fraction):
         # Thermal derating reduces the power in DERATE_STEPS steps: their duties, calibrated
-        # powers and heat bounds are computed here, once, so that the tick only indexes them.
-        # A step below the lowest measured lasing point is off: between there and the threshold
-        # the calibration is a straight line across a kink, not a measurement.
+        # (average) powers and heat bounds are computed here, once, so that the tick only indexes
+        # them. A step below the lowest measured lasing point is off: between there and the
+        # threshold the calibration is a straight line across a kink, not a measurement.
         self.duty_steps = array("i", [0] * (DERATE_STEPS + 1))
         self.power_uw_steps = array("i", [0] * (DERATE_STEPS + 1))
         self.heat_uw_steps = array("i", [0] * (DERATE_STEPS + 1))
         lowest_w = calibration.lowest_lasing_w()
         for step in range(1, DERATE_STEPS + 1):
-            watts = self.power_w * step / DERATE_STEPS
+            peak_w = self.peak_w * step / DERATE_STEPS
             if step == DERATE_STEPS:
                 duty = self.duty_u16
-            elif watts >= lowest_w:
-                duty = calibration.duty(watts)
+            elif peak_w >= lowest_w:
+                duty = calibration.duty(peak_w)
             else:
                 continue
             optical_w = calibration.watts(duty)
             self.duty_steps[step] = duty
-            self.power_uw_steps[step] = int(optical_w * 1000000 + 0.5)
+            self.power_uw_steps[step] = int(optical_w * fraction * 1000000 + 0.5)
             electrical_w = electrical_w_at_full_duty * duty / 65535
-            heat_w = max(electrical_w - optical_w, 0.0) * _HEAT_MARGIN
+            heat_w = max(electrical_w - optical_w, 0.0) * fraction * _HEAT_MARGIN
             self.heat_uw_steps[step] = int(heat_w * 1000000 + 0.5)
-
-    def as_dict(self):
-        return {"power_w": self.power_w, "dose_j_cm2": self.dose_j_cm2,
-                "area_cm2": self.area_cm2, "target_j": self.target_j}
 
 
 def for_board(spec, board):
     """The treatment `spec` on a validated board; ValueError naming the field if it cannot run."""
     return Treatment(spec, calibration_module.for_board(board), board["limits"]["max_energy_j"],
-                     board["diode"]["electrical_w_at_full_duty"])
+                     board["diode"]["electrical_w_at_full_duty"], board["loop_ms"])
+
+
+def _within(spec, key, low, high):
+    value = _positive(spec, key)
+    if not low <= value <= high:
+        raise ValueError("treatment.%s: must be within %g..%g, got %g" % (key, low, high, value))
+    return value
 
 
 def _positive(spec, key):

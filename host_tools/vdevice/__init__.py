@@ -2,7 +2,7 @@
 `machine` and `time` wired to a plant model (see mpy/simworld.py).
 
 A device image is a folder laid out like the ESP32's filesystem (boot.py, main.py, lib/,
-board.json, treatment.json); `Launch` runs the interpreter in it.
+board.json, protocols.json, treatment.json); `Launch` runs the interpreter in it.
 """
 
 import json
@@ -46,6 +46,7 @@ def make_image(root, board_name, treatment=None):
     board_src, board = load_board(board_name)
     shutil.copy(paths.FIRMWARE / "boot.py", root / "boot.py")
     shutil.copy(paths.FIRMWARE / "main.py", root / "main.py")
+    shutil.copy(paths.FIRMWARE / "protocols.json", root / "protocols.json")  # the preset library
     shutil.copytree(paths.FIRMWARE_LIB, root / "lib", dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     shutil.copy(board_src, root / "board.json")

@@ -43,9 +43,11 @@ def close(a, b, tol):
 
 
 class FakeHardware:
-    """Duck-typed stand-in for hw.Hardware: logical inputs in, applied outputs recorded."""
+    """Duck-typed stand-in for hw.Hardware: logical inputs in, applied outputs recorded. With a
+    board, its power monitor's photodiode reads the light the outputs command (`light_factor`
+    scales it: an aged or overdriven diode)."""
 
-    def __init__(self, temp_uv=1650000):
+    def __init__(self, temp_uv=1650000, board=None):
         self.levels = {"key_on": False, "interlock_closed": True, "estop_pressed": False,
                        "footswitch_no_closed": False, "footswitch_nc_closed": True,
                        "arm_pressed": False, "reset_pressed": False}
@@ -57,6 +59,10 @@ class FakeHardware:
         self.buzzer = False
         self.safe_off_calls = 0
         self.fail_next_sense = False
+        self.monitor = board.get("power_monitor") if board else None
+        self.calibration = calibration(board) if board else None
+        self.light_factor = 1.0
+        self.optical_w = 0.0
 
     def press_footswitch(self, pressed=True):
         self.levels["footswitch_no_closed"] = pressed
@@ -69,12 +75,24 @@ class FakeHardware:
         inp.t_ms = now_ms
         for name, value in self.levels.items():
             setattr(inp, name, value)
+        if self.monitor is not None:
+            inp.monitor_uv = self._photodiode_uv()
         samples = inp.thermistor_samples
         middle = len(samples) // 2
         for i in range(len(samples)):
             samples[i] = self.thermistor_uv + (i - middle) * self.spread_uv
 
+    def _photodiode_uv(self):
+        points = self.monitor["calibration"]
+        (uv0, w0), (uv1, w1) = points[0], points[1]
+        return int(uv0 + (uv1 - uv0) * (self.optical_w - w0) / (w1 - w0))
+
     def actuate(self, out):
+        if self.calibration is not None:
+            gate = out.gate_duty_u16 / 65536 if out.gate_hz else 1.0
+            on = out.laser_enable and out.pwm_duty_u16
+            self.optical_w = self.calibration.watts(out.pwm_duty_u16) * gate if on else 0.0
+            self.optical_w *= self.light_factor
         self.enable = out.laser_enable
         self.duty_u16 = out.pwm_duty_u16
         self.led = out.emission_led
@@ -97,7 +115,7 @@ class Rig:
 
         self.board = board or load_board()
         self.treatment = treatment(self.board, power_w, dose_j_cm2, area_cm2) if spec else None
-        self.hw = FakeHardware()
+        self.hw = FakeHardware(board=self.board)
         self.lines = []  # every event line but status lines, of which only the latest is kept
         self.last_status = None
         self.now_ms = start_ms
@@ -195,3 +213,33 @@ def thermistor_config(model="table", table=None, **extra):
         config["table"] = table
     config.update(extra)
     return config
+
+
+# -- the protocol library (tests/firmware/test_protocols.py) -------------------------------------
+
+PROTOCOLS_JSON = REPO + "/firmware/protocols.json"
+
+
+def shipped_protocols():
+    import protocols
+
+    return protocols.load(PROTOCOLS_JSON)
+
+
+def preset_data(**changes):
+    """A valid library preset as written in protocols.json, with `changes` (None deletes)."""
+    preset = {"name": "test-preset", "region": "knee", "condition": "test", "power_w": 10.0,
+              "mode": "cw", "dose_j_cm2": 8.0, "area_cm2": 100.0, "energy_j": 800.0,
+              "time_s": 80.0, "skin_power_factor": [1.0, 1.0, 1.0, 1.0, 0.8, 0.6],
+              "source": "test"}
+    for key in changes:
+        if changes[key] is None:
+            preset.pop(key, None)
+        else:
+            preset[key] = changes[key]
+    return preset
+
+
+def library_data(*presets):
+    """A protocols.json document holding `presets` (default: one valid preset)."""
+    return {"format": 1, "description": "test", "protocols": list(presets) or [preset_data()]}

@@ -102,7 +102,9 @@ def test_calibration_must_rise_and_cover_the_rating():
     _refused(_point(3, [16000, 0.1]), "diode.calibration[3]")
     _refused(_point(0, [0, 0.5]), "diode.calibration[0]")
     _refused(_point(6, [70000, 17.0]), "diode.calibration[6]")
-    _refused(lambda b: b["diode"].update(max_power_w=20.0), "diode.calibration")
+    _refused(lambda b: b["diode"].update(max_power_w=17.5), "diode.calibration")
+    _refused(lambda b: b["diode"].update(max_power_w=20.0), "diode.max_power_w")  # > rating
+    _refused(_point(6, [65535, 19.0]), "diode.calibration[6]")  # beyond the diode's rating
 
 
 def test_a_board_needs_a_name():

@@ -19,7 +19,7 @@ def test_watts_interpolate_between_measured_points():
 
 def test_duty_is_aligned_and_round_trips():
     cal = calibration(load_board())
-    for watts in (0.5, 1.0, 5.0, 10.0, 15.0):
+    for watts in (0.6, 1.0, 5.0, 10.0, 15.0):
         duty = cal.duty(watts)
         assert duty % cal.step == 0
         # Rounding to the nearest step: at most half a step's worth of watts away.
@@ -29,7 +29,8 @@ def test_duty_is_aligned_and_round_trips():
 
 def test_out_of_range_power_is_refused_not_clamped():
     cal = calibration(load_board())
-    for bad in (0.0, -1.0, 15.01, 100.0):
+    # Above the maximum, and below the lowest power measured above the lasing threshold (0.6 W).
+    for bad in (0.0, -1.0, 0.3, 0.59, 15.01, 100.0):
         e = raises(ValueError, cal.duty, bad)
         assert "outside" in str(e)
 

@@ -227,3 +227,36 @@ def test_supervisor_caps_the_duty_at_the_rated_power():
     rig.tick()
     assert not rig.hw.enable and rig.hw.duty_u16 == 0
     assert rig.app.supervisor.permitted is False
+
+
+def test_slow_pulses_switch_the_enable_line_on_tick_boundaries():
+    rig = Rig()
+    from treatment import for_board
+
+    rig.treatment = rig.app.controller.treatment = for_board({"power_w": 3.0, "dose_j_cm2": 4.0,
+                                              "area_cm2": 100.0, "mode": "pulsed",
+                                              "pulse_hz": 10, "duty_pct": 30}, rig.board)
+    rig.start_emitting()
+    pattern = []
+    for _ in range(20):  # two 100 ms periods
+        pattern.append(1 if rig.hw.enable else 0)
+        rig.tick()
+    assert pattern == [1, 1, 1, 0, 0, 0, 0, 0, 0, 0] * 2, pattern  # 30 ms of every 100 ms
+    # The dose counts the peak power while the line is on, nothing while it is off.
+    before = rig.app.dosimeter.energy_mj
+    rig.run_ms(1000)
+    assert abs(rig.app.dosimeter.energy_mj - before - 3000) <= 10  # 3 W average for 1 s
+
+
+def test_an_aged_diode_is_caught_by_the_power_monitor():
+    rig = Rig()  # the sim board has a power monitor
+    rig.start_emitting()
+    rig.run_ms(1000)
+    assert rig.state == "EMITTING"
+    rig.hw.light_factor = 0.7
+    for _ in range(30):
+        rig.tick()
+        if rig.state == "FAULT":
+            break
+    assert rig.state == "FAULT" and not rig.hw.enable
+    assert rig.events("fault")[-1]["code"] == "OUTPUT_POWER_DEVIATION"

@@ -221,6 +221,8 @@ def _wrap_machine(on):
     hw_ = APP.hw
     if hasattr(hw_, "_read_uv"):  # the hardware module binds read_uv once: rebind it
         hw_._read_uv = hw_._adc.read_uv
+    if getattr(hw_, "_read_monitor_uv", None) is not None:
+        hw_._read_monitor_uv = hw_._monitor_adc.read_uv
 
 
 def _per_stage(n):

@@ -59,6 +59,8 @@ def table_ohm(table, temp_c):
 
 def _event(e):
     """A scenario event as (name, value): an input, ("fault", NAME) or ("ambient_c", C)."""
+    if e.get("fault") == "diode_degraded":
+        return ("diode_degraded", e["factor"])
     if "fault" in e:
         return ("fault", e["fault"])
     if "ambient_c" in e:
@@ -132,6 +134,10 @@ class World:
         self.noise_uv = plant.get("adc_noise_uv", 0)
         self._seed = 12345
         self.optical_w = 0.0
+        self.peak_w = 0.0
+        self.degradation = 1.0
+        self.monitor = board.get("power_monitor")  # a photodiode seeing the diode's light
+        self._gate = None  # (period us, on us, start us) while the enable line is a PWM
         self.electrical_w = 0.0
         self.heat_w = 0.0
         self.thermistor_fault = None  # None or one of the thermistor_* FAULTS
@@ -160,7 +166,10 @@ class World:
         the exact solution is T_steady + exp(A t) (T - T_steady), for a step of any length. The
         maxima are sampled at least every 10 ms: the heatsink can peak inside a long step, as
         the junction's stored heat drains into it after the diode goes dark."""
-        self.emitted_j += self.optical_w * dt_us / 1e6
+        if self._gate is None:
+            self.emitted_j += self.optical_w * dt_us / 1e6
+        else:  # light only while the gate PWM is high: its exact on-time in this step
+            self.emitted_j += self.peak_w * self._gate_on_us(self.now_us + dt_us) / 1e6
         heat = self.heat_w
         sink_ss = self.ambient_c + heat * self.r_ambient
         junction_ss = sink_ss + heat * self.r_junction
@@ -202,9 +211,18 @@ class World:
         return m
 
     def _update_optics(self):
-        duty = self.pwm.get(self.pwm_pin, (0, 0))[0]
-        if self.outputs.get(self.enable_pin) == 1:
-            watts = self.cal.watts(duty)
+        duty = self.pwm.get(self.pwm_pin, (0, 0, 0))[0]
+        gate = self.pwm.get(self.enable_pin)  # the enable line driven by a PWM: pulses
+        self._gate = None
+        self.peak_w = self.cal.watts(duty) * self.degradation
+        if gate is not None and gate[0]:
+            period_us = 1e6 / gate[1]
+            fraction = gate[0] / 65536
+            self._gate = (period_us, period_us * fraction, gate[2])
+            watts = self.peak_w * fraction
+            self.electrical_w = self.electrical_full_w * duty / 65535 * fraction
+        elif self.outputs.get(self.enable_pin) == 1:
+            watts = self.peak_w
             # The driver's current flows below the lasing threshold too: heat without light.
             self.electrical_w = self.electrical_full_w * duty / 65535
         else:
@@ -216,6 +234,27 @@ class World:
             record = self.trace["optical"]
             record.append(self.now_us)
             record.append(round(watts * 1e6))
+
+    def _gate_on_us(self, end_us):
+        """Microseconds the gate PWM is high between now and end_us (it starts high)."""
+        period, on, start = self._gate
+
+        def high_until(t):
+            x = t - start
+            whole = math.floor(x / period)
+            return whole * on + min(x - whole * period, on)
+
+        return high_until(end_us) - high_until(self.now_us)
+
+    def _photodiode_uv(self):
+        """The monitor's amplifier output for the light now (it averages fast pulses): the
+        board's calibration read backwards, i.e. a sensor exactly as calibrated."""
+        points = self.monitor["calibration"]
+        watts = self.optical_w
+        for i in range(1, len(points)):
+            (uv0, w0), (uv1, w1) = points[i - 1], points[i]
+            if watts <= w1 or i == len(points) - 1:
+                return uv0 + (uv1 - uv0) * (watts - w0) / (w1 - w0)
 
     def inject_fault(self, name):
         if name not in FAULTS:
@@ -258,6 +297,8 @@ class World:
         return math.exp(y0 + (y1 - y0) * (x - x0) / (x1 - x0))
 
     def adc_uv(self, pin, atten_db):
+        if self.monitor is not None and pin == self.monitor["adc_pin"]:
+            return self._convert(self._photodiode_uv(), atten_db)
         if pin != self.adc_pin:
             return self._convert(0.0, atten_db)
         if self.thermistor_fault == "thermistor_stuck":
@@ -288,6 +329,9 @@ class World:
             self.ambient_c = float(value)
         elif name == "fault":
             self.inject_fault(value)
+        elif name == "diode_degraded":  # the diode's light at any current scales by this factor
+            self.degradation = float(value)
+            self._update_optics()
         else:
             raise ValueError("unknown input %r" % name)
         if record:
@@ -315,7 +359,10 @@ class World:
 
     def set_pwm(self, pin, duty_u16, freq_hz):
         shift = 16 - pwm_resolution_bits(freq_hz)
-        self.pwm[pin] = ((duty_u16 >> shift) << shift, freq_hz)
+        old = self.pwm.get(pin)
+        # A new duty takes effect without restarting the period; a new frequency restarts it.
+        start = old[2] if old is not None and old[1] == freq_hz else self.now_us
+        self.pwm[pin] = ((duty_u16 >> shift) << shift, freq_hz, start)
         self._update_optics()
 
     def release_pin(self, pin):

@@ -1,0 +1,36 @@
+# What main.py loads at boot: the selected treatment, written out or naming a preset of the
+# device's protocol library. Runs on CPython and on MicroPython.
+import json
+
+from app import load_treatment
+from support import REPO, load_board
+
+_PATH = "/tmp/laser_test_treatment.json"
+_LIBRARY = REPO + "/firmware/protocols.json"
+
+
+def _load(spec):
+    with open(_PATH, "w") as f:
+        f.write(json.dumps(spec))
+    return load_treatment(_PATH, load_board(), _LIBRARY)
+
+
+def test_a_written_out_treatment_loads():
+    t = _load({"power_w": 5.0, "dose_j_cm2": 4.0, "area_cm2": 25.0})
+    assert t.target_j == 100.0 and t.mode == "cw"
+
+
+def test_a_preset_is_resolved_on_the_device_with_its_skin_type():
+    t = _load({"protocol": "knee"})
+    assert t.power_w == 10.0 and t.target_j == 1000.0
+    darker = _load({"protocol": "knee", "skin_type": 6})
+    assert darker.power_w < t.power_w and darker.target_j == t.target_j
+    pulsed = _load({"protocol": "low-back-acute"})
+    assert pulsed.mode == "pulsed" and pulsed.pulse_hz == 5000
+
+
+def test_a_bad_selection_loads_nothing():
+    assert _load({"protocol": "no-such-preset"}) is None
+    assert _load({"protocol": "knee", "skin_type": 9}) is None
+    assert _load({"power_w": 99.0, "dose_j_cm2": 4.0, "area_cm2": 25.0}) is None
+    assert load_treatment("/tmp/no/such/file.json", load_board(), _LIBRARY) is None
