@@ -93,6 +93,10 @@ def load_treatment(path, board, library_path="protocols.json"):
         if isinstance(spec, dict) and "protocol" in spec:
             import protocols
 
+            for key in spec:
+                if key not in ("protocol", "skin_type"):
+                    raise ValueError("%s: %s beside a preset's name: give the preset, or the whole "
+                                     "treatment" % (path, key))
             spec = protocols.spec_for(protocols.load(library_path), spec["protocol"],
                                       spec.get("skin_type"))
         return treatment_module.for_board(spec, board)

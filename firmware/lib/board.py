@@ -67,6 +67,8 @@ def validate(data):
     _output_pin(laser, "pwm_pin", "laser.pwm_pin", used)
     _output_pin(laser, "enable_pin", "laser.enable_pin", used)
     _number(laser, "pwm_freq_hz", "laser.pwm_freq_hz", 100, _MAX_PWM_FREQ_HZ)
+    # The shortest enable pulse after which the driver's current has settled (its datasheet).
+    _number(laser, "min_pulse_us", "laser.min_pulse_us", 0, 10000, 10)
     ind = data["indicators"]
     _output_pin(ind, "emission_led_pin", "indicators.emission_led_pin", used)
     _output_pin(ind, "buzzer_pin", "indicators.buzzer_pin", used)
@@ -188,6 +190,9 @@ def _thermistor(th, used):
 def _power_monitor(pm, used, max_power_w):
     """The optional photodiode: its pin, and a calibration from microvolts to optical watts."""
     _expect(isinstance(pm, dict), "power_monitor", "must be an object")
+    for key in pm:
+        _expect(key in ("adc_pin", "atten_db", "calibration", "tolerance_pct", "floor_w",
+                        "window_ms"), "power_monitor." + key, "unknown field")
     adc_pin = pm.get("adc_pin")
     _expect(adc_pin in _ADC1, "power_monitor.adc_pin", "must be an ADC1 pin (GPIO 32-39), got %r"
             % (adc_pin,))
@@ -206,8 +211,8 @@ def _power_monitor(pm, used, max_power_w):
         _expect(low_uv <= point[0] <= high_uv, where,
                 "%d uV is outside the ADC's linear range %d..%d uV" % (point[0], low_uv, high_uv))
         if i:
-            _expect(point[0] > points[i - 1][0] and point[1] > points[i - 1][1], where,
-                    "read_uv and watts must both rise from point to point")
+            _expect(point[0] >= points[i - 1][0] + 1000 and point[1] > points[i - 1][1], where,
+                    "read_uv (by 1 mV at least, the ADC's step) and watts must both rise")
     _expect(points[-1][1] >= max_power_w, field,
             "measures only up to %g W, below diode.max_power_w" % points[-1][1])
     _number(pm, "tolerance_pct", "power_monitor.tolerance_pct", 1, 50, 10)

@@ -46,7 +46,7 @@ class Controller:
     def __init__(self, board, treatment, now_ms):
         self.thermal = ThermalMonitor(board, now_ms)
         monitor = board.get("power_monitor")
-        self.power_monitor = PowerMonitor(monitor, now_ms) if monitor is not None else None
+        self.power_monitor = PowerMonitor(monitor, board["loop_ms"]) if monitor else None
         self.power_uw = 0  # the calibrated power commanded this tick (after derating)
         self._heat_uw = 0  # the diode's heat bound at that power (for the runaway check)
         timing = board["timing"]
@@ -110,7 +110,7 @@ class Controller:
         sensed_fault = self.thermal.update(inp.thermistor_samples, now, self._heat_uw)
         if self.power_monitor is not None:
             deviation = self.power_monitor.update(inp.monitor_uv, self.power_uw,
-                                                  self.state == EMITTING, now)
+                                                  self.state == EMITTING)
             sensed_fault = sensed_fault or deviation
         arm = inp.arm_pressed and not self._arm_was
         reset = inp.reset_pressed and not self._reset_was
@@ -175,6 +175,8 @@ class Controller:
             self.refusals -= 1
             self.refusal = None
             dosimeter.clear()
+            if self.power_monitor is not None:
+                self.power_monitor.restart()
             self._seen_released = False
             self._enter(READY, now)
 
@@ -200,14 +202,17 @@ class Controller:
             duty = t.duty_steps[step]
             # Derated to nothing, the gate stays closed until the heatsink cools; slow pulses
             # are made here, on tick boundaries, fast ones by the hardware gate.
-            if duty and (not t.gate_period_ms
-                         or ticks_diff(now, self.entered_ms) % t.gate_period_ms < t.gate_on_ms):
-                out.pwm_duty_u16 = duty
-                out.laser_enable = True
-                if t.mode == "pulsed" and not t.gate_period_ms:
-                    out.gate_hz, out.gate_duty_u16 = t.pulse_hz, t.gate_duty_u16
-                self.power_uw = t.power_uw_steps[step]
+            if duty:
+                # The thermal checks see the average heat on every tick of emission, on-ticks
+                # and off-ticks of slow pulses alike: they must never think emission stopped.
                 self._heat_uw = t.heat_uw_steps[step]
+                if not t.gate_period_ms or \
+                        ticks_diff(now, self.entered_ms) % t.gate_period_ms < t.gate_on_ms:
+                    out.pwm_duty_u16 = duty
+                    out.laser_enable = True
+                    if t.mode == "pulsed" and not t.gate_period_ms:
+                        out.gate_hz, out.gate_duty_u16 = t.pulse_hz, t.gate_duty_u16
+                    self.power_uw = t.power_uw_steps[step]
         out.emission_led = state in (READY, EMITTING, PAUSED)
         since = ticks_diff(now, self.entered_ms)
         if state == READY and since < self.emission_delay_ms:

@@ -87,21 +87,28 @@ class Hardware:
         self._buzzer.value(1 if out.buzzer else 0)
 
     def _gate_off(self):
-        if self._gate is not None:
+        if self._gate is None:
+            self._enable.value(0)
+            return
+        try:
             self._gate.deinit()  # its output goes low
+        finally:
             self._gate = None
             self._gate_hz = 0
-            self._enable.init(Pin.OUT, value=0)  # back to a plain output, low
-        else:
-            self._enable.value(0)
+            self._enable.init(Pin.OUT, value=0)  # a plain output, low, whatever deinit did
 
     def safe_off(self):
-        """Emission off, indicators off. Safe to call from any error path, any number of times."""
-        self._gate_off()
-        self._pwm.duty_u16(0)
-        self._duty_u16 = 0
-        self._led.value(0)
-        self._buzzer.value(0)
+        """Emission off, indicators off. Safe to call from any error path, any number of times:
+        each step runs even if an earlier one raised."""
+        try:
+            self._gate_off()
+        finally:
+            try:
+                self._pwm.duty_u16(0)
+                self._duty_u16 = 0
+            finally:
+                self._led.value(0)
+                self._buzzer.value(0)
 
 
 def boot_safe(path="board.json"):

@@ -6,31 +6,32 @@
 # Integer millivolts and milliwatts: a tick allocates nothing.
 from array import array
 
-from ticks import ticks_add, ticks_diff
-
 OUTPUT_POWER_DEVIATION = "OUTPUT_POWER_DEVIATION"
 
 
 class PowerMonitor:
-    """`config` is a board's "power_monitor" section (validated by board.py)."""
+    """`config` is a board's "power_monitor" section (validated by board.py); `loop_ms` the
+    board's tick. The window counts ticks of emission: a pause keeps its partial sums, so that
+    short presses add up to windows too. Arming a new session starts it afresh."""
 
-    def __init__(self, config, now_ms):
-        points = config["calibration"]  # [[uv, watts], ...], both rising
+    def __init__(self, config, loop_ms):
+        points = config["calibration"]  # [[uv, watts], ...], both rising, >= 1 mV apart
         self._mv = array("i", [p[0] // 1000 for p in points])
         self._mw = array("i", [int(p[1] * 1000 + 0.5) for p in points])
-        self.tolerance_pct = config["tolerance_pct"]
-        # An absolute floor as well: a photodiode has offset and noise, and between slow pulses
-        # nothing is commanded at all (light there, though, is a fault: a driver stuck on).
+        self.tolerance_permille = int(config["tolerance_pct"] * 10 + 0.5)  # integer in the tick
+        # A photodiode has an offset and noise, and between slow pulses nothing is commanded at
+        # all: on such ticks an absolute floor applies (light well above it is a fault: a
+        # driver stuck on). Where light is commanded, only the relative tolerance does.
         self.floor_mw = int(config["floor_w"] * 1000 + 0.5)
-        self.window_ms = config["window_ms"]
+        self.window_ticks = max(1, config["window_ms"] // loop_ms)
         self.measured_mw = 0
-        self.restart(now_ms)
+        self.restart()
 
-    def restart(self, now_ms):
-        self._window_start_ms = now_ms
+    def restart(self):
         self._measured = 0  # mW summed over the window's ticks
         self._commanded = 0
         self._ticks = 0
+        self._idle_ticks = 0  # ticks with no light commanded (between slow pulses)
 
     def measured(self, uv):
         """Milliwatts for a reading: piecewise-linear between the calibration points."""
@@ -44,22 +45,22 @@ class PowerMonitor:
         mw = pts_mw[i - 1] + (pts_mw[i] - pts_mw[i - 1]) * (mv - pts_mv[i - 1]) // span
         return mw if mw > 0 else 0
 
-    def update(self, uv, commanded_uw, emitting, now_ms):
+    def update(self, uv, commanded_uw, emitting):
         """Compare this tick's reading with the power commanded over the tick that just ended
-        (0 between slow pulses). Outside emission the window restarts. Returns a fault or None."""
-        self.measured_mw = self.measured(uv)
+        (0 between slow pulses). Returns a fault code or None."""
+        self.measured_mw = measured = self.measured(uv)
         if not emitting:
-            self.restart(now_ms)
             return None
-        self._measured += self.measured_mw
-        self._commanded += commanded_uw // 1000
+        commanded = commanded_uw // 1000
+        self._measured += measured
+        self._commanded += commanded
         self._ticks += 1
-        if ticks_diff(now_ms, self._window_start_ms) < self.window_ms:
+        if commanded == 0:
+            self._idle_ticks += 1
+        if self._ticks < self.window_ticks:
             return None
-        measured, commanded, ticks = self._measured, self._commanded, self._ticks
-        self._window_start_ms = ticks_add(self._window_start_ms, self.window_ms)
-        self._measured = self._commanded = self._ticks = 0
-        allowed = self.tolerance_pct * commanded // 100 + self.floor_mw * ticks
-        if abs(measured - commanded) > allowed:
-            return OUTPUT_POWER_DEVIATION
-        return None
+        allowed = (self.tolerance_permille * self._commanded // 1000
+                   + self.floor_mw * self._idle_ticks)
+        deviation = abs(self._measured - self._commanded)
+        self.restart()
+        return OUTPUT_POWER_DEVIATION if deviation > allowed else None

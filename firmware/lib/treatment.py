@@ -10,7 +10,9 @@ _MIN_EMISSION_S = 1.0  # shorter than this is not a treatment, and the dose stop
 _POWER_TOLERANCE = 0.01  # the calibrated power of the duty set must be this close to the prescribed
 _HEAT_MARGIN = 1.1  # the heat estimate is taken 10 % high: a bound for the runaway check
 _FIELDS = ("power_w", "dose_j_cm2", "area_cm2", "mode", "pulse_hz", "duty_pct")
-GATE_SOFTWARE_MAX_HZ = 10  # up to this pulse rate the loop gates the enable line itself
+# Below this rate the loop gates the enable line itself, in whole ticks (so every press starts and
+# counts whole pulses); from it upwards a hardware PWM does, a period being at most one 10 ms tick.
+GATE_HARDWARE_MIN_HZ = 100
 
 
 class Treatment:
@@ -18,7 +20,7 @@ class Treatment:
     "cw" (default) or "pulsed" with pulse_hz (1..20000) and duty_pct (1..99).
 
     Pulses are made by gating the laser's enable line while the PWM set-point holds the peak
-    power (average / duty): above GATE_SOFTWARE_MAX_HZ by a hardware PWM on the enable pin,
+    power (average / duty): from GATE_HARDWARE_MIN_HZ by a hardware PWM on the enable pin,
     at lower rates by the loop itself, switching the enable line on tick boundaries."""
 
     __slots__ = ("power_w", "dose_j_cm2", "area_cm2", "target_j", "mode", "pulse_hz",
@@ -27,7 +29,7 @@ class Treatment:
                  "heat_uw_steps")
 
     def __init__(self, spec, calibration, max_energy_j, electrical_w_at_full_duty=0.0,
-                 loop_ms=10):
+                 loop_ms=10, min_pulse_us=10):
         if not isinstance(spec, dict):
             raise ValueError("treatment: must be an object with power_w, dose_j_cm2, area_cm2")
         for key in spec:
@@ -41,7 +43,7 @@ class Treatment:
         if self.target_j > max_energy_j:
             raise ValueError("treatment: %.1f J exceeds this board's limit of %.1f J"
                              % (self.target_j, max_energy_j))
-        self._mode(spec, loop_ms)
+        self._mode(spec, loop_ms, min_pulse_us)
         fraction = self._gate_fraction()
         self.peak_w = self.power_w / fraction
         try:
@@ -63,9 +65,9 @@ class Treatment:
         # Power and heat per derating step count while the enable output is on: the average
         # under a hardware gate, the peak under the loop's own gate (it switches them per tick).
         counted = 1.0 if self.gate_period_ms else fraction
-        self._derating_steps(calibration, electrical_w_at_full_duty, counted)
+        self._derating_steps(calibration, electrical_w_at_full_duty, counted, fraction)
 
-    def _mode(self, spec, loop_ms):
+    def _mode(self, spec, loop_ms, min_pulse_us):
         self.mode = spec.get("mode", "cw")
         self.pulse_hz = 0
         self.duty_pct = 100.0
@@ -78,9 +80,17 @@ class Treatment:
             return
         if self.mode != "pulsed":
             raise ValueError('treatment.mode: must be "cw" or "pulsed", got %r' % (self.mode,))
-        self.pulse_hz = _within(spec, "pulse_hz", 1, 20000)
+        hz = _within(spec, "pulse_hz", 1, 20000)
+        if hz != int(hz):  # the chip's PWM takes whole hertz
+            raise ValueError("treatment.pulse_hz: must be a whole number of Hz, got %g" % hz)
+        self.pulse_hz = int(hz)
         self.duty_pct = _within(spec, "duty_pct", 1, 99)
-        if self.pulse_hz > GATE_SOFTWARE_MAX_HZ:
+        on_us = self.duty_pct / 100 * 1000000 / self.pulse_hz
+        if on_us < min_pulse_us:
+            raise ValueError("treatment.duty_pct: %g %% at %d Hz is a %.1f us pulse, shorter than "
+                             "the %g us this board's driver needs to reach its current"
+                             % (self.duty_pct, self.pulse_hz, on_us, min_pulse_us))
+        if self.pulse_hz >= GATE_HARDWARE_MIN_HZ:
             # A hardware PWM on the enable pin: its duty aligned to that frequency's resolution.
             step = 1 << (16 - calibration_module.pwm_resolution_bits(self.pulse_hz))
             self.gate_duty_u16 = int(self.duty_pct / 100 * 65536 / step + 0.5) * step
@@ -92,10 +102,10 @@ class Treatment:
         on_ticks = int(ticks * self.duty_pct / 100 + 0.5)
         if ticks * loop_ms != period or on_ticks < 1 or on_ticks >= ticks or \
                 abs(on_ticks / ticks * 100 - self.duty_pct) > _POWER_TOLERANCE * self.duty_pct:
-            raise ValueError("treatment.pulse_hz: at %g Hz and below the loop makes the pulses "
-                             "in whole %d ms ticks; %g Hz at %g %% does not fit them (try a "
+            raise ValueError("treatment.pulse_hz: below %d Hz the loop makes the pulses in "
+                             "whole %d ms ticks; %d Hz at %g %% does not fit them (try a "
                              "period and an on-time that are multiples of %d ms)"
-                             % (GATE_SOFTWARE_MAX_HZ, loop_ms, self.pulse_hz, self.duty_pct,
+                             % (GATE_HARDWARE_MIN_HZ, loop_ms, self.pulse_hz, self.duty_pct,
                                 loop_ms))
         self.gate_period_ms = ticks * loop_ms
         self.gate_on_ms = on_ticks * loop_ms
@@ -107,7 +117,7 @@ class Treatment:
             return self.gate_on_ms / self.gate_period_ms
         return self.gate_duty_u16 / 65536
 
-    def _derating_steps(self, calibration, electrical_w_at_full_duty, fraction):
+    def _derating_steps(self, calibration, electrical_w_at_full_duty, counted, average):
         # Thermal derating reduces the power in DERATE_STEPS steps: their duties, calibrated
         # (average) powers and heat bounds are computed here, once, so that the tick only indexes
         # them. A step below the lowest measured lasing point is off: between there and the
@@ -126,16 +136,18 @@ class Treatment:
                 continue
             optical_w = calibration.watts(duty)
             self.duty_steps[step] = duty
-            self.power_uw_steps[step] = int(optical_w * fraction * 1000000 + 0.5)
+            self.power_uw_steps[step] = int(optical_w * counted * 1000000 + 0.5)
+            # The heat bound is the average over the pulses, on-ticks and off-ticks alike.
             electrical_w = electrical_w_at_full_duty * duty / 65535
-            heat_w = max(electrical_w - optical_w, 0.0) * fraction * _HEAT_MARGIN
+            heat_w = max(electrical_w - optical_w, 0.0) * average * _HEAT_MARGIN
             self.heat_uw_steps[step] = int(heat_w * 1000000 + 0.5)
 
 
 def for_board(spec, board):
     """The treatment `spec` on a validated board; ValueError naming the field if it cannot run."""
     return Treatment(spec, calibration_module.for_board(board), board["limits"]["max_energy_j"],
-                     board["diode"]["electrical_w_at_full_duty"], board["loop_ms"])
+                     board["diode"]["electrical_w_at_full_duty"], board["loop_ms"],
+                     board["laser"]["min_pulse_us"])
 
 
 def _within(spec, key, low, high):

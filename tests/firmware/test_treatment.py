@@ -91,3 +91,17 @@ def test_mode_fields_are_checked():
         spec.update(extra)
         e = raises(ValueError, tr.for_board, spec, board)
         assert str(e).startswith(field), (extra, str(e))
+
+
+def test_which_gate_makes_which_rate():
+    board = load_board()
+    t = _pulsed(board, 3.0, 50, 50)  # 20 ms period: the loop, in whole ticks
+    assert (t.gate_period_ms, t.gate_on_ms) == (20, 10)
+    t = _pulsed(board, 3.0, 100, 50)  # a period no longer than a tick: the hardware gate
+    assert t.gate_period_ms == 0 and t.gate_duty_u16 == 32768
+    for hz, duty, field in ((11, 37, "treatment.pulse_hz"),  # 90.9 ms: not whole ticks
+                            (11.5, 50, "treatment.pulse_hz"),  # the chip's PWM takes whole Hz
+                            (19999, 1, "treatment.duty_pct")):  # a 0.5 us pulse
+        e = raises(ValueError, _pulsed, board, 1.0, hz, duty)
+        assert str(e).startswith(field), (hz, duty, str(e))
+    assert isinstance(_pulsed(board, 4.0, 5000, 50).pulse_hz, int)

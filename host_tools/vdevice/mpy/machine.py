@@ -83,6 +83,8 @@ class PWM:
         self._pin = dest if isinstance(dest, Pin) else Pin(dest)
         if self._pin.id in _INPUT_ONLY:
             raise ValueError("pin can only be input")
+        if not isinstance(freq, int):
+            raise TypeError("can't convert %s to int" % type(freq).__name__)
         self._freq = freq
         self._active = True
         _world().outputs.pop(self._pin.id, None)
@@ -102,6 +104,8 @@ class PWM:
         if not args:
             return self._duty
         duty = args[0]
+        if not isinstance(duty, int):
+            raise TypeError("can't convert %s to int" % type(duty).__name__)
         if not 0 <= duty <= 65535:
             raise ValueError("duty_u16 must be from 0 to 65535")
         if not self._active:
