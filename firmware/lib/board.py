@@ -148,13 +148,18 @@ def _thermistor_range(data):
                 % (temp_c, uv // 1000, therm.min_uv // 1000, therm.max_uv // 1000))
 
 
-def _thermistor(th, used):
-    adc_pin = th.get("adc_pin")
-    _expect(adc_pin in _ADC1, "thermistor.adc_pin", "must be an ADC1 pin (GPIO 32-39), got %r"
+def _adc_input(section, name, used):
+    """An analog input: an ADC1 pin of its own and a fixed attenuation."""
+    adc_pin = section.get("adc_pin")
+    _expect(adc_pin in _ADC1, name + ".adc_pin", "must be an ADC1 pin (GPIO 32-39), got %r"
             % (adc_pin,))
-    _claim(adc_pin, "thermistor.adc_pin", used)
-    _expect(th.get("atten_db") in _ATTENUATIONS_DB, "thermistor.atten_db",
+    _claim(adc_pin, name + ".adc_pin", used)
+    _expect(section.get("atten_db") in _ATTENUATIONS_DB, name + ".atten_db",
             "must be one of 0, 2.5, 6, 11")
+
+
+def _thermistor(th, used):
+    _adc_input(th, "thermistor", used)
     _number(th, "samples", "thermistor.samples", 1, 15, 5)
     _expect(isinstance(th["samples"], int) and th["samples"] % 2 == 1, "thermistor.samples",
             "must be an odd whole number (the median of the samples is used)")
@@ -193,12 +198,7 @@ def _power_monitor(pm, used, max_power_w):
     for key in pm:
         _expect(key in ("adc_pin", "atten_db", "calibration", "tolerance_pct", "floor_w",
                         "window_ms"), "power_monitor." + key, "unknown field")
-    adc_pin = pm.get("adc_pin")
-    _expect(adc_pin in _ADC1, "power_monitor.adc_pin", "must be an ADC1 pin (GPIO 32-39), got %r"
-            % (adc_pin,))
-    _claim(adc_pin, "power_monitor.adc_pin", used)
-    _expect(pm.get("atten_db") in _ATTENUATIONS_DB, "power_monitor.atten_db",
-            "must be one of 0, 2.5, 6, 11")
+    _adc_input(pm, "power_monitor", used)
     low_uv, high_uv = linear_range_uv(pm["atten_db"])
     points = pm.get("calibration")
     field = "power_monitor.calibration"
