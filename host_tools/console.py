@@ -29,13 +29,14 @@ from pathlib import Path
 from host_tools import vdevice
 from host_tools.terminal import RawTerminal, Screen, color_wanted
 
-HELP = ("k key", "i interlock", "e e-stop", "a arm", "r reset", "f/space footswitch", "q quit")
+HELP = ("k key", "i interlock", "e e-stop", "a arm", "r reset", "s silence/ack",
+        "f/space footswitch", "q quit")
 HISTORY = 500  # log lines kept to rebuild the screen after a resize or Ctrl-L
 MAX_SPEED = 100.0
 TOGGLES = ("key", "interlock", "estop", "footswitch")
-BUTTONS = ("arm", "reset")
+BUTTONS = ("arm", "reset", "ack")
 KEYS = {"k": "key", "i": "interlock", "e": "estop", "f": "footswitch", " ": "footswitch",
-        "a": "arm", "r": "reset"}
+        "a": "arm", "r": "reset", "s": "ack"}
 QUIT_KEYS = ("q", "Q", "\x03", "\x04")  # q, Ctrl-C, Ctrl-D
 REDRAW_KEY = "\x0c"  # Ctrl-L
 PRESS_MIN_S = 0.15  # a button press lasts at least this long (wall clock) ...
@@ -294,6 +295,9 @@ class Console:
             self.note("FAULT %s" % ev.get("code"), _RED + ";1", t)
         elif kind == "refused":
             self.note("arm refused: %s" % ev.get("reason"), _YELLOW, t)
+        elif kind == "session":
+            self.note("session ended: %s   %s" % (ev.get("end"), _dose_text(ev)),
+                      _LOG_STYLE.get("COMPLETE") if ev.get("end") == "COMPLETE" else _YELLOW, t)
         elif kind == "thermal":
             level = {"thermal": ev.get("level"), "derate_pct": ev.get("derate_pct")}
             self.note("heatsink %s C: %s" % (_num(ev.get("temp_c"), "%.1f"), _thermal_text(level)),
@@ -336,6 +340,7 @@ class Console:
                                              _num(p.get("heatsink_c"), "%.1f")),
                    _RED + ";1" if s.get("temp_c", 0) is None else None),
                   (_thermal_text(s), _THERMAL_STYLE.get(s.get("thermal"))),
+                  (_alarm_text(s), _ALARM_STYLE.get(s.get("alarm"))),
                   ("LED %s" % _on(p.get("led")), _RED + ";1" if p.get("led") else None),
                   ("buzzer %s" % _on(p.get("buzzer")), _YELLOW + ";1" if p.get("buzzer") else None)]
         inputs = []
@@ -471,6 +476,14 @@ def _t_s(ev):
 
 
 _THERMAL_STYLE = {"WARNING": _YELLOW + ";1", "DERATE": _RED + ";1"}
+_ALARM_STYLE = {"HIGH": "1;37;41", "MEDIUM": _YELLOW + ";1", "LOW": _GREEN}
+
+
+def _alarm_text(s):
+    alarm = s.get("alarm") or "NONE"
+    if alarm == "NONE":
+        return "alarm -"
+    return "alarm %s%s" % (alarm, " (silenced)" if s.get("silenced") else "")
 
 
 def _thermal_text(s):

@@ -28,9 +28,10 @@ from pathlib import Path
 from host_tools import paths, vdevice
 
 INPUTS = ("key", "interlock", "estop", "footswitch", "footswitch_no", "footswitch_nc", "arm",
-          "reset")
+          "reset", "ack")
 # Inputs whose change withdraws permission to emit, and the value that withdraws it.
-WITHDRAWING = {"footswitch": False, "key": False, "interlock": False, "estop": True}
+WITHDRAWING = {"footswitch": False, "key": False, "interlock": False, "estop": True,
+               "footswitch_no": False, "footswitch_nc": True}
 # Faults the plant can inject (host_tools/vdevice/mpy/simworld.py), and those the firmware must
 # answer by stopping emission at once (their reaction time is reported like the inputs').
 FAULTS = ("thermistor_open", "thermistor_short", "thermistor_stuck", "fan_failure",
@@ -226,7 +227,7 @@ def build_report(scenario, stdout, world):
 
     protocol = scenario.get("protocol")
     lines, other = parse_lines(stdout)
-    states, faults, refusals, errors, thermal = [], [], [], [], []
+    states, faults, refusals, errors, thermal, sessions = [], [], [], [], [], []
     max_measured = None
     last = {}
     for obj in lines:
@@ -235,6 +236,9 @@ def build_report(scenario, stdout, world):
             states.append({"at_s": at_s(obj["t_ms"]), "state": obj["state"]})
         elif ev == "fault":
             faults.append({"at_s": at_s(obj["t_ms"]), "code": obj["code"]})
+        elif ev == "session":
+            sessions.append({"at_s": at_s(obj["t_ms"]), "end": obj["end"],
+                             "delivered_j": obj["delivered_j"]})
         elif ev == "thermal":
             thermal.append({"at_s": at_s(obj["t_ms"]), "level": obj["level"],
                             "temp_c": obj.get("temp_c")})
@@ -269,6 +273,8 @@ def build_report(scenario, stdout, world):
         "faults": faults,
         "fault_codes": [f["code"] for f in faults],
         "refusals": refusals,
+        "sessions": sessions,
+        "session_ends": [s["end"] for s in sessions],
         "thermal": thermal,
         "thermal_sequence": [t["level"] for t in thermal],
         "errors": errors + [{"output": line} for line in other],

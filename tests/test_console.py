@@ -147,7 +147,8 @@ PROTOCOL = '{"power_w": 5.0, "dose_j_cm2": 8.0, "area_cm2": 25.0}'
 def test_a_treatment_given_by_keys(console):
     term = console("--speed", "20", "--protocol", PROTOCOL)
     term.expect(r"state STANDBY")
-    term.expect(r"k key  i interlock  e e-stop  a arm  r reset  f/space footswitch  q quit")
+    term.expect(r"k key  i interlock  e e-stop  a arm  r reset  s silence/ack  "
+                r"f/space footswitch  q quit")
     assert len(term.interpreters()) == 1
 
     term.expect(r"key ON", term.send("k"))

@@ -25,7 +25,8 @@ _ATTENUATIONS_DB = (0, 2.5, 6, 11)
 _SECTIONS = ("name", "description", "loop_ms", "laser", "indicators", "inputs", "thermistor",
              "thermal", "diode", "power_monitor", "limits", "timing", "plant")
 _MODELS = ("table", "beta", "steinhart-hart")
-INPUT_NAMES = ("key", "interlock", "estop", "footswitch_no", "footswitch_nc", "arm", "reset")
+INPUT_NAMES = ("key", "interlock", "estop", "footswitch_no", "footswitch_nc", "arm", "reset",
+               "ack")
 _MAX_PWM_FREQ_HZ = const(40000)
 
 
@@ -99,9 +100,15 @@ def validate(data):
     # to be noticed; a long contact window would switch the dual-contact check off.
     for key, default, low, high in (("emission_delay_ms", 2000, 1000, 10000),
                                     ("footswitch_mismatch_ms", 50, 10, 500),
+                                    ("footswitch_debounce_ms", 20, 0, 200),
+                                    ("ready_timeout_ms", 60000, 5000, 600000),
+                                    ("paused_timeout_ms", 300000, 10000, 3600000),
+                                    ("alarm_silence_ms", 120000, 10000, 600000),
                                     ("status_period_ms", 250, 50, 10000)):
         _number(timing, key, "timing." + key, low, high, default)
         _expect(isinstance(timing[key], int), "timing." + key, "must be a whole number of ms")
+    _expect(timing["ready_timeout_ms"] > timing["emission_delay_ms"], "timing.ready_timeout_ms",
+            "must be longer than timing.emission_delay_ms, or READY would end before it can emit")
     _thermistor_range(data)
     return data
 

@@ -1,13 +1,17 @@
 # The treatment state machine: pure logic from one tick's Inputs to that tick's Outputs.
 # It never touches hardware or reads the clock; the time comes in with the inputs.
+# docs/states.md has the diagram and the transition table; each row is tested.
 #
 #   STANDBY --arm--> READY --(delay over, footswitch seen released, then pressed)--> EMITTING
 #   EMITTING --release--> PAUSED --press--> EMITTING        EMITTING --dose reached--> COMPLETE
-#   COMPLETE --arm or reset (acknowledge)--> STANDBY        READY/PAUSED --arm--> STANDBY
+#   COMPLETE --arm, reset or ack--> STANDBY                 READY/PAUSED --arm--> STANDBY
+#   READY for ready_timeout, PAUSED for paused_timeout --> STANDBY (session ended)
 #   key off or interlock open in READY/EMITTING/PAUSED --> STANDBY
 #   any state --fault--> FAULT (latched) --reset, once the cause is gone--> STANDBY
+import alarms
+from footswitch import Footswitch
 from power_monitor import PowerMonitor
-from thermal import ThermalMonitor
+from thermal import NORMAL, ThermalMonitor
 from thermistor import OK
 from ticks import ticks_add, ticks_diff
 
@@ -29,15 +33,19 @@ FAULT = const(6)
 STATE_NAMES = ("BOOT", "STANDBY", "READY", "EMITTING", "PAUSED", "COMPLETE", "FAULT")
 
 # Fault codes (strings are interned constants: reporting one allocates nothing). The thermal
-# ones (OVER_TEMP, THERMISTOR_*, THERMAL_*) are thermal.py's.
+# ones are thermal.py's, OUTPUT_POWER_DEVIATION power_monitor.py's; docs/states.md lists all.
 FOOTSWITCH_FAULT = "FOOTSWITCH_FAULT"
 ESTOP = "ESTOP"
 SOFTWARE = "SOFTWARE"
 
-# Buzzer patterns: (period ms, on ms). Distinct so an operator can tell them apart by ear.
-_WARNING_TONE = (400, 200)
-_EMISSION_TONE = (1000, 100)
-_ALARM_TONE = (500, 350)
+# Why a session (arm to STANDBY) ended: reported with its delivered dose.
+COMPLETED = "COMPLETE"
+DISARMED = "DISARMED"
+KEY_OFF = "KEY_OFF"
+INTERLOCK_OPEN = "INTERLOCK_OPEN"
+READY_TIMEOUT = "READY_TIMEOUT"
+PAUSED_TIMEOUT = "PAUSED_TIMEOUT"
+FAULTED = "FAULT"
 
 
 class Controller:
@@ -47,11 +55,13 @@ class Controller:
         self.thermal = ThermalMonitor(board, now_ms)
         monitor = board.get("power_monitor")
         self.power_monitor = PowerMonitor(monitor, board["loop_ms"]) if monitor else None
-        self.power_uw = 0  # the calibrated power commanded this tick (after derating)
-        self._heat_uw = 0  # the diode's heat bound at that power (for the runaway check)
         timing = board["timing"]
+        self.footswitch = Footswitch(timing["footswitch_debounce_ms"],
+                                     timing["footswitch_mismatch_ms"])
         self.emission_delay_ms = timing["emission_delay_ms"]
-        self.mismatch_ms = timing["footswitch_mismatch_ms"]
+        self.ready_timeout_ms = timing["ready_timeout_ms"]
+        self.paused_timeout_ms = timing["paused_timeout_ms"]
+        self.silence_ms = timing["alarm_silence_ms"]
         self.half_tick_ms = board["loop_ms"] // 2 or 1
         self.treatment = treatment
         self.state = STANDBY
@@ -59,14 +69,16 @@ class Controller:
         self.fault_code = None
         self.refusal = None  # why the last arm request was refused, for the operator
         self.refusals = 0  # counts refused arm requests, so that each one is reported
-        self.footswitch_pressed = False
-        self.footswitch_released = False
-        self._mismatch_since_ms = None
+        self.session_end = None  # why the last session ended
+        self.sessions_ended = 0  # counts them, so that each one is reported
+        self.power_uw = 0  # the calibrated power commanded this tick (after derating)
+        self._heat_uw = 0  # the diode's heat bound at that power (for the runaway check)
+        self.alarm = alarms.NONE  # the alarm priority sounding (or silenced) now
+        self.silenced = False  # a high alarm muted by ack, for silence_ms
+        self._silenced_until_ms = now_ms
+        self._warm_since_ms = now_ms  # since the heatsink left NORMAL: the medium alarm's start
         self._seen_released = False
-        self._arm_was = True  # a button held at boot is not a press
-        self._reset_was = True
-
-    # -- readings ------------------------------------------------------------------------------
+        self._arm_was = self._reset_was = self._ack_was = True  # held at boot is not a press
 
     @property
     def temp_c(self):
@@ -74,20 +86,9 @@ class Controller:
         thermal = self.thermal
         return thermal.temp_mc / 1000 if thermal.status == OK else None
 
-    def _read_footswitch(self, inp):
-        no, nc = inp.footswitch_no_closed, inp.footswitch_nc_closed
-        self.footswitch_pressed = no and not nc
-        self.footswitch_released = nc and not no
-        if no == nc:  # contacts disagree: broken wire or stuck contact
-            since = self._mismatch_since_ms
-            if since is None:
-                self._mismatch_since_ms = inp.t_ms
-            elif ticks_diff(inp.t_ms, since) > self.mismatch_ms:
-                # Keep the age bounded: an unbounded one would wrap after 2**29 ms (6.2 days)
-                # and clear the fault while the wire is still broken.
-                self._mismatch_since_ms = ticks_add(inp.t_ms, -self.mismatch_ms)
-        else:
-            self._mismatch_since_ms = None
+    @property
+    def footswitch_pressed(self):
+        return self.footswitch.pressed
 
     def _fault_cause(self, inp, sensed_fault):
         """The active fault cause, or None."""
@@ -95,8 +96,7 @@ class Controller:
             return ESTOP
         if sensed_fault is not None:
             return sensed_fault
-        since = self._mismatch_since_ms
-        if since is not None and ticks_diff(inp.t_ms, since) >= self.mismatch_ms:
+        if self.footswitch.miswired(inp.t_ms):
             return FOOTSWITCH_FAULT
         return None
 
@@ -105,62 +105,90 @@ class Controller:
     def step(self, inp, dosimeter, out):
         """Advance one tick: read `inp`, use `dosimeter`'s count, and fill `out`."""
         now = inp.t_ms
-        self._read_footswitch(inp)
+        self.footswitch.read(inp.footswitch_no_closed, inp.footswitch_nc_closed, now)
         # Both monitors judge the tick that just ended, with the power commanded for it.
+        level_was = self.thermal.level
         sensed_fault = self.thermal.update(inp.thermistor_samples, now, self._heat_uw)
+        if level_was == NORMAL and self.thermal.level != NORMAL:
+            self._warm_since_ms = now
         if self.power_monitor is not None:
             deviation = self.power_monitor.update(inp.monitor_uv, self.power_uw,
                                                   self.state == EMITTING)
             sensed_fault = sensed_fault or deviation
         arm = inp.arm_pressed and not self._arm_was
         reset = inp.reset_pressed and not self._reset_was
-        self._arm_was = inp.arm_pressed
-        self._reset_was = inp.reset_pressed
-        state = self.state
-
-        if state == FAULT:
-            # Reset clears the latch only once every cause is gone; the thermal history
-            # (jumps, rates, runaway references) starts again from here.
-            if reset and self.thermal.cause_gone() and self._fault_cause(inp, None) is None:
-                self.fault_code = None
-                self.thermal.restart(now)
-                self._enter(STANDBY, now)
+        ack = inp.ack_pressed and not self._ack_was
+        self._arm_was, self._reset_was = inp.arm_pressed, inp.reset_pressed
+        self._ack_was = inp.ack_pressed
+        if self.state == FAULT:
+            self._in_fault(inp, reset, ack, now)
         else:
             cause = self._fault_cause(inp, sensed_fault)
             if cause is not None:
                 self.fault(cause, now)
-            elif state in (READY, EMITTING, PAUSED) and not (inp.key_on and inp.interlock_closed):
-                self._enter(STANDBY, now)  # the session ends; the delivered dose stays on record
-            elif state == STANDBY:
-                if arm:
-                    self._arm(inp, dosimeter, now)
-            elif state == READY:
-                if self.footswitch_released:  # both contacts say so: a glitch is not a release
-                    self._seen_released = True
-                if arm:
-                    self._enter(STANDBY, now)
-                elif (self._seen_released and self.footswitch_pressed
-                      and ticks_diff(now, self.entered_ms) >= self.emission_delay_ms
-                      and not self._dose_reached(dosimeter)):
-                    self._enter(EMITTING, now)
-            elif state == EMITTING:
-                if self._dose_reached(dosimeter):
-                    self._enter(COMPLETE, now)
-                elif not self.footswitch_pressed:
-                    self._enter(PAUSED, now)
-            elif state == PAUSED:
-                if arm:
-                    self._enter(STANDBY, now)
-                elif self.footswitch_pressed:
-                    self._enter(EMITTING, now)
-            elif state == COMPLETE and (arm or reset):
-                self._enter(STANDBY, now)
+            else:
+                self._operate(inp, dosimeter, arm, reset, ack, now)
         self._drive(out, now)
+
+    def _in_fault(self, inp, reset, ack, now):
+        if ack:  # silence the alarm for a while; the fault stays latched
+            self._silenced_until_ms = ticks_add(now, self.silence_ms)
+            self.silenced = True
+        elif self.silenced and ticks_diff(now, self._silenced_until_ms) >= 0:
+            self.silenced = False
+        # Reset clears the latch only once every cause is gone; the thermal history
+        # (jumps, rates, runaway references) starts again from here.
+        if reset and self.thermal.cause_gone() and self._fault_cause(inp, None) is None:
+            self.fault_code = None
+            self.silenced = False
+            self.thermal.restart(now)
+            self._enter(STANDBY, now)
+
+    def _operate(self, inp, dosimeter, arm, reset, ack, now):
+        state = self.state
+        since = ticks_diff(now, self.entered_ms)
+        pressed = self.footswitch.pressed
+        if state in (READY, EMITTING, PAUSED):
+            if not inp.key_on:
+                return self._end_session(KEY_OFF, now)
+            if not inp.interlock_closed:
+                return self._end_session(INTERLOCK_OPEN, now)
+        if state == STANDBY:
+            if arm:
+                self._arm(inp, dosimeter, now)
+        elif state == READY:
+            if self.footswitch.released:  # both contacts say so: a glitch is not a release
+                self._seen_released = True
+            if arm:
+                self._end_session(DISARMED, now)
+            elif (self._seen_released and pressed and since >= self.emission_delay_ms
+                  and not self._dose_reached(dosimeter)):
+                self._enter(EMITTING, now)
+            elif since >= self.ready_timeout_ms:
+                self._end_session(READY_TIMEOUT, now)
+        elif state == EMITTING:
+            if self._dose_reached(dosimeter):
+                self._end_session(COMPLETED, now, COMPLETE)
+            elif not pressed:
+                self._enter(PAUSED, now)
+        elif state == PAUSED:
+            if arm:
+                self._end_session(DISARMED, now)
+            elif pressed:
+                self._enter(EMITTING, now)
+            elif since >= self.paused_timeout_ms:
+                self._end_session(PAUSED_TIMEOUT, now)
+        elif state == COMPLETE and (arm or reset or ack):
+            self._enter(STANDBY, now)
 
     def fault(self, code, now_ms):
         """Latch a fault (also called by the loop when the firmware itself fails)."""
         if self.state != FAULT:
+            if self.state in (READY, EMITTING, PAUSED):
+                self.session_end = FAULTED
+                self.sessions_ended += 1
             self.fault_code = code
+            self.silenced = False
             self._enter(FAULT, now_ms)
 
     def _arm(self, inp, dosimeter, now):
@@ -180,6 +208,12 @@ class Controller:
             self._seen_released = False
             self._enter(READY, now)
 
+    def _end_session(self, why, now, state=STANDBY):
+        """The session ends; the delivered dose stays on record and is reported with `why`."""
+        self.session_end = why
+        self.sessions_ended += 1
+        self._enter(state, now)
+
     def _dose_reached(self, dosimeter):
         # Stop when at most half a tick's energy is left: on ticks that come on time the error is
         # then at most half a tick's energy (rounded down to the millijoule); a late tick adds
@@ -192,35 +226,48 @@ class Controller:
         self.state = state
         self.entered_ms = now_ms
 
+    # -- the outputs ---------------------------------------------------------------------------
+
     def _drive(self, out, now):
         state = self.state
         out.safe()
         self.power_uw = self._heat_uw = 0
-        if state == EMITTING:
-            t = self.treatment
-            step = self.thermal.derate_step  # all of the power unless the heatsink is hot
-            duty = t.duty_steps[step]
-            # Derated to nothing, the gate stays closed until the heatsink cools; slow pulses
-            # are made here, on tick boundaries, fast ones by the hardware gate.
-            if duty:
-                # The thermal checks see the average heat on every tick of emission, on-ticks
-                # and off-ticks of slow pulses alike: they must never think emission stopped.
-                self._heat_uw = t.heat_uw_steps[step]
-                if not t.gate_period_ms or \
-                        ticks_diff(now, self.entered_ms) % t.gate_period_ms < t.gate_on_ms:
-                    out.pwm_duty_u16 = duty
-                    out.laser_enable = True
-                    if t.mode == "pulsed" and not t.gate_period_ms:
-                        out.gate_hz, out.gate_duty_u16 = t.pulse_hz, t.gate_duty_u16
-                    self.power_uw = t.power_uw_steps[step]
-        out.emission_led = state in (READY, EMITTING, PAUSED)
         since = ticks_diff(now, self.entered_ms)
+        if state == EMITTING:
+            self._emit(out, since)
+        # The laser can emit in READY and EMITTING, and in PAUSED on the next press.
+        out.emission_led = state in (READY, EMITTING, PAUSED)
+        priority, alarm_since = alarms.NONE, 0
+        if state == FAULT:
+            if not self.silenced:
+                priority, alarm_since = alarms.HIGH, since
+        elif self.thermal.level != NORMAL:
+            priority, alarm_since = alarms.MEDIUM, ticks_diff(now, self._warm_since_ms)
+        elif state == COMPLETE:
+            priority, alarm_since = alarms.LOW, since
+        self.alarm = alarms.HIGH if state == FAULT else priority
+        tone = None
         if state == READY and since < self.emission_delay_ms:
-            tone = _WARNING_TONE
+            tone = alarms.WARNING_TONE
         elif state == EMITTING:
-            tone = _EMISSION_TONE
-        elif state == FAULT:
-            tone = _ALARM_TONE
-        else:
+            tone = alarms.EMISSION_TONE
+        out.buzzer = alarms.buzzer(priority, alarm_since, tone, since)
+
+    def _emit(self, out, since):
+        t = self.treatment
+        step = self.thermal.derate_step  # all of the power unless the heatsink is hot
+        duty = t.duty_steps[step]
+        # Derated to nothing, the gate stays closed until the heatsink cools; slow pulses are
+        # made here, on tick boundaries, fast ones by the hardware gate.
+        if not duty:
             return
-        out.buzzer = since % tone[0] < tone[1]
+        # The thermal checks see the average heat on every tick of emission, on-ticks and
+        # off-ticks of slow pulses alike: they must never think emission stopped.
+        self._heat_uw = t.heat_uw_steps[step]
+        if t.gate_period_ms and since % t.gate_period_ms >= t.gate_on_ms:
+            return
+        out.pwm_duty_u16 = duty
+        out.laser_enable = True
+        if t.mode == "pulsed" and not t.gate_period_ms:
+            out.gate_hz, out.gate_duty_u16 = t.pulse_hz, t.gate_duty_u16
+        self.power_uw = t.power_uw_steps[step]

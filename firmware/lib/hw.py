@@ -44,6 +44,7 @@ class Hardware:
         self._footswitch_nc = _Input(inputs["footswitch_nc"])
         self._arm = _Input(inputs["arm"])
         self._reset = _Input(inputs["reset"])
+        self._ack = _Input(inputs["ack"])
         th = board["thermistor"]
         self._adc = ADC(Pin(th["adc_pin"]), atten=_ATTEN[th["atten_db"]])
         self._read_uv = self._adc.read_uv  # bound once: binding a method allocates
@@ -62,6 +63,7 @@ class Hardware:
         inp.footswitch_nc_closed = self._footswitch_nc.read()
         inp.arm_pressed = self._arm.read()
         inp.reset_pressed = self._reset.read()
+        inp.ack_pressed = self._ack.read()
         samples = inp.thermistor_samples
         for i in range(len(samples)):
             samples[i] = self._read_uv()

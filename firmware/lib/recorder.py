@@ -3,6 +3,7 @@
 # every status period; nothing is printed (or allocated) on a quiet tick.
 import json
 
+from alarms import PRIORITY_NAMES
 from controller import STATE_NAMES
 from thermal import DERATE_STEPS, LEVEL_NAMES
 from ticks import ticks_diff
@@ -15,6 +16,7 @@ class Recorder:
         self.target_j = treatment.target_j if treatment else None
         self._state = -1
         self._refusals = 0
+        self._sessions = 0
         self._thermal_level = 0
         self._last_status_ms = None
 
@@ -28,6 +30,12 @@ class Recorder:
         if c.refusals != self._refusals:
             self._refusals = c.refusals
             self._write(json.dumps({"ev": "refused", "t_ms": now_ms, "reason": c.refusal}))
+        if c.sessions_ended != self._sessions:
+            self._sessions = c.sessions_ended
+            self._write(json.dumps({"ev": "session", "t_ms": now_ms, "end": c.session_end,
+                                    "delivered_j": app.dosimeter.energy_mj / 1000,
+                                    "target_j": self.target_j,
+                                    "emitting_ms": app.dosimeter.emitting_ms}))
         thermal = c.thermal
         if thermal.level != self._thermal_level:
             self._thermal_level = thermal.level
@@ -56,6 +64,7 @@ class Recorder:
             "temp_c": None if c.temp_c is None else round(c.temp_c, 2),
             "thermal": LEVEL_NAMES[c.thermal.level],
             "derate_pct": c.thermal.derate_step * 100 // DERATE_STEPS,
-            "fault": c.fault_code, "permit": app.supervisor.permitted,
+            "fault": c.fault_code, "alarm": PRIORITY_NAMES[c.alarm], "silenced": c.silenced,
+            "permit": app.supervisor.permitted,
             "overruns": app.overruns,
         }))

@@ -7,8 +7,8 @@ class Inputs:
     """Everything sensed in one tick, already decoded to logical levels by the hardware module."""
 
     __slots__ = ("t_ms", "key_on", "interlock_closed", "estop_pressed", "footswitch_no_closed",
-                 "footswitch_nc_closed", "arm_pressed", "reset_pressed", "thermistor_samples",
-                 "monitor_uv")
+                 "footswitch_nc_closed", "arm_pressed", "reset_pressed", "ack_pressed",
+                 "thermistor_samples", "monitor_uv")
 
     def __init__(self, samples=1):
         self.t_ms = 0
@@ -19,6 +19,7 @@ class Inputs:
         self.footswitch_nc_closed = True
         self.arm_pressed = False
         self.reset_pressed = False
+        self.ack_pressed = False
         self.thermistor_samples = array("i", [0] * samples)  # ADC microvolts, this tick
         self.monitor_uv = 0  # the power monitor's photodiode, where the board has one
 

@@ -50,7 +50,7 @@ class FakeHardware:
     def __init__(self, temp_uv=1650000, board=None):
         self.levels = {"key_on": False, "interlock_closed": True, "estop_pressed": False,
                        "footswitch_no_closed": False, "footswitch_nc_closed": True,
-                       "arm_pressed": False, "reset_pressed": False}
+                       "arm_pressed": False, "reset_pressed": False, "ack_pressed": False}
         self.thermistor_uv = temp_uv
         self.spread_uv = 1000  # samples spread around the value (the median stays the value)
         self.enable = False
@@ -150,11 +150,15 @@ class Rig:
         self.set(key_on=True)
         self.press("arm_pressed")
 
+    def press_footswitch(self):
+        """Press and hold the pedal through its debounce time."""
+        self.hw.press_footswitch()
+        self.run_ms(self.board["timing"]["footswitch_debounce_ms"] + self.period_ms)
+
     def start_emitting(self):
         self.arm()
         self.run_ms(self.board["timing"]["emission_delay_ms"])
-        self.hw.press_footswitch()
-        self.tick()
+        self.press_footswitch()
         assert self.state == "EMITTING", self.state
 
     def set_temp(self, temp_c):

@@ -47,8 +47,7 @@ def test_footswitch_held_when_armed_must_be_released_first():
     assert rig.state == "READY" and not rig.hw.enable
     rig.hw.press_footswitch(False)
     rig.tick()
-    rig.hw.press_footswitch()
-    rig.tick()
+    rig.press_footswitch()
     assert rig.state == "EMITTING" and rig.hw.enable
 
 
@@ -62,8 +61,7 @@ def test_release_pauses_and_press_resumes_the_same_session():
     kept = rig.app.dosimeter.energy_mj
     rig.run_ms(3000)
     assert rig.app.dosimeter.energy_mj == kept
-    rig.hw.press_footswitch()
-    rig.tick()
+    rig.press_footswitch()
     assert rig.state == "EMITTING" and rig.app.dosimeter.energy_mj == kept
 
 
@@ -172,8 +170,7 @@ def test_supervisor_vetoes_what_the_state_machine_asks():
     rig.start_emitting()
     # Corrupt the state machine's view: it believes the footswitch is held, the supervisor reads
     # the raw contacts.
-    rig.app.controller._read = lambda inp: None
-    rig.app.controller.footswitch_pressed = True
+    rig.app.controller.footswitch.read = lambda no, nc, now: None  # stays "pressed"
     rig.hw.press_footswitch(False)
     rig.tick()
     assert not rig.hw.enable and rig.app.supervisor.permitted is False
@@ -260,3 +257,56 @@ def test_an_aged_diode_is_caught_by_the_power_monitor():
             break
     assert rig.state == "FAULT" and not rig.hw.enable
     assert rig.events("fault")[-1]["code"] == "OUTPUT_POWER_DEVIATION"
+
+
+def test_ready_ends_by_itself_when_nothing_happens():
+    rig = Rig()
+    rig.arm()
+    rig.run_ms(rig.board["timing"]["ready_timeout_ms"] - 100)
+    assert rig.state == "READY"
+    rig.run_ms(200)
+    assert rig.state == "STANDBY" and rig.events("session")[-1]["end"] == "READY_TIMEOUT"
+
+
+def test_a_long_pause_ends_the_session_with_its_partial_dose_recorded():
+    rig = Rig()
+    rig.start_emitting()
+    rig.run_ms(2000)
+    rig.hw.press_footswitch(False)
+    rig.tick()
+    assert rig.state == "PAUSED"
+    rig.run_ms(rig.board["timing"]["paused_timeout_ms"] + 100)
+    session = rig.events("session")[-1]
+    assert rig.state == "STANDBY" and session["end"] == "PAUSED_TIMEOUT"
+    assert 19.0 < session["delivered_j"] < 21.5 and session["target_j"] == 800.0
+
+
+def test_a_press_shorter_than_the_debounce_does_not_emit_but_a_release_acts_at_once():
+    rig = Rig()
+    rig.arm()
+    rig.run_ms(rig.board["timing"]["emission_delay_ms"])
+    rig.hw.press_footswitch()
+    rig.tick()  # 10 ms of contact: a bounce, not yet a press
+    rig.hw.press_footswitch(False)
+    rig.run_ms(100)
+    assert rig.state == "READY" and not rig.hw.enable
+    rig.press_footswitch()
+    assert rig.state == "EMITTING"
+    rig.hw.press_footswitch(False)
+    rig.tick()
+    assert rig.state == "PAUSED" and not rig.hw.enable
+
+
+def test_every_session_end_is_reported_with_its_reason_and_dose():
+    rig = Rig(dose_j_cm2=1.0, area_cm2=10.0)
+    rig.start_emitting()
+    rig.run_ms(1500)
+    rig.press("ack_pressed")
+    assert rig.state == "STANDBY"
+    rig.arm()
+    rig.press("arm_pressed")
+    rig.arm()
+    rig.set(interlock_closed=False)
+    ends = [e["end"] for e in rig.events("session")]
+    assert ends == ["COMPLETE", "DISARMED", "INTERLOCK_OPEN"], ends
+    assert rig.events("session")[0]["delivered_j"] > 9.9
