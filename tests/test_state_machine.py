@@ -1,0 +1,297 @@
+"""Random operators, random wiring faults, random heatsinks: a hypothesis state machine drives the
+real App on a fake hardware object (tests/firmware/support.py) in virtual time, and checks the
+safety invariants after EVERY tick (every rule ticks through `_tick`):
+
+- emission (the enable line) implies key on, interlock closed, no e-stop, the emission delay
+  elapsed since the last READY entry, the footswitch seen released after that entry and pressed
+  now on both contacts for at least the debounce time, no latched fault, a valid reading below
+  shutdown, and more than half a tick's energy left; and, for CW treatments, the enable line is
+  on exactly when the state is EMITTING and the duty at the current derate step is not zero
+  (the supervisor never has to veto a correct state machine);
+- the delivered dose never exceeds the target by more than half a tick's energy;
+- every state change is a row of docs/states.md's transition table, and is consistent with the
+  inputs of that tick (session end reasons, button edges, FAULT left only by reset once every
+  cause is gone, a fault code latched and kept);
+- the emission LED is lit exactly in READY, EMITTING and PAUSED; FAULT sounds HIGH.
+
+It supersedes the former tests/test_controller_properties.py (every invariant of which is here)."""
+
+import board as board_file
+from controller import STATE_NAMES
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
+from support import Rig, load_board, raw_board
+from test_transition_table import transitions
+from ticks import ticks_add, ticks_diff
+
+
+def _quick_board():
+    """The sim board with every timing at the low end of what a board file may set (the
+    timeouts within reach of a sequence; debounce 0: a press acts in its first tick)."""
+    data = raw_board()
+    data["timing"].update({"emission_delay_ms": 1000, "footswitch_mismatch_ms": 10,
+                           "footswitch_debounce_ms": 0, "ready_timeout_ms": 5000,
+                           "paused_timeout_ms": 10000, "alarm_silence_ms": 10000})
+    return board_file.validate(data)
+
+
+BOARDS = {"sim": load_board(), "quick": _quick_board()}
+THERMAL = BOARDS["sim"]["thermal"]
+PERIOD_MS = BOARDS["sim"]["loop_ms"]
+SESSION_STATES = ("READY", "EMITTING", "PAUSED")
+ALLOWED = {pair for pair in transitions() if pair[0] != pair[1]}
+# CW treatments: (power W, dose J/cm2, area cm2). Short ones so that COMPLETE is reached; a low
+# power one whose derated steps fall below the lasing threshold (EMITTING with the gate closed).
+TREATMENTS = ((10.0, 1.0, 10.0), (5.0, 1.0, 10.0), (15.0, 2.0, 20.0), (1.0, 1.0, 3.0),
+              (10.0, 8.0, 100.0))
+BUTTONS = ("arm_pressed", "reset_pressed", "ack_pressed")
+SENSOR_FAULT_UV = {"open": 3100000, "short": 0, "range": 2700000}
+
+
+class TreatmentMachine(RuleBasedStateMachine):
+    # -- set-up ---------------------------------------------------------------------------------
+
+    @initialize(start=st.sampled_from(("cold", "key on", "emitting")),
+                spec=st.sampled_from(TREATMENTS),
+                temp_c=st.sampled_from((25.0, 38.0, 41.0, 43.5)),
+                start_ms=st.sampled_from((0, (1 << 30) - 30000)),  # also across the tick wrap
+                board=st.sampled_from(("sim", "quick")))
+    def boot(self, start, spec, temp_c, start_ms, board):
+        power_w, dose, area = spec
+        self.rig = rig = Rig(board=BOARDS[board], power_w=power_w, dose_j_cm2=dose,
+                             area_cm2=area, temp_c=temp_c, start_ms=start_ms)
+        self.timing = BOARDS[board]["timing"]
+        self.c = rig.app.controller
+        self.treatment = rig.treatment
+        self.temp_c = temp_c
+        self.drift_c_per_s = 0.0
+        self.sensor_uv = None  # a faulty sensor's reading, or None: the heatsink's
+        self.state = rig.state
+        self.ready_ms = None  # the tick READY was last entered
+        self.released_in_ready = False  # both contacts seen up in READY since that entry
+        self.press_ms = None  # the first tick of the current press (both contacts)
+        self.mismatch_ms = None  # the first tick of the contacts' current disagreement
+        self.levels_were = dict(rig.hw.levels)
+        self.fault_code = None
+        self.sessions = self.c.sessions_ended
+        self.safe_offs = 0
+        if start != "cold":
+            rig.hw.levels["key_on"] = True
+            self._tick()
+        if start == "emitting":
+            self.operator_starts()
+
+    # -- the one way time passes ----------------------------------------------------------------
+
+    def _tick(self):
+        rig, hw = self.rig, self.rig.hw
+        if self.sensor_uv is None:
+            self.temp_c = min(55.0, max(5.0, self.temp_c + self.drift_c_per_s * PERIOD_MS / 1000))
+            rig.set_temp(self.temp_c)
+        else:
+            hw.thermistor_uv = self.sensor_uv
+        rig.tick()
+        self._check(ticks_add(rig.now_ms, -PERIOD_MS))
+
+    def _wait(self, ms):
+        for _ in range(ms // PERIOD_MS):
+            self._tick()
+
+    # -- the invariants -------------------------------------------------------------------------
+
+    def _check(self, now):
+        rig, hw, c = self.rig, self.rig.hw, self.c
+        lv = hw.levels
+        was, state = self.state, STATE_NAMES[c.state]
+        pressed = lv["footswitch_no_closed"] and not lv["footswitch_nc_closed"]
+        released = lv["footswitch_nc_closed"] and not lv["footswitch_no_closed"]
+        if pressed:
+            if self.press_ms is None:
+                self.press_ms = now
+        else:
+            self.press_ms = None
+        if pressed or released:
+            self.mismatch_ms = None
+        elif self.mismatch_ms is None:
+            self.mismatch_ms = now
+        if was == "READY" and state == "READY" and released:
+            self.released_in_ready = True
+        edge = {b: lv[b] and not self.levels_were[b] for b in BUTTONS}
+        self.levels_were = dict(lv)
+        t = self.treatment
+        step = c.thermal.derate_step
+        energy = rig.app.dosimeter.energy_mj
+
+        if state != was:
+            self._check_transition(was, state, now, edge, lv)
+            self.state = state
+            if state == "READY":
+                self.ready_ms = now
+                self.released_in_ready = False
+        elif c.sessions_ended != self.sessions:
+            raise AssertionError("a session ended without a state change")
+
+        # Emission, and EMITTING itself, only when everything permits it.
+        assert hw.enable == (state == "EMITTING" and t.duty_steps[step] != 0), (state, hw.enable)
+        if hw.duty_u16:
+            assert hw.enable, "duty without the gate open"
+        if state == "EMITTING":
+            assert lv["key_on"] and lv["interlock_closed"] and not lv["estop_pressed"]
+            debounce_ms = self.timing["footswitch_debounce_ms"]
+            assert pressed and ticks_diff(now, self.press_ms) >= debounce_ms
+            assert ticks_diff(now, self.ready_ms) >= self.timing["emission_delay_ms"]
+            assert self.released_in_ready, "emitting without a release seen in READY"
+            assert c.fault_code is None
+            assert c.temp_c is not None and c.temp_c < THERMAL["shutdown_c"]
+        if hw.enable:
+            half_tick_mj = t.power_uw_steps[step] * PERIOD_MS // 2000000
+            assert t.target_mj - energy > half_tick_mj, (t.target_mj, energy, step)
+        assert energy <= t.target_mj + t.power_uw * PERIOD_MS // 2000000, (energy, t.target_mj)
+        # The rest of the time: where each state leaves things.
+        if not (lv["key_on"] and lv["interlock_closed"]):
+            assert state in ("STANDBY", "FAULT", "COMPLETE"), state
+        if lv["estop_pressed"]:
+            assert state == "FAULT"
+        assert hw.led == (state in SESSION_STATES), (state, hw.led)
+        if state == "FAULT":
+            assert c.fault_code is not None
+            if hw.safe_off_calls == self.safe_offs:  # (a failing tick leaves everything off)
+                assert c.alarm == 3
+            if was == "FAULT":
+                assert c.fault_code == self.fault_code, "the latched code changed"
+            self.fault_code = c.fault_code
+        else:
+            assert c.fault_code is None
+        self.safe_offs = hw.safe_off_calls
+
+    def _check_transition(self, was, state, now, edge, lv):
+        c = self.c
+        assert (was, state) in ALLOWED, "%s -> %s is no row of docs/states.md" % (was, state)
+        ended = c.sessions_ended - self.sessions
+        self.sessions = c.sessions_ended
+        if was in SESSION_STATES and state not in SESSION_STATES:
+            assert ended == 1, (was, state, ended)
+            end = c.session_end
+            if state == "FAULT":
+                assert end == "FAULT"
+            elif state == "COMPLETE":
+                assert end == "COMPLETE"
+            elif end == "KEY_OFF":
+                assert not lv["key_on"]
+            elif end == "INTERLOCK_OPEN":
+                assert lv["key_on"] and not lv["interlock_closed"]
+            elif end == "DISARMED":
+                assert edge["arm_pressed"] and was in ("READY", "PAUSED")
+            elif end == "READY_TIMEOUT":
+                assert was == "READY"
+                assert ticks_diff(now, self.ready_ms) >= self.timing["ready_timeout_ms"]
+            else:
+                assert end == "PAUSED_TIMEOUT" and was == "PAUSED", end
+        else:
+            assert ended == 0, (was, state, ended)
+        if state == "READY":
+            assert edge["arm_pressed"] and lv["key_on"] and lv["interlock_closed"]
+            assert self.rig.app.dosimeter.energy_mj == 0
+        if was == "COMPLETE" and state == "STANDBY":
+            assert edge["arm_pressed"] or edge["reset_pressed"] or edge["ack_pressed"]
+        if was == "FAULT":
+            # Left only by reset, and only once every cause is gone.
+            assert state == "STANDBY" and edge["reset_pressed"]
+            assert not lv["estop_pressed"]
+            assert (self.mismatch_ms is None
+                    or ticks_diff(now, self.mismatch_ms) < self.timing["footswitch_mismatch_ms"])
+            temp = c.temp_c
+            assert temp is not None and temp < THERMAL["shutdown_c"] - THERMAL["hysteresis_c"]
+
+    # -- the operator ---------------------------------------------------------------------------
+
+    @rule(name=st.sampled_from(("key_on", "interlock_closed", "estop_pressed")))
+    def toggle(self, name):
+        levels = self.rig.hw.levels
+        levels[name] = not levels[name]
+        self._tick()
+
+    @rule(pressed=st.booleans())
+    def footswitch(self, pressed):
+        """Both contacts, as a working pedal moves them."""
+        self.rig.hw.press_footswitch(pressed)
+        self._tick()
+
+    @rule(contact=st.sampled_from(("footswitch_no_closed", "footswitch_nc_closed")),
+          ticks=st.sampled_from((1, 2, 3, 0)))
+    def one_contact(self, contact, ticks):
+        """One contact changes alone: back after a few ticks (a bounce), or for good (0: a
+        broken wire or a stuck contact)."""
+        levels = self.rig.hw.levels
+        levels[contact] = not levels[contact]
+        self._tick()
+        if ticks:
+            self._wait((ticks - 1) * PERIOD_MS)
+            levels[contact] = not levels[contact]
+            self._tick()
+
+    @rule(button=st.sampled_from(BUTTONS), held_ms=st.sampled_from((10, 10, 50, 500)))
+    def button(self, button, held_ms):
+        levels = self.rig.hw.levels
+        levels[button] = True
+        self._wait(held_ms)
+        levels[button] = False
+        self._tick()
+
+    @rule()
+    def operator_starts(self):
+        """Key, arm, wait out the delay, press the footswitch: what an operator does."""
+        levels = self.rig.hw.levels
+        levels["key_on"] = True
+        self._tick()
+        self.button("arm_pressed", 10)
+        self._wait(self.timing["emission_delay_ms"])
+        self.rig.hw.press_footswitch()
+        self._wait(self.timing["footswitch_debounce_ms"] + PERIOD_MS)
+
+    @rule(ms=st.one_of(st.integers(0, 200), st.integers(0, 1500)))
+    def wait(self, ms):
+        self._wait(ms)
+
+    @precondition(lambda self: self.state in SESSION_STATES or self.c.silenced)
+    @rule(ms=st.sampled_from((5000, 10000, 22000)))
+    def wait_long(self, ms):
+        """Long enough for the quick board's timeouts and silence, and for 20 s of emission
+        with the heatsink warming beyond what the cooling explains (THERMAL_RUNAWAY)."""
+        self._wait(ms)
+
+    # -- the heatsink, the sensors, the diode, the software -------------------------------------
+
+    @rule(c_per_s=st.sampled_from((-1.0, -0.4, -0.1, 0.0, 0.1, 0.3, 0.45, 0.8)))
+    def heatsink(self, c_per_s):
+        """The heatsink warms or cools from now on (0.5 C/s over 5 s is the rate limit)."""
+        self.drift_c_per_s = c_per_s
+        self._tick()
+
+    @rule(kind=st.sampled_from(("jump", "open", "short", "range", "good", "stuck", "aged",
+                                "overdriven", "software")))
+    def fault(self, kind):
+        """A part fails, or (good) the sensor is mended and the diode is its calibrated self."""
+        hw = self.rig.hw
+        if kind == "jump":  # a reading no heatsink can make in one tick
+            self.temp_c += 3.0 if self.temp_c < 30.0 else -3.0
+        elif kind in SENSOR_FAULT_UV:
+            self.sensor_uv = SENSOR_FAULT_UV[kind]
+        elif kind == "good":
+            self.sensor_uv = None
+            hw.spread_uv = 1000
+            hw.light_factor = 1.0
+        elif kind == "stuck":  # the ADC returns one value
+            hw.spread_uv = 0
+        elif kind in ("aged", "overdriven"):
+            hw.light_factor = 0.7 if kind == "aged" else 1.3
+        else:
+            hw.fail_next_sense = True
+        self._tick()
+
+
+TreatmentMachine.TestCase.settings = settings(
+    max_examples=2500, stateful_step_count=30, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow])
+TestTreatmentMachine = TreatmentMachine.TestCase
