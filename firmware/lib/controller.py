@@ -175,7 +175,12 @@ class Controller:
             if arm:
                 self._end_session(DISARMED, now)
             elif pressed:
-                self._enter(EMITTING, now)
+                # Paused while derated and resumed cooler, the dose may already be within half a
+                # tick at the power a resume would use: complete without emitting again.
+                if self._dose_reached(dosimeter):
+                    self._end_session(COMPLETED, now, COMPLETE)
+                else:
+                    self._enter(EMITTING, now)
             elif since >= self.paused_timeout_ms:
                 self._end_session(PAUSED_TIMEOUT, now)
         elif state == COMPLETE and (arm or reset or ack):

@@ -846,3 +846,16 @@ def test_A05_low_alarm_when_complete_one_pulse_every_fifteen_seconds():
     assert rig.app.controller.alarm == 1
     assert _buzzer_pattern(rig, 30000) == _expected_burst(30000, 1, 300, 0, 15000)
     assert rig.events("status")[-1]["alarm"] == "LOW"
+
+
+def test_T44_a_resume_with_the_dose_already_reached_completes_without_emitting():
+    rig = _paused()
+    # As after a pause while derated and a resume at full power: 1 mJ left, under half a tick.
+    rig.app.dosimeter.energy_mj = rig.treatment.target_mj - 1
+    rig.hw.press_footswitch()
+    emitted = False
+    for _ in range(10):
+        rig.tick()
+        emitted = emitted or rig.hw.enable
+    assert rig.state == "COMPLETE" and not emitted
+    assert rig.events("session")[-1]["end"] == "COMPLETE"
