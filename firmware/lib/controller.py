@@ -86,10 +86,6 @@ class Controller:
         thermal = self.thermal
         return thermal.temp_mc / 1000 if thermal.status == OK else None
 
-    @property
-    def footswitch_pressed(self):
-        return self.footswitch.pressed
-
     def _fault_cause(self, inp, sensed_fault):
         """The active fault cause, or None."""
         if inp.estop_pressed:

@@ -169,7 +169,3 @@ class Thermistor:
         if self.ntc_at_bottom:
             return self.supply_uv * r / (self.fixed_ohm + r)
         return self.supply_uv * self.fixed_ohm / (self.fixed_ohm + r)
-
-    def temp_c(self, uv):
-        """Degrees C for a reading check() accepted, through the same grid as temp_mc()."""
-        return self.temp_mc(uv) / 1000.0
