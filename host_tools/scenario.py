@@ -19,6 +19,7 @@ its own dose count, its measured temperature) with what the plant did (optical p
 temperature, the emitted energy integrated from the optical power).
 """
 
+import ast
 import json
 import math
 import subprocess
@@ -32,10 +33,21 @@ INPUTS = ("key", "interlock", "estop", "footswitch", "footswitch_no", "footswitc
 # Inputs whose change withdraws permission to emit, and the value that withdraws it.
 WITHDRAWING = {"footswitch": False, "key": False, "interlock": False, "estop": True,
                "footswitch_no": False, "footswitch_nc": True}
-# Faults the plant can inject (host_tools/vdevice/mpy/simworld.py), and those the firmware must
-# answer by stopping emission at once (their reaction time is reported like the inputs').
-FAULTS = ("thermistor_open", "thermistor_short", "thermistor_stuck", "fan_failure",
-          "diode_degraded")
+
+
+def _simulator_faults():
+    """The FAULTS tuple of host_tools/vdevice/mpy/simworld.py (MicroPython code, not importable
+    here), read from its source: the simulator's list is the one list."""
+    tree = ast.parse((paths.SIM_MPY / "simworld.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "FAULTS":
+            return ast.literal_eval(node.value)
+    raise RuntimeError("simworld.py defines no FAULTS")
+
+
+# Faults the virtual device can inject (see simworld.World.inject_fault), and those the firmware
+# must answer by stopping emission at once (their reaction time is reported like the inputs').
+FAULTS = _simulator_faults() + ("diode_degraded",)
 STOPPING_FAULTS = ("thermistor_open", "thermistor_short")
 AMBIENT_RANGE_C = (-20, 60)
 _EVENT_FORMS = ('{"at_s": S, "input": NAME, "value": V}, {"at_s": S, "fault": NAME} or '
@@ -286,6 +298,7 @@ def build_report(scenario, stdout, world):
         "faults_injected": [{"at_s": t, "fault": value} if name == "fault"
                             else {"at_s": t, "fault": name, "factor": value}
                             for t, name, value in inputs if name in ("fault", "diode_degraded")],
+        "fault_response": fault_response(inputs, optical, faults),
         "resets": [{"at_s": t / 1e6, "cause": c} for t, c in trace["resets"]],
         "ended_s": world["now_s"],
         "trace": {"optical_w": optical,
@@ -336,6 +349,27 @@ def reaction_ms(inputs, optical):
                                                   and delay > worst[name]):
             worst[name] = delay
     return worst
+
+
+def fault_response(inputs, optical, faults):
+    """For each injected fault: whether light was out, how long until it was off (ms, None if it
+    never went off, 0 if it was off already) and the first fault code reported at or after it,
+    with its delay."""
+    response = []
+    for t_ev, name, value in inputs:
+        if name not in ("fault", "diode_degraded"):
+            continue
+        emitting = _power_at(optical, t_ev) > 0
+        off = t_ev if not emitting else next((t for t, w in optical if t >= t_ev and w <= 0),
+                                             None)
+        code = next((f for f in faults if f["at_s"] >= round(t_ev, 3)), None)
+        response.append({
+            "fault": value if name == "fault" else name, "at_s": round(t_ev, 3),
+            "emitting": emitting,
+            "light_off_ms": None if off is None else round((off - t_ev) * 1000.0, 3),
+            "code": code and code["code"],
+            "code_ms": code and round((code["at_s"] - t_ev) * 1000.0, 3)})
+    return response
 
 
 def _power_at(optical, t):

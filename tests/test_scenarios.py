@@ -139,8 +139,8 @@ def test_fault_and_ambient_events_validate_beside_inputs():
     events += [{"at_s": 5.0, "fault": "diode_degraded", "factor": 0.7}]
     data, _ = scenario.validate({**GOOD, "until_s": 10, "events": events})
     assert data["events"] == events
-    assert set(scenario.FAULTS) == {"thermistor_open", "thermistor_short", "thermistor_stuck",
-                                    "fan_failure", "diode_degraded"}
+    assert {"thermistor_open", "thermistor_short", "thermistor_stuck", "fan_failure",
+            "diode_degraded", "loop_hang", "power_cut"} <= set(scenario.FAULTS)
 
 
 @pytest.mark.parametrize("event", [{"at_s": 1, "fault": "diode_degraded"},

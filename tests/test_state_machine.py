@@ -69,7 +69,6 @@ class TreatmentMachine(RuleBasedStateMachine):
         self.rig = rig = Rig(board=BOARDS[board], power_w=power_w, dose_j_cm2=dose,
                              area_cm2=area, temp_c=temp_c, start_ms=start_ms)
         self.timing = BOARDS[board]["timing"]
-        self.c = rig.app.controller
         self.treatment = rig.treatment
         self.temp_c = temp_c
         self.drift_c_per_s = 0.0
@@ -91,6 +90,11 @@ class TreatmentMachine(RuleBasedStateMachine):
             self._tick()
         if start == "emitting":
             self.operator_starts()
+
+    @property
+    def c(self):
+        """The controller now: a failing tick replaces it with a fresh one in FAULT."""
+        return self.rig.app.controller
 
     # -- the one way time passes ----------------------------------------------------------------
 

@@ -1,69 +1,166 @@
 # The cyclic loop: sense -> decide -> actuate -> record, once per tick (board loop_ms, 10 ms by
 # default). No threads, no asyncio: one loop whose every tick ends with the outputs applied.
+import gc
 import json
 import time
 
 import board as board_file
+import integrity
 import treatment as treatment_module
-from controller import SOFTWARE, Controller
+from controller import FAULT, LOOP_OVERRUN, OUT_OF_MEMORY, SOFTWARE, WATCHDOG_RESET, Controller
 from dosimeter import Dosimeter
 from recorder import Recorder
 from records import Inputs, Outputs
 from supervisor import Supervisor
+from thermistor import OK
 from ticks import ticks_add, ticks_diff
 
-VERSION = "0.1.0"
+VERSION = "0.2.0"
+MAINTENANCE_FLAG = "maintenance"  # this file on the flash asks for a maintenance boot
+_PLAUSIBLE_MIN_C = 5.0  # the self-test's coldest believable heatsink in a treatment room
+_PLAUSIBLE_SPREAD_UV = 20000  # one tick's samples further apart than this: a noisy sensor
 
 
 class App:
-    """Wires the pure logic to a hardware object with sense/actuate/safe_off (duck-typed).
+    """Wires the pure logic to a hardware object (duck-typed: sense, actuate, safe_off,
+    check_shutdown_path, start_watchdog, feed_watchdog). Call self_test() once, then step() every
+    tick (or run(), which does both and feeds the watchdog).
 
     `write` receives each JSON line the recorder produces (default: print to the serial port)."""
 
     def __init__(self, hw, board, treatment, now_ms, write=print):
         self.hw = hw
+        self.board = board
+        self.treatment = treatment
         self.period_ms = board["loop_ms"]
+        timing = board["timing"]
+        self.watchdog_ms = timing["watchdog_ms"]
+        self.overruns_per_s = timing["overruns_per_s"]
         self.inputs = Inputs(board["thermistor"]["samples"])
         self.outputs = Outputs()
         self.controller = Controller(board, treatment, now_ms)
-        self.supervisor = Supervisor(board)
+        self.supervisor = Supervisor(board, treatment)
         self.dosimeter = Dosimeter()
-        self.recorder = Recorder(board["timing"]["status_period_ms"], treatment, write)
+        self.recorder = Recorder(timing["status_period_ms"], treatment, write)
+        self.requested = False  # the state machine asked for emission this tick (before the veto)
         self.overruns = 0
+        self._overrun_window_ms = now_ms
+        self._overruns_in_window = 0
+
+    # -- boot ----------------------------------------------------------------------------------
+
+    def self_test(self, now_ms, integrity_problem=None, watchdog_reset=False):
+        """BOOT: with every output off, check the firmware's integrity (the caller's verdict),
+        the emission gate and the sensor. A failure locks arming and the supervisor until the
+        next boot and is reported; after a watchdog reset the controller starts in FAULT.
+        Returns the problem or None."""
+        problem = integrity_problem or self._check_hardware(now_ms)
+        if problem is not None:
+            self.supervisor.lock(problem)
+        self.controller.booted(now_ms, problem, WATCHDOG_RESET if watchdog_reset else None)
+        self.recorder.self_test(now_ms, problem)
+        return problem
+
+    def _check_hardware(self, now_ms):
+        problem = self.hw.check_shutdown_path()
+        if problem is not None:
+            return "self-test: shutdown path: " + problem
+        inp = self.inputs
+        self.hw.sense(inp, now_ms)
+        samples = sorted(inp.thermistor_samples)
+        uv = samples[len(samples) // 2]
+        sensor = self.controller.thermal.sensor
+        if sensor.check(uv) != OK:
+            return "self-test: thermistor reads %d mV: open, shorted or out of range" % (uv // 1000)
+        temp_c = sensor.temp_mc(uv) / 1000
+        if temp_c < _PLAUSIBLE_MIN_C:
+            return "self-test: thermistor reads %.1f C: implausibly cold" % temp_c
+        if samples[-1] - samples[0] > _PLAUSIBLE_SPREAD_UV:
+            return "self-test: thermistor samples spread over %d mV: noisy" % (
+                (samples[-1] - samples[0]) // 1000)
+        return None
+
+    # -- the tick ------------------------------------------------------------------------------
 
     def tick(self, now_ms):
-        inp, out = self.inputs, self.outputs
+        inp, out, c = self.inputs, self.outputs, self.controller
         self.hw.sense(inp, now_ms)
         self.dosimeter.account(now_ms)
-        self.controller.step(inp, self.dosimeter, out)
-        self.supervisor.veto(inp, out)
+        c.step(inp, self.dosimeter, out)
+        self.requested = out.laser_enable
+        supervisor = self.supervisor
+        supervisor.veto(inp, out, c.state == FAULT)
+        if supervisor.trip is not None and c.state != FAULT:
+            c.fault(supervisor.trip, now_ms)  # where the operator sees it, with its alarm
+            c.drive(out, now_ms)  # FAULT's outputs: dark
         self.hw.actuate(out)
-        self.dosimeter.applied(out.laser_enable, self.controller.power_uw, now_ms)
+        self.dosimeter.applied(out.laser_enable, c.power_uw, now_ms)
         self.recorder.record(now_ms, self)
 
     def step(self, now_ms):
-        """One tick; if anything in it fails, the outputs go off and SOFTWARE latches."""
+        """One tick. If anything in it fails, the outputs go off and the controller restarts in
+        FAULT (SOFTWARE, or OUT_OF_MEMORY). Returns whether the tick ran to its end: only then
+        may the watchdog be fed."""
         try:
             self.tick(now_ms)
+            return True
         except Exception as e:  # noqa: BLE001 - every failure must end in the safe state
-            self._stop_emission(now_ms)
-            self.controller.fault(SOFTWARE, now_ms)
-            self.recorder.error(now_ms, e)
+            self._fail(now_ms, e)
+            return False
+
+    def _fail(self, now_ms, exc):
+        # Outputs first: it allocates nothing, so it works even with the heap full.
+        self._stop_emission(now_ms)
+        memory = isinstance(exc, MemoryError)
+        if memory:
+            gc.collect()
+        self._restart_controller(OUT_OF_MEMORY if memory else SOFTWARE, now_ms)
+        try:
+            self.recorder.error(now_ms, exc)
             self.recorder.record(now_ms, self)  # the fault is logged in the tick it happened
+        except MemoryError:
+            gc.collect()  # the next tick's record catches up with the state and the fault
+
+    def _restart_controller(self, code, now_ms):
+        """A tick that failed may have left the controller half-updated: latch the fault, then
+        carry on with a fresh one in FAULT (the old one if there is no memory for it)."""
+        old = self.controller
+        old.fault(code, now_ms)  # ends a running session with FAULT
+        try:
+            fresh = Controller(self.board, self.treatment, now_ms)
+        except MemoryError:
+            return
+        fresh.take_over(old)
+        self.controller = fresh
+
+    def overran(self, now_ms):
+        """A tick overran its period: counted; `overruns_per_s` of them within a second fault."""
+        self.overruns += 1
+        if ticks_diff(now_ms, self._overrun_window_ms) >= 1000:
+            self._overrun_window_ms = now_ms
+            self._overruns_in_window = 0
+        self._overruns_in_window += 1
+        if self._overruns_in_window >= self.overruns_per_s:
+            self._stop_emission(now_ms)
+            self.controller.fault(LOOP_OVERRUN, now_ms)
 
     def run(self):
-        period = self.period_ms
+        """The loop, for ever: a tick every period; the watchdog fed after each tick that ran to
+        its end. A hung tick is not fed, and the watchdog resets the chip into the safe state."""
+        hw, period = self.hw, self.period_ms
+        hw.start_watchdog(self.watchdog_ms)
         next_ms = time.ticks_ms()
         try:
             while True:
-                self.step(time.ticks_ms())
+                if self.step(time.ticks_ms()):
+                    hw.feed_watchdog()
                 next_ms = ticks_add(next_ms, period)
                 wait = ticks_diff(next_ms, time.ticks_ms())
                 if wait > 0:
                     time.sleep_ms(wait)
                 else:
-                    self.overruns += 1
                     next_ms = time.ticks_ms()
+                    self.overran(next_ms)
         finally:
             # Ctrl-C from mpremote, a soft reset, or anything else that ends the loop.
             now = time.ticks_ms()
@@ -109,6 +206,17 @@ def _report_error(where, error):
     print(json.dumps({"ev": "error", "where": where, "error": error}))
 
 
+def maintenance_requested(hw):
+    """Why this boot is a maintenance boot (no loop, no watchdog, nothing armed: the REPL and
+    mpremote stay reachable), or None: the flag file on the flash, or the reset button held."""
+    try:
+        with open(MAINTENANCE_FLAG):
+            return "flag file %s" % MAINTENANCE_FLAG
+    except OSError:
+        pass
+    return "reset button held at boot" if hw.maintenance_button_held() else None
+
+
 def main(hw_module, board_path="board.json", treatment_path="treatment.json"):
     try:
         board = board_file.load(board_path)
@@ -116,7 +224,15 @@ def main(hw_module, board_path="board.json", treatment_path="treatment.json"):
         _report_error(board_path, str(e))
         return
     hw = hw_module.Hardware(board)
+    why = maintenance_requested(hw)
+    if why is not None:
+        hw.safe_off()
+        print(json.dumps({"ev": "maintenance", "version": VERSION, "why": why,
+                          "leave": "remove the flag file (mpremote rm :%s), release the button, "
+                                   "reset" % MAINTENANCE_FLAG}))
+        return
     app = App(hw, board, load_treatment(treatment_path, board), time.ticks_ms())
     print(json.dumps({"ev": "boot", "version": VERSION, "board": board["name"],
-                      "loop_ms": app.period_ms}))
+                      "loop_ms": app.period_ms, "watchdog_ms": app.watchdog_ms}))
+    app.self_test(time.ticks_ms(), integrity.check(), hw_module.reset_by_watchdog())
     app.run()

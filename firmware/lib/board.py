@@ -70,6 +70,9 @@ def validate(data):
     _number(laser, "pwm_freq_hz", "laser.pwm_freq_hz", 100, _MAX_PWM_FREQ_HZ)
     # The shortest enable pulse after which the driver's current has settled (its datasheet).
     _number(laser, "min_pulse_us", "laser.min_pulse_us", 0, 10000, 10)
+    if "enable_sense_pin" in laser:  # optional: reads the enable line back at the driver
+        _gpio(laser["enable_sense_pin"], "laser.enable_sense_pin")
+        _claim(laser["enable_sense_pin"], "laser.enable_sense_pin", used)
     ind = data["indicators"]
     _output_pin(ind, "emission_led_pin", "indicators.emission_led_pin", used)
     _output_pin(ind, "buzzer_pin", "indicators.buzzer_pin", used)
@@ -104,11 +107,17 @@ def validate(data):
                                     ("ready_timeout_ms", 60000, 5000, 600000),
                                     ("paused_timeout_ms", 300000, 10000, 3600000),
                                     ("alarm_silence_ms", 120000, 10000, 600000),
-                                    ("status_period_ms", 250, 50, 10000)):
+                                    ("status_period_ms", 250, 50, 10000),
+                                    ("watchdog_ms", 500, 50, 8000),
+                                    ("overruns_per_s", 5, 1, 50)):
         _number(timing, key, "timing." + key, low, high, default)
         _expect(isinstance(timing[key], int), "timing." + key, "must be a whole number of ms")
     _expect(timing["ready_timeout_ms"] > timing["emission_delay_ms"], "timing.ready_timeout_ms",
             "must be longer than timing.emission_delay_ms, or READY would end before it can emit")
+    # A hung loop keeps the last outputs until the watchdog resets the chip: short, but never
+    # shorter than a few ticks, or a legitimately slow tick (a status line) would reset it.
+    _expect(timing["watchdog_ms"] >= 5 * data["loop_ms"], "timing.watchdog_ms",
+            "must be at least 5 ticks (%d ms)" % (5 * data["loop_ms"]))
     _thermistor_range(data)
     return data
 

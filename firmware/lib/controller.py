@@ -8,6 +8,7 @@
 #   READY for ready_timeout, PAUSED for paused_timeout --> STANDBY (session ended)
 #   key off or interlock open in READY/EMITTING/PAUSED --> STANDBY
 #   any state --fault--> FAULT (latched) --reset, once the cause is gone--> STANDBY
+#   BOOT --self-test done--> STANDBY (arming locked if it failed), or FAULT after a watchdog reset
 import alarms
 from footswitch import Footswitch
 from power_monitor import PowerMonitor
@@ -23,7 +24,7 @@ except ImportError:
         return x
 
 
-BOOT = const(0)  # reserved for the boot self-test (issue 6); the controller starts in STANDBY
+BOOT = const(0)  # until the loop's boot self-test has run (App.self_test)
 STANDBY = const(1)
 READY = const(2)
 EMITTING = const(3)
@@ -37,6 +38,9 @@ STATE_NAMES = ("BOOT", "STANDBY", "READY", "EMITTING", "PAUSED", "COMPLETE", "FA
 FOOTSWITCH_FAULT = "FOOTSWITCH_FAULT"
 ESTOP = "ESTOP"
 SOFTWARE = "SOFTWARE"
+OUT_OF_MEMORY = "OUT_OF_MEMORY"
+LOOP_OVERRUN = "LOOP_OVERRUN"
+WATCHDOG_RESET = "WATCHDOG_RESET"
 
 # Why a session (arm to STANDBY) ended: reported with its delivered dose.
 COMPLETED = "COMPLETE"
@@ -64,7 +68,8 @@ class Controller:
         self.silence_ms = timing["alarm_silence_ms"]
         self.half_tick_ms = board["loop_ms"] // 2 or 1
         self.treatment = treatment
-        self.state = STANDBY
+        self.state = BOOT
+        self.locked = None  # why arming is locked until the next boot (the self-test), or None
         self.entered_ms = now_ms
         self.fault_code = None
         self.refusal = None  # why the last arm request was refused, for the operator
@@ -116,7 +121,9 @@ class Controller:
         ack = inp.ack_pressed and not self._ack_was
         self._arm_was, self._reset_was = inp.arm_pressed, inp.reset_pressed
         self._ack_was = inp.ack_pressed
-        if self.state == FAULT:
+        if self.state == BOOT:
+            pass  # nothing operates before the self-test; the outputs stay off
+        elif self.state == FAULT:
             self._in_fault(inp, reset, ack, now)
         else:
             cause = self._fault_cause(inp, sensed_fault)
@@ -124,7 +131,31 @@ class Controller:
                 self.fault(cause, now)
             else:
                 self._operate(inp, dosimeter, arm, reset, ack, now)
-        self._drive(out, now)
+        self.drive(out, now)
+
+    def booted(self, now_ms, locked=None, fault_code=None):
+        """The end of BOOT: STANDBY, with arming locked for `locked` (the self-test's reason),
+        or straight into FAULT with `fault_code` (the watchdog reset the chip)."""
+        self.locked = locked
+        self._enter(STANDBY, now_ms)
+        if fault_code is not None:
+            self.fault(fault_code, now_ms)
+
+    def take_over(self, failed):
+        """Carry on from a controller whose tick failed (it is latched in FAULT): its lock, its
+        fault and when it began (the alarm pattern runs on), the alarm's silence, the buttons'
+        last levels, its counters (nothing is reported twice), and its monitors: the history
+        they hold (a contact disagreeing since, a heatsink rising since) decides whether a
+        cause is gone when reset is pressed."""
+        self.thermal, self.footswitch = failed.thermal, failed.footswitch
+        self.power_monitor = failed.power_monitor
+        self.locked = failed.locked
+        self.state, self.entered_ms, self.fault_code = FAULT, failed.entered_ms, failed.fault_code
+        self.silenced, self._silenced_until_ms = failed.silenced, failed._silenced_until_ms
+        self.sessions_ended, self.session_end = failed.sessions_ended, failed.session_end
+        self.refusals, self.refusal = failed.refusals, failed.refusal
+        self._arm_was, self._reset_was = failed._arm_was, failed._reset_was
+        self._ack_was = failed._ack_was  # a press that began before the failure is not new
 
     def _in_fault(self, inp, reset, ack, now):
         if ack:  # silence the alarm for a while; the fault stays latched
@@ -194,7 +225,9 @@ class Controller:
 
     def _arm(self, inp, dosimeter, now):
         self.refusals += 1  # undone below when the arm request is accepted
-        if self.treatment is None:
+        if self.locked is not None:
+            self.refusal = self.locked
+        elif self.treatment is None:
             self.refusal = "no treatment selected"
         elif not inp.key_on:
             self.refusal = "key switch off"
@@ -229,7 +262,9 @@ class Controller:
 
     # -- the outputs ---------------------------------------------------------------------------
 
-    def _drive(self, out, now):
+    def drive(self, out, now):
+        """Fill `out` for the present state (step does; the loop again after latching a fault
+        the supervisor found)."""
         state = self.state
         out.safe()
         self.power_uw = self._heat_uw = 0

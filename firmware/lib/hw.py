@@ -2,7 +2,8 @@
 # Inputs record and the Outputs record into pins, and nothing else. On the virtual device the
 # same file runs against a simulated `machine`.
 import board as board_file
-from machine import ADC, PWM, Pin
+import machine
+from machine import ADC, PWM, WDT, Pin
 
 _ATTEN = {0: ADC.ATTN_0DB, 2.5: ADC.ATTN_2_5DB, 6: ADC.ATTN_6DB, 11: ADC.ATTN_11DB}
 _PULL = {"up": Pin.PULL_UP, "down": Pin.PULL_DOWN, "none": None}
@@ -48,6 +49,10 @@ class Hardware:
         th = board["thermistor"]
         self._adc = ADC(Pin(th["adc_pin"]), atten=_ATTEN[th["atten_db"]])
         self._read_uv = self._adc.read_uv  # bound once: binding a method allocates
+        self._enable_sense = None
+        if "enable_sense_pin" in laser:  # the driver's enable input, wired back to a GPIO
+            self._enable_sense = Pin(laser["enable_sense_pin"], Pin.IN)
+        self._wdt = None
         self._read_monitor_uv = None
         monitor = board.get("power_monitor")
         if monitor is not None:
@@ -69,6 +74,8 @@ class Hardware:
             samples[i] = self._read_uv()
         if self._read_monitor_uv is not None:
             inp.monitor_uv = self._read_monitor_uv()
+        if self._enable_sense is not None:
+            inp.enable_sensed = self._enable_sense.value() == 1
 
     def actuate(self, out):
         # Gate off before changing the duty; set the duty before gating on.
@@ -99,6 +106,36 @@ class Hardware:
             self._gate_hz = 0
             self._enable.init(Pin.OUT, value=0)  # a plain output, low, whatever deinit did
 
+    def check_shutdown_path(self):
+        """The boot self-test of the emission gate, with the PWM at 0 (no current, no light):
+        the enable line must read back low, high, then low again at the driver. Returns None or
+        what failed; None also where the board has no sense pin (nothing to read back)."""
+        sense = self._enable_sense
+        if sense is None:
+            return None
+        self._pwm.duty_u16(0)
+        self._duty_u16 = 0
+        problem = None
+        for level in (0, 1, 0):
+            self._enable.value(level)
+            if sense.value() != level:
+                problem = "enable line reads %d when driven %d" % (sense.value(), level)
+                break
+        self._enable.value(0)
+        return problem
+
+    def maintenance_button_held(self):
+        """The reset button held through boot asks for a maintenance boot."""
+        return self._reset.read()
+
+    def start_watchdog(self, timeout_ms):
+        """Start the hardware watchdog (it cannot be stopped again, not even by a soft reset)."""
+        self._wdt = WDT(timeout=timeout_ms)
+
+    def feed_watchdog(self):
+        if self._wdt is not None:
+            self._wdt.feed()
+
     def safe_off(self):
         """Emission off, indicators off. Safe to call from any error path, any number of times:
         each step runs even if an earlier one raised."""
@@ -111,6 +148,11 @@ class Hardware:
             finally:
                 self._led.value(0)
                 self._buzzer.value(0)
+
+
+def reset_by_watchdog():
+    """Whether the watchdog caused the last reset (then main.py starts in FAULT)."""
+    return machine.reset_cause() == machine.WDT_RESET
 
 
 def boot_safe(path="board.json"):

@@ -21,31 +21,37 @@ class Recorder:
         self._last_status_ms = None
 
     def record(self, now_ms, app):
+        # Each change is marked reported only once its line is written: a line lost to a full
+        # heap is written by the next tick that has the memory.
         c = app.controller
         if c.state != self._state:
-            self._state = c.state
             self._emit("state", now_ms, app)
             if c.fault_code is not None:
                 self._write(json.dumps({"ev": "fault", "t_ms": now_ms, "code": c.fault_code}))
+            self._state = c.state
         if c.refusals != self._refusals:
-            self._refusals = c.refusals
             self._write(json.dumps({"ev": "refused", "t_ms": now_ms, "reason": c.refusal}))
+            self._refusals = c.refusals
         if c.sessions_ended != self._sessions:
-            self._sessions = c.sessions_ended
             self._write(json.dumps({"ev": "session", "t_ms": now_ms, "end": c.session_end,
                                     "delivered_j": app.dosimeter.energy_mj / 1000,
                                     "target_j": self.target_j,
                                     "emitting_ms": app.dosimeter.emitting_ms}))
+            self._sessions = c.sessions_ended
         thermal = c.thermal
         if thermal.level != self._thermal_level:
-            self._thermal_level = thermal.level
             self._write(json.dumps({"ev": "thermal", "t_ms": now_ms,
                                     "level": LEVEL_NAMES[thermal.level], "temp_c": c.temp_c,
                                     "derate_pct": thermal.derate_step * 100 // DERATE_STEPS}))
+            self._thermal_level = thermal.level
         last = self._last_status_ms
         if last is None or ticks_diff(now_ms, last) >= self.status_period_ms:
-            self._last_status_ms = now_ms
             self._emit("status", now_ms, app)
+            self._last_status_ms = now_ms
+
+    def self_test(self, now_ms, problem):
+        self._write(json.dumps({"ev": "selftest", "t_ms": now_ms, "ok": problem is None,
+                                "problem": problem}))
 
     def error(self, now_ms, exc):
         self._write(json.dumps({"ev": "error", "t_ms": now_ms, "error": "%s: %s"
@@ -65,6 +71,7 @@ class Recorder:
             "thermal": LEVEL_NAMES[c.thermal.level],
             "derate_pct": c.thermal.derate_step * 100 // DERATE_STEPS,
             "fault": c.fault_code, "alarm": PRIORITY_NAMES[c.alarm], "silenced": c.silenced,
-            "permit": app.supervisor.permitted,
+            "request": app.requested, "permit": app.supervisor.permitted,
+            "why": app.supervisor.why, "locked": c.locked,
             "overruns": app.overruns,
         }))

@@ -8,7 +8,7 @@ class Inputs:
 
     __slots__ = ("t_ms", "key_on", "interlock_closed", "estop_pressed", "footswitch_no_closed",
                  "footswitch_nc_closed", "arm_pressed", "reset_pressed", "ack_pressed",
-                 "thermistor_samples", "monitor_uv")
+                 "thermistor_samples", "monitor_uv", "enable_sensed")
 
     def __init__(self, samples=1):
         self.t_ms = 0
@@ -22,6 +22,7 @@ class Inputs:
         self.ack_pressed = False
         self.thermistor_samples = array("i", [0] * samples)  # ADC microvolts, this tick
         self.monitor_uv = 0  # the power monitor's photodiode, where the board has one
+        self.enable_sensed = False  # the enable line read back at the driver, where it can be
 
 
 class Outputs:

@@ -10,7 +10,7 @@ import os
 import shutil
 from pathlib import Path
 
-from host_tools import paths
+from host_tools import manifest, paths
 
 DEFAULT_HEAP = "2M"  # the simulator shares the heap; the bench measures the firmware's own share
 
@@ -40,16 +40,15 @@ def check_treatment(spec, board):
 
 
 def make_image(root, board_name, treatment=None):
-    """Lay out a device filesystem in `root`: the firmware, the board file, the treatment."""
+    """Lay out a device filesystem in `root` as a deploy leaves it: the firmware, the board file,
+    the preset library, the integrity manifest (last); and the treatment."""
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    board_src, board = load_board(board_name)
-    shutil.copy(paths.FIRMWARE / "boot.py", root / "boot.py")
-    shutil.copy(paths.FIRMWARE / "main.py", root / "main.py")
-    shutil.copy(paths.FIRMWARE / "protocols.json", root / "protocols.json")  # the preset library
-    shutil.copytree(paths.FIRMWARE_LIB, root / "lib", dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    shutil.copy(board_src, root / "board.json")
+    (root / "lib").mkdir(parents=True, exist_ok=True)
+    _, board = load_board(board_name)
+    files = manifest.deploy_files(board_name)
+    for name, source in files.items():
+        shutil.copy(source, root / name)
+    (root / manifest.MANIFEST_NAME).write_text(json.dumps(manifest.manifest(files)))
     if treatment is not None:
         (root / "treatment.json").write_text(json.dumps(treatment))
     return board

@@ -59,6 +59,9 @@ class FakeHardware:
         self.buzzer = False
         self.safe_off_calls = 0
         self.fail_next_sense = False
+        self.shutdown_path_problem = None  # what check_shutdown_path reports
+        self.watchdog_ms = None  # started by App.run
+        self.watchdog_feeds = 0
         self.monitor = board.get("power_monitor") if board else None
         self.calibration = calibration(board) if board else None
         self.light_factor = 1.0
@@ -98,6 +101,18 @@ class FakeHardware:
         self.led = out.emission_led
         self.buzzer = out.buzzer
 
+    def check_shutdown_path(self):
+        return self.shutdown_path_problem
+
+    def maintenance_button_held(self):
+        return self.levels["reset_pressed"]
+
+    def start_watchdog(self, timeout_ms):
+        self.watchdog_ms = timeout_ms
+
+    def feed_watchdog(self):
+        self.watchdog_feeds += 1
+
     def safe_off(self):
         self.safe_off_calls += 1
         self.enable = False
@@ -110,18 +125,20 @@ class Rig:
     """The firmware's App on a FakeHardware, ticked by hand in virtual time."""
 
     def __init__(self, board=None, spec=True, power_w=10.0, dose_j_cm2=8.0, area_cm2=100.0,
-                 temp_c=25.0, start_ms=0):
+                 temp_c=25.0, start_ms=0, integrity_problem=None, watchdog_reset=False,
+                 hw=None):
         from app import App
 
         self.board = board or load_board()
         self.treatment = treatment(self.board, power_w, dose_j_cm2, area_cm2) if spec else None
-        self.hw = FakeHardware(board=self.board)
+        self.hw = hw or FakeHardware(board=self.board)
         self.lines = []  # every event line but status lines, of which only the latest is kept
         self.last_status = None
         self.now_ms = start_ms
         self.app = App(self.hw, self.board, self.treatment, start_ms, self._write)
         self.period_ms = self.board["loop_ms"]
         self.set_temp(temp_c)
+        self.self_test = self.app.self_test(start_ms, integrity_problem, watchdog_reset)
         self.tick()  # the first tick after boot: buttons held now are not presses
 
     @property

@@ -75,6 +75,7 @@ _heap_step("hardware")
 TREATMENT = app_mod.load_treatment("treatment.json", BOARD)
 _heap_step("treatment")
 APP = app_mod.App(HARDWARE, BOARD, TREATMENT, time.ticks_ms())
+APP.self_test(time.ticks_ms())
 _heap_step("app")
 heap["total"] = (heap["calibration_module"] + heap["modules"] + heap["board"] + heap["hardware"]
                  + heap["treatment"] + heap["app"])

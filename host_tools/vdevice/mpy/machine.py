@@ -185,7 +185,10 @@ class WDT:
 
 
 def reset():
-    _world().reset_pins("machine.reset")
+    w = _world()
+    w.reset_pins("machine.reset")
+    w.reset_cause = HARD_RESET
+    w.wdt_timeout_ms = None
     raise HardReset("machine.reset")
 
 
@@ -194,7 +197,7 @@ def soft_reset():
 
 
 def reset_cause():
-    return 1
+    return _world().reset_cause
 
 
 def freq(*args):

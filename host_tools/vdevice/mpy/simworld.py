@@ -18,7 +18,14 @@ _TRACE_TEMP_EVERY_US = 1000000
 _ADC_FULL_SCALE_UV = {0: 1100000, 2.5: 1500000, 6: 2200000, 11: 3100000}
 _ADC_FLOOR_UV = 100000  # the ESP32 ADC reads 0 below about 100 mV
 _SUBSTEP_US = 10000  # the thermal plant's longest integration step (10 ms of virtual time)
-FAULTS = ("thermistor_open", "thermistor_short", "thermistor_stuck", "fan_failure")
+# Plant faults, then faults of the computer and the firmware itself (see inject_fault).
+FAULTS = ("thermistor_open", "thermistor_short", "thermistor_stuck", "fan_failure",
+          "enable_stuck", "power_cut", "loop_hang", "slow_ticks", "firmware_exception",
+          "memory_exhaustion", "dose_count_bug", "firmware_tampered", "board_corrupted")
+_HANG_US = 5000000  # loop_hang: a read that never returns within the watchdog's time
+_SLOW_TICK_US = 15000  # slow_ticks: every tick takes this much longer ...
+_SLOW_FOR_US = 2000000  # ... for this long
+_POWER_ON_RESET, _HARD_RESET, _WDT_RESET = 1, 2, 3  # machine.reset_cause() values
 
 
 class SimEnd(BaseException):
@@ -26,7 +33,8 @@ class SimEnd(BaseException):
 
 
 class HardReset(BaseException):
-    """machine.reset() or the watchdog: the launcher runs boot.py and main.py again."""
+    """machine.reset(), the watchdog or a power cut: the launcher runs boot.py and main.py
+    again."""
 
 
 class SoftReset(BaseException):
@@ -90,6 +98,11 @@ class World:
         self.timers = {}  # Timer -> [due_us, period_us or 0, callback]
         self.wdt_timeout_ms = None
         self.wdt_fed_us = 0
+        self.reset_cause = _POWER_ON_RESET
+        self._stall_us = 0  # loop_hang: the next input read takes this long
+        self._slow_until_us = 0  # slow_ticks: until then every tick's input read is slow
+        self._raise_next = None  # firmware_exception / memory_exhaustion: the next read raises
+        self._hog = None  # memory_exhaustion: the heap, held until the firmware sleeps again
         # The plant's record, flat lists of small integers (and of objects that already exist):
         #   optical      t_us, microwatts, ...                    (at every change)
         #   temperature  t_us, heatsink mC, junction mC, ...      (every second)
@@ -154,6 +167,8 @@ class World:
         self.fixed_ohm = div["fixed_ohm"]
         self.ntc_bottom = div["ntc"] == "bottom"
         self.enable_pin = board["laser"]["enable_pin"]
+        self.enable_sense_pin = board["laser"].get("enable_sense_pin")
+        self.enable_stuck = False  # the driver's enable input held high (a shorted transistor)
         self.pwm_pin = board["laser"]["pwm_pin"]
         self.pins = {}
         for name, spec in board["inputs"].items():
@@ -221,7 +236,7 @@ class World:
             self._gate = (period_us, period_us * fraction, gate[2])
             watts = self.peak_w * fraction
             self.electrical_w = self.electrical_full_w * duty / 65535 * fraction
-        elif self.outputs.get(self.enable_pin) == 1:
+        elif self.outputs.get(self.enable_pin) == 1 or self.enable_stuck:
             watts = self.peak_w
             # The driver's current flows below the lasing threshold too: heat without light.
             self.electrical_w = self.electrical_full_w * duty / 65535
@@ -259,6 +274,9 @@ class World:
     def inject_fault(self, name):
         if name not in FAULTS:
             raise ValueError("unknown fault %r" % name)
+        if name in _COMPUTER_FAULTS:
+            getattr(self, "_" + name)()
+            return
         if name == "fan_failure":
             self.fan_running = False
             self.r_ambient = self.r_fan_off
@@ -267,6 +285,76 @@ class World:
         if name == "thermistor_stuck" and self._adc_last_uv is None:
             self.adc_uv(self.adc_pin, self.adc_atten_db)  # nothing read yet: freeze today's value
         self.thermistor_fault = name
+
+    # -- faults of the computer and of the firmware ----------------------------------------------
+
+    def _enable_stuck(self):
+        self.enable_stuck = True
+        self._update_optics()
+
+    def _power_cut(self):
+        """Power lost: every output dies at once; the chip starts again from power-on."""
+        self.reset_pins("power cut")
+        self.reset_cause = _POWER_ON_RESET
+        self.wdt_timeout_ms = None
+        raise HardReset("power cut")
+
+    def _loop_hang(self):
+        self._stall_us = _HANG_US
+
+    def _slow_ticks(self):
+        self._slow_until_us = self.now_us + _SLOW_FOR_US
+
+    def _firmware_exception(self):
+        self._raise_next = OSError("injected: the input read failed")
+
+    def _memory_exhaustion(self):
+        self._raise_next = MemoryError
+
+    def _dose_count_bug(self):
+        """A bug in the state machine: it never sees the dose reached. Patched into the loaded
+        firmware (a reset loads it afresh); only the supervisor's own budget can stop the light."""
+        import sys
+
+        sys.modules["controller"].Controller._dose_reached = lambda self, dosimeter: False
+
+    def _firmware_tampered(self):
+        with open("lib/dosimeter.py", "a") as f:
+            f.write("# changed after deployment\n")
+
+    def _board_corrupted(self):
+        with open("board.json") as f:
+            text = f.read()
+        with open("board.json", "w") as f:
+            f.write(text[: len(text) // 2])  # a write cut short
+
+    def read_stall(self):
+        """Called on every read of the key input (once per tick): the computer faults that show
+        as a read that takes too long, or fails."""
+        if self._stall_us:
+            stall, self._stall_us = self._stall_us, 0
+            self._advance_to(self.now_us + stall)  # the watchdog may reset the chip meanwhile
+        if self.now_us < self._slow_until_us:
+            self._advance_to(self.now_us + _SLOW_TICK_US)
+        if self._raise_next is not None:
+            error, self._raise_next = self._raise_next, None
+            if error is MemoryError:
+                self._exhaust_heap()
+            raise error
+
+    def _exhaust_heap(self):
+        """Fill the heap, so that the firmware's error path runs short of memory; sleep_us gives
+        it back. One 4 KB block is left free: the simulated pins allocate where the chip's do not,
+        and the outputs must still be switchable as on the chip."""
+        hog, block = [], 4096
+        while block >= 16:
+            try:
+                hog.append(bytearray(block))
+            except MemoryError:
+                block //= 2
+        if hog and len(hog[0]) == 4096:
+            hog.pop(0)
+        self._hog = hog
 
     def thermistor_uv(self):
         """The divider's node voltage: the thermistor at the heatsink's temperature."""
@@ -320,6 +408,11 @@ class World:
     # -- inputs --------------------------------------------------------------------------------
 
     def set_input(self, name, value, record=True):
+        if record:  # first: a power cut does not return
+            trace = self.trace["inputs"]
+            trace.append(self.now_us)
+            trace.append(name)
+            trace.append(value)
         if name == "footswitch":
             self._drive("footswitch_no", value)
             self._drive("footswitch_nc", not value)
@@ -334,17 +427,18 @@ class World:
             self._update_optics()
         else:
             raise ValueError("unknown input %r" % name)
-        if record:
-            record = self.trace["inputs"]
-            record.append(self.now_us)
-            record.append(name)
-            record.append(value)
 
     def _drive(self, name, active):
         pin, active_level = self.pins[name]
         self.driven[pin] = active_level if active else 1 - active_level
 
     def pin_level(self, pin, pull):
+        if pin == self.pins["key"][0]:
+            self.read_stall()
+        if pin == self.enable_sense_pin:  # the driver's enable input
+            gate = self.pwm.get(self.enable_pin)
+            on = self.outputs.get(self.enable_pin) == 1 or (gate is not None and gate[0] > 0)
+            return 1 if on or self.enable_stuck else 0
         if pin in self.outputs:
             return self.outputs[pin]
         if pin in self.driven:
@@ -389,6 +483,7 @@ class World:
         return (self.now_us + self.clock_offset_ms * 1000) % TICKS_PERIOD
 
     def sleep_us(self, us):
+        self._hog = None  # memory_exhaustion: the firmware is through its error path
         if us <= 0:
             return
         target = self.now_us + us
@@ -427,6 +522,11 @@ class World:
                 self._fire(due[1])
             else:
                 break
+        if self.wdt_timeout_ms is not None:  # the watchdog bites at its deadline, not later
+            deadline = self.wdt_fed_us + self.wdt_timeout_ms * 1000 + 1
+            if deadline < target_us:
+                self._step_to(deadline)
+                self._check_watchdog()
         self._step_to(target_us)
         self._check_watchdog()
 
@@ -478,6 +578,8 @@ class World:
         if self.wdt_timeout_ms is not None and self.now_us - self.wdt_fed_us > \
                 self.wdt_timeout_ms * 1000:
             self.reset_pins("watchdog")
+            self.reset_cause = _WDT_RESET
+            self.wdt_timeout_ms = None  # a reset stops the watchdog until the firmware starts it
             raise HardReset("watchdog")
 
     # -- the host's control channel (real-time mode) --------------------------------------------
@@ -529,4 +631,5 @@ class World:
                 "trace": self.trace}
 
 
+_COMPUTER_FAULTS = FAULTS[4:]
 WORLD = None
