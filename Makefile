@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 BOARD ?= esp32-devkitc
 
-.PHONY: run test pytest lint typecheck bench deploy scenarios clean
+.PHONY: run test pytest lint typecheck bench explore deploy scenarios clean
 
 run: $(STAMP)  ## the virtual device with its operator console: make run [ARGS="--speed 10"]
 	$(BIN)/laserctl run $(ARGS)
@@ -30,8 +30,14 @@ typecheck: $(STAMP)
 	$(BIN)/pyright -p firmware --pythonpath $(BIN)/python \
 		--typeshedpath "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"
 
-bench: $(STAMP)  ## tick cost, allocation, heap and .mpy size on the MicroPython unix port
+bench: $(STAMP)  ## tick cost, allocation, heap, .mpy size; every injected fault's reaction time
 	$(BIN)/laserctl bench --out build/bench.json
+	$(BIN)/laserctl faults --out build/faults.json
+
+# The exhaustive search of the controller's state space, deeper than make test's (DEPTH=8).
+DEPTH ?= 12
+explore: $(STAMP)
+	$(BIN)/python tests/explore.py --depth $(DEPTH)
 
 scenarios: $(STAMP)  ## run every shipped scenario and check its expectations
 	@for f in tests/scenarios/*.json; do echo "$$f"; $(BIN)/laserctl scenario $$f || exit 1; done
@@ -43,10 +49,13 @@ deploy: $(STAMP)
 	@test -n "$(PORT)" || { echo "usage: make deploy PORT=/dev/ttyUSB0 [BOARD=esp32-devkitc]" \
 		"(virtual device: PORT=/tmp/ttyV BOARD=sim)"; exit 2; }
 	$(BIN)/laserctl board check $(BOARD)
+	$(BIN)/laserctl manifest --board $(BOARD) --out build/manifest.json
 	rm -rf firmware/lib/__pycache__  # CPython's bytecode from the host tests has no place on flash
+	# The manifest goes last: a deploy cut short leaves a device that refuses to arm.
 	$(BIN)/mpremote connect $(PORT) fs cp -r firmware/lib : + \
 		fs cp boards/$(BOARD).json :board.json + fs cp firmware/protocols.json :protocols.json + \
-		fs cp firmware/boot.py :boot.py + fs cp firmware/main.py :main.py + reset
+		fs cp firmware/boot.py :boot.py + fs cp firmware/main.py :main.py + \
+		fs cp build/manifest.json :manifest.json + reset
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache .hypothesis

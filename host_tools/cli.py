@@ -96,6 +96,26 @@ def _bench(args):
     return bench.main(args)
 
 
+def _faults(args):
+    from host_tools import fault_injection
+
+    return fault_injection.main(args.out)
+
+
+def _manifest(args):
+    from pathlib import Path
+
+    from host_tools import manifest
+
+    try:
+        manifest.write(args.board, Path(args.out))
+    except ValueError as e:
+        print("laserctl manifest: %s" % e, file=sys.stderr)
+        return 2
+    print("wrote %s" % args.out)
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="laserctl", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -130,6 +150,16 @@ def main(argv=None):
     p.add_argument("--out", metavar="FILE.json", help="also write the results as JSON")
     p.add_argument("--ticks", type=int, default=2000, help="ticks to time (default: 2000)")
     p.set_defaults(func=_bench)
+
+    p = sub.add_parser("faults", help="inject every fault of docs/hazards.md during emission "
+                       "on the virtual device; print each one's reaction")
+    p.add_argument("--out", metavar="FILE.json", help="also write the rows as JSON")
+    p.set_defaults(func=_faults)
+
+    p = sub.add_parser("manifest", help="the integrity manifest of a deployment (make deploy)")
+    p.add_argument("--board", required=True, help="board name (boards/NAME.json) or a file")
+    p.add_argument("--out", required=True, metavar="FILE.json")
+    p.set_defaults(func=_manifest)
 
     p = sub.add_parser("thermistor", help="what the firmware reads from a board's thermistor")
     p.add_argument("--board", required=True, help="board name (boards/NAME.json) or a file")

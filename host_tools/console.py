@@ -336,6 +336,11 @@ class Console:
                   ("power %s W" % _num(s.get("power_w"), "%.2f"),
                    _RED + ";1" if s.get("power_w") else None),
                   ("dose " + _dose_text(s), None),
+                  # The state machine's request and the supervisor's verdict: a veto is red.
+                  ("request %s%s" % ("on" if s.get("request") else "off",
+                                     "" if s.get("permit") or not s.get("why")
+                                     else ", withheld: %s" % s["why"]),
+                   _RED + ";1" if s.get("request") and not s.get("permit") else None),
                   ("temp %s C (plant %s C)" % (_num(s.get("temp_c"), "%.1f"),
                                              _num(p.get("heatsink_c"), "%.1f")),
                    _RED + ";1" if s.get("temp_c", 0) is None else None),

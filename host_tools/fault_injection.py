@@ -6,7 +6,6 @@ tests/test_fault_injection.py holds every scenario's bounds.
 """
 
 import json
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -71,12 +70,10 @@ def format_table(rows):
 
 
 def main(out=None):
+    """`laserctl faults [--out FILE]`: run them all, print the table; 1 if any bound missed."""
     rows = run_all()
     print(format_table(rows))
     if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(json.dumps(rows, indent=1) + "\n")
     return 0 if all(r["passed"] for r in rows) else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:]))

@@ -240,6 +240,7 @@ def build_report(scenario, stdout, world):
     protocol = scenario.get("protocol")
     lines, other = parse_lines(stdout)
     states, faults, refusals, errors, thermal, sessions = [], [], [], [], [], []
+    vetoes = []
     max_measured = None
     last = {}
     for obj in lines:
@@ -254,6 +255,8 @@ def build_report(scenario, stdout, world):
         elif ev == "thermal":
             thermal.append({"at_s": at_s(obj["t_ms"]), "level": obj["level"],
                             "temp_c": obj.get("temp_c")})
+        elif ev == "veto":
+            vetoes.append({"at_s": at_s(obj["t_ms"]), "state": obj["state"], "why": obj["why"]})
         elif ev == "refused":
             refusals.append({"at_s": at_s(obj["t_ms"]), "reason": obj["reason"]})
         elif ev == "error":
@@ -299,6 +302,11 @@ def build_report(scenario, stdout, world):
                             else {"at_s": t, "fault": name, "factor": value}
                             for t, name, value in inputs if name in ("fault", "diode_degraded")],
         "fault_response": fault_response(inputs, optical, faults),
+        # The state machine's request against the supervisor's verdict: each veto of a request,
+        # and both as the last status line had them.
+        "vetoes": vetoes,
+        "supervisor": {"request": last.get("request"), "permit": last.get("permit"),
+                       "why": last.get("why")},
         "resets": [{"at_s": t / 1e6, "cause": c} for t, c in trace["resets"]],
         "ended_s": world["now_s"],
         "trace": {"optical_w": optical,

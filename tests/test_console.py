@@ -154,7 +154,8 @@ def test_a_treatment_given_by_keys(console):
     term.expect(r"key ON", term.send("k"))
     mark = term.send("a")
     term.expect(r"STANDBY -> READY", mark)
-    term.expect(r" READY\s+permit", mark)
+    term.expect(r" READY\s+permit no", mark)
+    term.expect(r"request off, withheld: footswitch up", mark)  # the supervisor's reason
     term.expect(r"LED ON", mark)
 
     # Hold the footswitch: the firmware starts emitting once the 2 s warning is over.
@@ -163,6 +164,7 @@ def test_a_treatment_given_by_keys(console):
     term.expect(r"READY -> EMITTING", mark)
     power = term.expect(r"EMITTING\s+permit yes\s+power (\d+\.\d+) W", mark)
     assert float(power.group(1)) == pytest.approx(5.0)
+    term.expect(r"request on\s", mark)
     term.expect(r"dose (\d+\.\d)/200\.0 J", mark)
 
     # Release: paused, dose kept; press again: it finishes the dose by itself.

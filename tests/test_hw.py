@@ -16,6 +16,9 @@ class FakeMachine:
         self.calls = []
         self.levels = {}
         self.uv = 1650000
+        self.wires = {}  # input pin -> the output pin it reads back
+        self.driven = {}  # output pin -> the level last written
+        self.cause = 1  # machine.reset_cause()
         fake = self
 
         class Pin:
@@ -31,7 +34,10 @@ class FakeMachine:
             def value(self, *args):
                 if args:
                     fake.calls.append(("value", self.id, args[0]))
+                    fake.driven[self.id] = args[0]
                     return None
+                if self.id in fake.wires:
+                    return fake.driven.get(fake.wires[self.id], 0)
                 return fake.levels.get(self.id, 1)
 
         class PWM:
@@ -54,7 +60,15 @@ class FakeMachine:
             def read_uv(self):
                 return fake.uv
 
-        self.module = types.SimpleNamespace(Pin=Pin, PWM=PWM, ADC=ADC)
+        class WDT:
+            def __init__(self, id=0, timeout=5000):
+                fake.calls.append(("WDT", timeout))
+
+            def feed(self):
+                fake.calls.append(("feed",))
+
+        self.module = types.SimpleNamespace(Pin=Pin, PWM=PWM, ADC=ADC, WDT=WDT, WDT_RESET=3,
+                                            reset_cause=lambda: fake.cause)
 
 
 @pytest.fixture
@@ -170,3 +184,32 @@ def test_safe_off_stops_a_running_gate(fake):
     del fake.calls[:]
     hw.safe_off()
     assert fake.calls[:3] == [("deinit", 26), ("init", 26, 3, 0), ("duty_u16", 0)]
+
+
+def test_shutdown_path_check_drives_the_gate_low_high_low_with_the_pwm_at_zero(fake):
+    board = load_board("esp32-devkitc")
+    enable, sense = board["laser"]["enable_pin"], board["laser"]["enable_sense_pin"]
+    hw = _hw().Hardware(board)
+    fake.wires[sense] = enable  # the read-back wired as the README says
+    del fake.calls[:]
+    assert hw.check_shutdown_path() is None
+    assert fake.calls[0] == ("duty_u16", 0)
+    writes = [c[2] for c in fake.calls if c[:2] == ("value", enable)]
+    assert writes == [0, 1, 0, 0]  # and left low
+    del fake.wires[sense]  # the read-back broken (reads high: the input's idle level here)
+    assert hw.check_shutdown_path() == "enable line reads 1 when driven 0"
+    fake.levels[sense] = 0  # stuck low: the gate never seen to open
+    assert hw.check_shutdown_path() == "enable line reads 0 when driven 1"
+    assert fake.driven[enable] == 0
+
+
+def test_watchdog_starts_only_when_asked_and_reset_cause_is_read(fake):
+    hw = _hw().Hardware(load_board("esp32-devkitc"))
+    hw.feed_watchdog()  # no watchdog yet: nothing to feed
+    assert not [c for c in fake.calls if c[0] in ("WDT", "feed")]
+    hw.start_watchdog(500)
+    hw.feed_watchdog()
+    assert [c for c in fake.calls if c[0] in ("WDT", "feed")] == [("WDT", 500), ("feed",)]
+    assert _hw().reset_by_watchdog() is False
+    fake.cause = 3
+    assert _hw().reset_by_watchdog() is True

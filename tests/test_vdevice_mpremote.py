@@ -1,6 +1,7 @@
 """The virtual device as a serial port: the real `mpremote` against `laserctl vdevice --pty PATH`,
 as an engineer would use it against a board (exec, fs, soft-reset, repl, reset, make deploy)."""
 
+import json
 import os
 import re
 import select
@@ -190,9 +191,13 @@ def test_make_deploy_to_a_blank_device(tmp_path, start_device):
     # The deploy ends with `reset`: the firmware on the flash now boots, as after power-on.
     port = os.open(dev.port, os.O_RDWR | os.O_NOCTTY)
     try:
-        read_until(port, b'"ev": "boot"')
+        seen = read_until(port, re.compile(rb'"ev": "selftest"[^\n]*\n'))
+        # Its manifest, written last, matches every file: the self-test passes.
+        line = re.search(rb'\{[^\n]*"ev": "selftest"[^\n]*', seen).group(0)
+        assert b'"ok": true' in line, line
     finally:
         os.close(port)
+    assert json.loads((flash / "manifest.json").read_text())["files"]["lib/app.py"]
     assert dev.stop() == 0
 
 

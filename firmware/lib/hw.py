@@ -2,8 +2,7 @@
 # Inputs record and the Outputs record into pins, and nothing else. On the virtual device the
 # same file runs against a simulated `machine`.
 import board as board_file
-import machine
-from machine import ADC, PWM, WDT, Pin
+from machine import ADC, PWM, WDT, WDT_RESET, Pin, reset_cause
 
 _ATTEN = {0: ADC.ATTN_0DB, 2.5: ADC.ATTN_2_5DB, 6: ADC.ATTN_6DB, 11: ADC.ATTN_11DB}
 _PULL = {"up": Pin.PULL_UP, "down": Pin.PULL_DOWN, "none": None}
@@ -152,7 +151,7 @@ class Hardware:
 
 def reset_by_watchdog():
     """Whether the watchdog caused the last reset (then main.py starts in FAULT)."""
-    return machine.reset_cause() == machine.WDT_RESET
+    return reset_cause() == WDT_RESET
 
 
 def boot_safe(path="board.json"):

@@ -18,6 +18,7 @@ class Recorder:
         self._refusals = 0
         self._sessions = 0
         self._thermal_level = 0
+        self._vetoing = False
         self._last_status_ms = None
 
     def record(self, now_ms, app):
@@ -38,6 +39,11 @@ class Recorder:
                                     "target_j": self.target_j,
                                     "emitting_ms": app.dosimeter.emitting_ms}))
             self._sessions = c.sessions_ended
+        vetoing = app.requested and not app.supervisor.permitted
+        if vetoing and not self._vetoing:  # the state machine asked, the supervisor refused
+            self._write(json.dumps({"ev": "veto", "t_ms": now_ms, "state": STATE_NAMES[c.state],
+                                    "why": app.supervisor.why}))
+        self._vetoing = vetoing
         thermal = c.thermal
         if thermal.level != self._thermal_level:
             self._write(json.dumps({"ev": "thermal", "t_ms": now_ms,

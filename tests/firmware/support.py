@@ -59,6 +59,9 @@ class FakeHardware:
         self.buzzer = False
         self.safe_off_calls = 0
         self.fail_next_sense = False
+        self.sense_error = None  # an exception the next sense raises
+        self.enable_stuck = False  # the enable line reads back high whatever is driven
+        self.stray_light_w = 0.0  # light the photodiode sees whatever is commanded
         self.shutdown_path_problem = None  # what check_shutdown_path reports
         self.watchdog_ms = None  # started by App.run
         self.watchdog_feeds = 0
@@ -75,7 +78,11 @@ class FakeHardware:
         if self.fail_next_sense:
             self.fail_next_sense = False
             raise OSError("simulated sensor bus failure")
+        if self.sense_error is not None:
+            error, self.sense_error = self.sense_error, None
+            raise error
         inp.t_ms = now_ms
+        inp.enable_sensed = self.enable or self.enable_stuck
         for name, value in self.levels.items():
             setattr(inp, name, value)
         if self.monitor is not None:
@@ -88,7 +95,8 @@ class FakeHardware:
     def _photodiode_uv(self):
         points = self.monitor["calibration"]
         (uv0, w0), (uv1, w1) = points[0], points[1]
-        return int(uv0 + (uv1 - uv0) * (self.optical_w - w0) / (w1 - w0))
+        watts = self.optical_w + self.stray_light_w
+        return int(uv0 + (uv1 - uv0) * (watts - w0) / (w1 - w0))
 
     def actuate(self, out):
         if self.calibration is not None:

@@ -859,3 +859,127 @@ def test_T44_a_resume_with_the_dose_already_reached_completes_without_emitting()
         emitted = emitted or rig.hw.enable
     assert rig.state == "COMPLETE" and not emitted
     assert rig.events("session")[-1]["end"] == "COMPLETE"
+
+
+# -- boot, and the loop's own faults -----------------------------------------------------------
+
+
+def test_T45_a_passed_self_test_leaves_boot_for_standby():
+    rig = Rig()
+    assert rig.self_test is None and rig.state == "STANDBY" and _dark(rig)
+    assert rig.events("selftest")[-1]["ok"] is True
+    assert rig.events("state")[0]["state"] == "STANDBY"
+    rig.arm()
+    assert rig.state == "READY"
+
+
+def test_T46_a_failed_self_test_locks_arming_with_its_reason():
+    from support import FakeHardware, load_board
+
+    board = load_board()
+    broken_gate = FakeHardware(board=board)
+    broken_gate.shutdown_path_problem = "enable line reads 0 when driven 1"
+    cases = ((Rig(integrity_problem="firmware file altered: lib/dose.py"),
+              "firmware file altered: lib/dose.py"),
+             (Rig(hw=broken_gate), "self-test: shutdown path: enable line reads 0 when driven 1"),
+             (Rig(temp_c=4.0), "self-test: thermistor reads 4.0 C: implausibly cold"))
+    for rig, reason in cases:
+        assert rig.self_test == reason and rig.state == "STANDBY"
+        assert rig.events("selftest")[-1] == {"ev": "selftest", "t_ms": 0, "ok": False,
+                                              "problem": reason}
+        rig.arm()
+        assert rig.state == "STANDBY" and _dark(rig) and not rig.hw.led
+        assert rig.events("refused")[-1]["reason"] == reason
+        # The supervisor is locked as well: it would veto even a state machine that armed.
+        assert rig.app.supervisor.locked == reason and not rig.app.supervisor.permitted
+
+
+def test_T47_after_a_watchdog_reset_the_device_boots_into_fault():
+    rig = Rig(watchdog_reset=True)
+    assert rig.state == "FAULT" and _fault(rig) == "WATCHDOG_RESET" and _dark(rig)
+    assert rig.app.controller.alarm == 3
+    rig.press("reset_pressed")  # nothing persists: the operator may go on
+    assert rig.state == "STANDBY"
+
+
+def test_T48_memory_exhaustion_in_a_tick_faults_even_if_the_report_needs_memory():
+    def exhaust(rig):
+        rig.hw.sense_error = MemoryError()
+        write = rig.app.recorder._write
+        failures = [1]
+
+        def full_heap_write(line):  # the error path's first report fails for want of memory
+            if failures:
+                failures.pop()
+                raise MemoryError()
+            write(line)
+
+        rig.app.recorder._write = full_heap_write
+        rig.tick()
+        assert rig.state == "FAULT" and _dark(rig) and rig.hw.safe_off_calls == 1
+        rig.tick()  # the next tick reports what the full heap held back
+        assert rig.events("fault")[-1]["code"] == "OUT_OF_MEMORY"
+
+    for state in OPERATING_STATES:
+        _faulted_from(state, exhaust, "OUT_OF_MEMORY")
+
+
+def test_T49_repeated_overruns_fault():
+    def overrun(rig):
+        limit = _timing(rig, "overruns_per_s")
+        for _ in range(limit - 1):  # one short of the limit, spread over more than a second
+            rig.app.overran(rig.now_ms)
+            rig.run_ms(300)
+        assert rig.state != "FAULT"
+        for _ in range(limit):  # the limit within one second
+            rig.app.overran(rig.now_ms)
+            rig.tick()
+        assert rig.app.overruns == 2 * limit - 1
+
+    for state in OPERATING_STATES:
+        if state in ("READY", "PAUSED"):
+            continue  # 1.2 s of waiting would reach the emission delay, not the point here
+        _faulted_from(state, overrun, "LOOP_OVERRUN")
+
+
+def test_T50_the_supervisor_budget_stops_a_dose_the_state_machine_never_ends():
+    def never_done(rig):
+        rig.app.controller._dose_reached = lambda dosimeter: False  # the injected bug
+        for _ in range(20000):
+            rig.tick()
+            if rig.state == "FAULT":
+                break
+
+    rig = _faulted_from("EMITTING", never_done, "DOSE_BUDGET")
+    t = rig.treatment
+    budget_mj = t.target_mj * 101 // 100 + 2 * rig.period_ms * 15  # 15 W: the sim's max power
+    tick_mj = t.power_uw * rig.period_ms // 1000000
+    assert budget_mj <= rig.app.dosimeter.energy_mj <= budget_mj + tick_mj
+    assert rig.app.supervisor.dose.energy_mj == rig.app.dosimeter.energy_mj
+
+
+def test_T51_light_beyond_the_diodes_maximum_faults_on_the_next_reading():
+    def overdriven(rig):
+        rig.hw.light_factor = 2.0  # 20 W for 10: beyond 15 W + 10 % + the floor
+        rig.tick()  # the light of this tick is read at the next
+        rig.tick()
+
+    _faulted_from("EMITTING", overdriven, "LIGHT_OVER_LIMIT")
+
+
+def test_T52_light_while_the_outputs_are_off_faults():
+    def stray(rig):
+        rig.hw.stray_light_w = 1.0
+        rig.tick()
+
+    for state in ("STANDBY", "READY", "COMPLETE"):
+        _faulted_from(state, stray, "UNCOMMANDED_EMISSION")
+
+
+def test_T53_the_enable_line_reading_back_high_while_driven_low_faults():
+    def stuck(rig):
+        rig.hw.enable_stuck = True
+        rig.tick()
+
+    for state in ("STANDBY", "READY", "PAUSED", "COMPLETE"):
+        _faulted_from(state, stuck, "ENABLE_STUCK")

@@ -353,3 +353,24 @@ def test_timer_callbacks_fire_at_their_virtual_deadlines():
     periodic.deinit()
     time.sleep_ms(500)
     assert len(fired) == 4
+
+
+def test_real_time_mode_drops_a_host_stall_instead_of_jumping_the_clock():
+    import utime
+
+    w = _world(realtime=True, speed=20)
+    start_ms = time.ticks_ms()
+    # The host stalls for half a second of wall time (10 s of virtual time at x20).
+    w._real_start_us = utime.ticks_add(w._real_start_us, -500000)
+    assert time.ticks_diff(time.ticks_ms(), start_ms) <= 3  # at most the 2 ms catch-up
+    time.sleep_ms(10)  # sleeping still takes its virtual time
+    assert 10 <= time.ticks_diff(time.ticks_ms(), start_ms) <= 16
+
+
+def test_the_watchdog_resets_at_its_deadline_and_records_the_cause():
+    w = _world()
+    machine.WDT(timeout=500)
+    _raises(simworld.HardReset, time.sleep_ms, 5000)
+    assert w.now_us == 500001  # at the deadline, not at the end of the sleep
+    assert machine.reset_cause() == machine.WDT_RESET
+    assert w.wdt_timeout_ms is None  # the reset stopped it until the firmware starts it again

@@ -257,7 +257,7 @@ def _per_stage(n):
                 elif s == 2:
                     ctl.step(inp, dos, out)
                 elif s == 3:
-                    sup.veto(inp, out)
+                    sup.veto(inp, out, False)
                 elif s == 4:
                     hw_.actuate(out)
                 elif s == 5:
@@ -340,7 +340,7 @@ def _probes():
         ("controller: Controller._drive(out, now)", lambda: ctl._drive(out, now)),
         ("controller: Controller._dose_reached()", lambda: ctl._dose_reached(dos)),
         ("controller: Controller.step()", lambda: ctl.step(inp, dos, out)),
-        ("supervisor: Supervisor.veto()", lambda: sup.veto(inp, out)),
+        ("supervisor: Supervisor.veto()", lambda: sup.veto(inp, out, False)),
         ("dosimeter: Dosimeter.account(now)", lambda: dos.account(now)),
         ("recorder: Recorder.record() (no line due)", lambda: rec.record(quiet_ms, app)),
         ("time: ticks_diff() (simulated)", lambda: time.ticks_diff(now, quiet_ms)),

@@ -25,7 +25,8 @@ FAULTS = ("thermistor_open", "thermistor_short", "thermistor_stuck", "fan_failur
 _HANG_US = 5000000  # loop_hang: a read that never returns within the watchdog's time
 _SLOW_TICK_US = 15000  # slow_ticks: every tick takes this much longer ...
 _SLOW_FOR_US = 2000000  # ... for this long
-_POWER_ON_RESET, _HARD_RESET, _WDT_RESET = 1, 2, 3  # machine.reset_cause() values
+_POWER_ON_RESET, _WDT_RESET = 1, 3  # machine.reset_cause() values
+_MAX_CATCH_UP_US = 2000  # real-time mode: the most virtual time one clock read may jump
 
 
 class SimEnd(BaseException):
@@ -504,6 +505,14 @@ class World:
     def _follow_wall_clock(self):
         if self.realtime:
             wall = self._wall_us()
+            if wall > self.now_us + _MAX_CATCH_UP_US:
+                # The host fell behind (load, a sped-up console): drop the gap rather than jump
+                # the firmware's clock by it, which the firmware would rightly see as its own
+                # ticks overrunning. Virtual time runs slow for a moment instead.
+                lag_us = wall - self.now_us - _MAX_CATCH_UP_US
+                self._real_start_us = utime.ticks_add(self._real_start_us,
+                                                      int(lag_us / self.speed))
+                wall = self.now_us + _MAX_CATCH_UP_US
             if wall > self.now_us:
                 self._advance_to(wall)
 

@@ -1,0 +1,67 @@
+# The boot self-test's integrity check (firmware/lib/integrity.py) on a small device folder: every
+# file the manifest lists must be there with its SHA-256. Runs on CPython and MicroPython.
+import json
+import os
+
+import integrity
+
+_ROOT = "/tmp/laser_test_integrity/"
+_ABC_SHA256 = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"  # FIPS 180-2
+
+
+def _device(files, manifest=True):
+    # try/except, not contextlib.suppress: MicroPython has no contextlib.
+    for name in ("lib/a.py", "b.json", "manifest.json"):
+        try:  # noqa: SIM105
+            os.remove(_ROOT + name)
+        except OSError:
+            pass
+    for folder in (_ROOT, _ROOT + "lib"):
+        try:  # noqa: SIM105
+            os.mkdir(folder)
+        except OSError:
+            pass
+    digests = {}
+    for name, data in files.items():
+        with open(_ROOT + name, "wb") as f:
+            f.write(data)
+        digests[name] = integrity.file_sha256(_ROOT + name)
+    if manifest:
+        with open(_ROOT + "manifest.json", "w") as f:
+            json.dump({"version": "test", "files": digests}, f)
+    return _ROOT + "manifest.json"
+
+
+def test_file_sha256_is_the_standard_digest():
+    _device({"b.json": b"abc"})
+    assert integrity.file_sha256(_ROOT + "b.json") == _ABC_SHA256
+    big = bytes(range(256)) * 9  # several chunks, the last one partial
+    _device({"b.json": big})
+    assert integrity.file_sha256(_ROOT + "b.json") == integrity.file_sha256(_ROOT + "b.json",
+                                                                              bytearray(100))
+
+
+def test_a_deployment_that_matches_its_manifest_passes():
+    path = _device({"lib/a.py": b"x = 1\n", "b.json": b"{}"})
+    assert integrity.check(path, _ROOT) is None
+
+
+def test_an_altered_or_missing_file_is_named():
+    path = _device({"lib/a.py": b"x = 1\n", "b.json": b"{}"})
+    with open(_ROOT + "lib/a.py", "ab") as f:
+        f.write(b"# one more line\n")
+    assert integrity.check(path, _ROOT) == "firmware file altered: lib/a.py"
+    path = _device({"lib/a.py": b"x = 1\n", "b.json": b"{}"})
+    os.remove(_ROOT + "b.json")
+    assert integrity.check(path, _ROOT) == "firmware file missing: b.json"
+
+
+def test_a_missing_or_broken_manifest_locks():
+    path = _device({"b.json": b"{}"}, manifest=False)
+    assert integrity.check(path, _ROOT).startswith("no firmware manifest")
+    with open(path, "w") as f:
+        f.write('{"files": ')
+    assert integrity.check(path, _ROOT).endswith("is not valid JSON")
+    with open(path, "w") as f:
+        f.write('{"files": {}}')
+    assert integrity.check(path, _ROOT).endswith("lists no files")
