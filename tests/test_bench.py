@@ -57,9 +57,9 @@ def test_allocation_per_tick_and_its_stages(run):
             pytest.approx(quiet)
         for s in stages:
             assert 0 <= s["sim_quiet_bytes"] <= s["quiet_bytes"]
-        # The call-by-call probes reach into the firmware; the public step must always work.
+        # The call-by-call probes reach into the firmware: each must still find what it probes.
         calls = {c["call"]: c for c in state["calls"]}
-        assert "error" not in calls["controller: Controller.step()"]
+        assert [c for c in calls.values() if "error" in c] == []
         assert calls["controller: Controller.step()"]["max"] == next(
             s["quiet_bytes"] for s in stages if s["stage"] == "controller.step")
 
