@@ -1,0 +1,128 @@
+"""Exhaustive exploration (issue 6, item 7): every input sequence of 8 symbols from every reachable
+abstract state of the real firmware, with the safety invariants checked after every tick (see
+tests/explore.py for the alphabet, the merging and the invariants). `make explore` runs deeper.
+
+The other tests show that the search can fail: deliberately broken firmware (monkeypatched here,
+for the test only) is caught with the input sequence that shows it, an absolute-time dependence
+stops the exploration, and a merge key that leaves out something that matters is caught by the
+merge checks."""
+
+import explore
+import pytest
+from controller import Controller
+from footswitch import Footswitch
+
+DEPTH = 8
+INTERESTING = {"STANDBY", "READY", "EMITTING", "PAUSED", "COMPLETE", "FAULT"}
+
+
+@pytest.fixture(scope="module")
+def exploration():
+    explorer = explore.Explorer(depth=DEPTH, board="quick")
+    report = explorer.run()
+    print("\n" + "\n".join(report.lines()))  # shown with pytest -s
+    return explorer, report
+
+
+def test_no_invariant_is_violated_within_eight_symbols_of_any_reachable_state(
+        exploration, record_property):
+    explorer, report = exploration
+    for name in ("abstract_states", "roots", "states", "transitions", "merged", "sequences",
+                 "ticks", "seconds"):
+        record_property(name, getattr(report, name))
+    assert report.violations == []
+    # Every representative was searched to the full depth, by every symbol.
+    assert report.depth >= 8
+    assert report.roots == report.abstract_states == len(explorer.reps)
+    per_root = sum(len(explore.ALPHABET) ** k for k in range(DEPTH + 1))
+    assert report.sequences == report.roots * per_root
+    assert report.transitions >= report.states * 2
+
+
+def test_the_exploration_reaches_every_state_and_several_fault_codes(exploration):
+    explorer, report = exploration
+    assert report.state_names >= INTERESTING
+    # ... as representatives, so that the depth-8 search starts from each of them.
+    rep_states = {key[0][0] if key[1] == "before" else key[0] for key in explorer.reps}
+    assert rep_states >= INTERESTING
+    assert len(report.fault_codes) >= 3, report.fault_codes
+    assert {"ESTOP", "THERMISTOR_OPEN"} <= report.fault_codes
+    assert report.fault_codes & {"OVER_TEMP", "THERMISTOR_JUMP"}
+
+
+def test_the_merging_held_up(exploration):
+    _, report = exploration
+    assert report.mismatches == []
+    assert report.merge_checks >= 100
+    # The timers were recognised: the quick board's emission delay and READY timeout are among
+    # the thresholds its ages are compared with.
+    thresholds = set().union(*report.thresholds.values())
+    assert {1000, 5000} <= thresholds, report.thresholds
+    # Nothing turned the age classes off (the search would still be right, but far slower):
+    # see TimeProbe in tests/explore.py for what does.
+    assert report.hazards == []
+
+
+def _violations(monkeypatch, target, name, replacement, depth=2):
+    monkeypatch.setattr(target, name, replacement)
+    report = explore.Explorer(depth=depth, board="quick", max_violations=1).run()
+    assert report.violations, "the broken firmware went unnoticed"
+    return report.violations
+
+
+def test_a_controller_that_ignores_the_estop_is_caught_at_once(monkeypatch):
+    original = Controller._fault_cause
+
+    def no_estop(self, inp, sensed_fault):
+        cause = original(self, inp, sensed_fault)
+        return None if cause == "ESTOP" else cause
+
+    ((sequence, messages),) = _violations(monkeypatch, Controller, "_fault_cause", no_estop)
+    assert sequence == ("estop",)
+    assert "e-stop pressed in STANDBY" in messages
+
+
+def test_a_footswitch_release_that_is_missed_is_caught_while_emitting(monkeypatch):
+    original = Footswitch.read
+
+    def sticky(self, no_closed, nc_closed, now_ms):
+        was = self.pressed
+        original(self, no_closed, nc_closed, now_ms)
+        self.pressed = self.pressed or was  # a release no longer clears the press
+
+    ((sequence, messages),) = _violations(monkeypatch, Footswitch, "read", sticky)
+    assert any("EMITTING with footswitch not pressed" in m for m in messages), messages
+    assert any("footswitch_up" in symbol for symbol in sequence), sequence
+
+
+def test_a_supervisor_that_permits_anything_is_caught(monkeypatch):
+    from supervisor import Supervisor
+
+    original = Supervisor.veto
+
+    def lenient(self, inp, out, fault_latched):
+        original(self, inp, out, fault_latched)
+        self.permitted = True
+        return True
+
+    ((sequence, messages),) = _violations(monkeypatch, Supervisor, "veto", lenient)
+    assert any(m.startswith("supervisor permits emission with") for m in messages), messages
+
+
+def test_firmware_state_that_depends_on_absolute_time_stops_the_exploration(monkeypatch):
+    original = Controller.step
+
+    def clocked(self, inp, dosimeter, out):
+        original(self, inp, dosimeter, out)
+        self.phase_ms = inp.t_ms % 1000  # absolute time kept in the state: no time shift
+
+    monkeypatch.setattr(Controller, "step", clocked)
+    with pytest.raises(explore.ExplorationError, match="absolute-time dependence"):
+        explore.Explorer(depth=1, board="quick").run()
+
+
+def test_a_merge_key_that_leaves_out_what_matters_is_caught_by_the_merge_checks(monkeypatch):
+    monkeypatch.setattr(explore, "KEY_LEAVES_OUT",
+                        explore.KEY_LEAVES_OUT | {("Controller", "fault_code")})
+    report = explore.Explorer(depth=3, board="quick").run()
+    assert report.mismatches
