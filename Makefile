@@ -37,7 +37,7 @@ bench: $(STAMP)  ## tick cost, allocation, heap, .mpy size; every injected fault
 # The exhaustive search of the controller's state space, deeper than make test's (DEPTH=8).
 DEPTH ?= 12
 explore: $(STAMP)
-	$(BIN)/python tests/explore.py --depth $(DEPTH)
+	$(BIN)/python tests/explore.py --depth $(DEPTH) --progress
 
 scenarios: $(STAMP)  ## run every shipped scenario and check its expectations
 	@for f in tests/scenarios/*.json; do echo "$$f"; $(BIN)/laserctl scenario $$f || exit 1; done
