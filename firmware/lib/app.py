@@ -3,6 +3,7 @@
 import gc
 import json
 import time
+from array import array
 
 import board as board_file
 import integrity
@@ -12,6 +13,7 @@ from dosimeter import Dosimeter
 from recorder import Recorder
 from records import Inputs, Outputs
 from supervisor import Supervisor
+from thermal import median
 from thermistor import OK
 from ticks import ticks_add, ticks_diff
 
@@ -67,8 +69,8 @@ class App:
             return "self-test: shutdown path: " + problem
         inp = self.inputs
         self.hw.sense(inp, now_ms)
-        samples = sorted(inp.thermistor_samples)
-        uv = samples[len(samples) // 2]
+        samples = array("i", inp.thermistor_samples)  # sorted by median() below
+        uv = median(inp.thermistor_samples, samples)
         sensor = self.controller.thermal.sensor
         if sensor.check(uv) != OK:
             return "self-test: thermistor reads %d mV: open, shorted or out of range" % (uv // 1000)
