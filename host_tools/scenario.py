@@ -22,6 +22,7 @@ temperature, the emitted energy integrated from the optical power).
 import ast
 import json
 import math
+import os
 import subprocess
 import tempfile
 from pathlib import Path
@@ -50,8 +51,9 @@ def _simulator_faults():
 FAULTS = _simulator_faults() + ("diode_degraded",)
 STOPPING_FAULTS = ("thermistor_open", "thermistor_short")
 AMBIENT_RANGE_C = (-20, 60)
-_EVENT_FORMS = ('{"at_s": S, "input": NAME, "value": V}, {"at_s": S, "fault": NAME} or '
-                '{"at_s": S, "ambient_c": C}')
+_EVENT_FORMS = ('{"at_s": S, "input": NAME, "value": V}, {"at_s": S, "fault": NAME}, '
+                '{"at_s": S, "ambient_c": C} or {"at_s": S, "serial": LINE}')
+MAX_SERIAL_CHARS = 4096  # a scenario may send an over-long line on purpose (the limit is 512)
 _FIELDS = ("description", "board", "protocol", "skin_type", "ambient_c", "until_s", "events",
            "initial", "expect", "clock_start_ms")
 _TICKS_PERIOD = 1 << 30
@@ -84,7 +86,9 @@ def validate(data):
     try:
         _, board = vdevice.load_board(board_name)
         vdevice.sim_config(board)
-        vdevice.check_treatment(treatment_spec(data), board)
+        spec = treatment_spec(data)
+        if spec is not None:  # none: the device boots with nothing selected (a host selects)
+            vdevice.check_treatment(spec, board)
     except ValueError as e:
         raise ScenarioError("%s" % e) from e
     until_s = _number(data, "until_s", 0.001, 86400)
@@ -106,7 +110,7 @@ def validate(data):
         where = "events[%d]" % i
         if not isinstance(event, dict) or "at_s" not in event or \
                 set(event) - {"at_s"} not in ({"input", "value"}, {"fault"}, {"fault", "factor"},
-                                              {"ambient_c"}):
+                                              {"ambient_c"}, {"serial"}):
             raise ScenarioError("%s: must be exactly one of %s" % (where, _EVENT_FORMS))
         at_s = event["at_s"]
         if not _is_number(at_s) or not 0 <= at_s <= until_s:
@@ -125,6 +129,12 @@ def validate(data):
                     (factor is not None and not (_is_number(factor) and 0 < factor <= 3)):
                 raise ScenarioError("%s.factor: diode_degraded needs a factor within 0..3 (and "
                                     "no other fault takes one)" % where)
+        elif "serial" in event:
+            line = event["serial"]
+            if not isinstance(line, str) or "\n" in line or len(line) > MAX_SERIAL_CHARS:
+                raise ScenarioError("%s.serial: must be one line of text (what the host sends, "
+                                    "without its newline), at most %d characters"
+                                    % (where, MAX_SERIAL_CHARS))
         elif "ambient_c" in event:
             low, high = AMBIENT_RANGE_C
             if not _is_number(event["ambient_c"]) or not low <= event["ambient_c"] <= high:
@@ -207,8 +217,17 @@ def run(scenario, board, heap=vdevice.DEFAULT_HEAP):
         config_path = tmp / "vdev.json"
         config_path.write_text(json.dumps(config))
         argv, env, cwd = vdevice.command(root, config_path, heap=heap)
-        proc = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True,
-                              timeout=600)
+        # The serial port: the device reads the pipe as its stdin; the world writes the
+        # scenario's lines into it at their virtual times (simworld.World.set_input).
+        serial_in, serial_out = os.pipe()
+        config["serial_fd"] = serial_out
+        config_path.write_text(json.dumps(config))
+        try:
+            proc = subprocess.run(argv, env=env, cwd=cwd, stdin=serial_in, pass_fds=(serial_out,),
+                                  capture_output=True, text=True, timeout=600)
+        finally:
+            os.close(serial_in)
+            os.close(serial_out)
         if proc.returncode != 0 or not trace_path.exists():
             raise RuntimeError("the virtual device failed (exit %d):\n%s%s"
                                % (proc.returncode, proc.stdout[-3000:], proc.stderr[-3000:]))
@@ -217,8 +236,9 @@ def run(scenario, board, heap=vdevice.DEFAULT_HEAP):
 
 
 def parse_lines(stdout):
-    """The firmware's JSON lines, and any other output (tracebacks, prints) kept as text."""
-    lines, other = [], []
+    """The firmware's JSON lines: its events, its replies to serial requests ({"ok": ...}), and
+    any other output (tracebacks, prints) kept as text."""
+    lines, replies, other = [], [], []
     for line in stdout.splitlines():
         try:
             obj = json.loads(line)
@@ -226,9 +246,20 @@ def parse_lines(stdout):
             obj = None
         if isinstance(obj, dict) and "ev" in obj:
             lines.append(obj)
+        elif isinstance(obj, dict) and "ok" in obj:
+            replies.append(obj)
         elif line.strip():
             other.append(line)
-    return lines, other
+    return lines, replies, other
+
+
+def serial_exchanges(inputs, replies):
+    """Each line the scenario sent, with the reply the device gave. The device answers every
+    line, one per tick in the order they came, so the n-th reply answers the n-th line; a line
+    sent just before a reset or the end may have none."""
+    sent = [(t, value) for t, name, value in inputs if name == "serial"]
+    return [{"at_s": round(t, 3), "sent": line, "reply": replies[i] if i < len(replies) else None}
+            for i, (t, line) in enumerate(sent)]
 
 
 def build_report(scenario, stdout, world):
@@ -238,7 +269,7 @@ def build_report(scenario, stdout, world):
         return round(((t_ms - start_ms) % _TICKS_PERIOD) / 1000.0, 3)
 
     protocol = scenario.get("protocol")
-    lines, other = parse_lines(stdout)
+    lines, replies, other = parse_lines(stdout)
     states, faults, refusals, errors, thermal, sessions = [], [], [], [], [], []
     vetoes = []
     max_measured = None
@@ -308,6 +339,7 @@ def build_report(scenario, stdout, world):
         "supervisor": {"request": last.get("request"), "permit": last.get("permit"),
                        "why": last.get("why")},
         "resets": [{"at_s": t / 1e6, "cause": c} for t, c in trace["resets"]],
+        "serial": serial_exchanges(inputs, replies),
         "ended_s": world["now_s"],
         "trace": {"optical_w": optical,
                   "heatsink_c": [(t / 1e6, sink / 1000) for t, sink, _ in temperatures],

@@ -2,8 +2,12 @@
 created off (enable before PWM, PWM with an explicit duty of 0), the gate is closed before the
 duty changes, and inputs are decoded with each board's electrical sense."""
 
+import contextlib
 import importlib
+import io
 import json
+import os
+import select
 import sys
 import types
 
@@ -68,7 +72,36 @@ class FakeMachine:
                 fake.calls.append(("feed",))
 
         self.module = types.SimpleNamespace(Pin=Pin, PWM=PWM, ADC=ADC, WDT=WDT, WDT_RESET=3,
-                                            reset_cause=lambda: fake.cause)
+                                            reset_cause=lambda: fake.cause,
+                                            reset=lambda: fake.calls.append(("reset",)))
+
+
+class _Stdin:
+    """MicroPython's sys.stdin as hw.py uses it: pollable, with an unbuffered .buffer (CPython's
+    buffered one would read ahead of the poll)."""
+
+    def __init__(self, fd):
+        self.buffer = io.FileIO(fd, "rb")
+
+    def fileno(self):
+        return self.buffer.fileno()
+
+
+class _Poll:
+    """MicroPython's select.poll, with its ipoll (allocation-free on the chip), over CPython's."""
+
+    def __init__(self):
+        self._poll = select.poll()
+
+    def register(self, obj, mask):
+        self._poll.register(obj, mask)
+
+    def ipoll(self, timeout_ms):
+        return iter(self._poll.poll(timeout_ms))
+
+
+_MICROPYTHON_SELECT = types.SimpleNamespace(poll=_Poll, POLLIN=select.POLLIN,
+                                            POLLHUP=select.POLLHUP, POLLERR=select.POLLERR)
 
 
 @pytest.fixture
@@ -76,7 +109,14 @@ def fake(monkeypatch):
     machine = FakeMachine()
     monkeypatch.setitem(sys.modules, "machine", machine.module)
     monkeypatch.delitem(sys.modules, "hw", raising=False)
+    # The serial port is the REPL's stdin: a pipe here, whose other end plays the host.
+    read_end, machine.serial_host = os.pipe()
+    monkeypatch.setattr(sys, "stdin", _Stdin(read_end))
+    monkeypatch.setitem(sys.modules, "select", _MICROPYTHON_SELECT)
     yield machine
+    sys.stdin.buffer.close()
+    with contextlib.suppress(OSError):  # unless the test closed it
+        os.close(machine.serial_host)
     sys.modules.pop("hw", None)
 
 
@@ -213,3 +253,20 @@ def test_watchdog_starts_only_when_asked_and_reset_cause_is_read(fake):
     assert _hw().reset_by_watchdog() is False
     fake.cause = 3
     assert _hw().reset_by_watchdog() is True
+
+
+def test_the_serial_port_is_read_byte_by_byte_without_blocking(fake):
+    hw = _hw().Hardware(load_board("esp32-devkitc"))
+    assert hw.read_serial_byte() == -1  # nothing waiting: returns at once
+    os.write(fake.serial_host, b"ok\n")
+    assert [hw.read_serial_byte() for _ in range(4)] == [ord("o"), ord("k"), 10, -1]
+    os.close(fake.serial_host)  # the host side closed: end of input, no more polling
+    assert hw.read_serial_byte() == -1 and hw._serial is None
+
+
+def test_restart_turns_the_laser_off_then_resets(fake):
+    hw = _hw().Hardware(load_board("esp32-devkitc"))
+    fake.calls.clear()
+    hw.restart()
+    assert fake.calls[-1] == ("reset",)
+    assert ("reset",) not in fake.calls[:-1] and len(fake.calls) > 1  # the outputs went off first

@@ -31,7 +31,7 @@ def _boot(tmp_path, flag=False, reset_held=False):
     argv, env, cwd = vdevice.command(root, config_path)
     proc = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    lines, _ = scenario.parse_lines(proc.stdout)
+    lines, _, _ = scenario.parse_lines(proc.stdout)
     world = json.loads(trace.read_text())
     return {line["ev"] for line in lines}, lines, world
 

@@ -45,6 +45,17 @@ class App:
         self.dosimeter = Dosimeter()
         self.recorder = Recorder(timing["status_period_ms"], treatment, write)
         self.requested = False  # the state machine asked for emission this tick (before the veto)
+        self.version = VERSION
+        # The device's memory and its serial link, where main() (or a test) attaches them.
+        self.flash = None  # flash.Flash: where the treatment selection is kept
+        self.settings = None  # settings.Settings
+        self.journal = None  # journal.Journal
+        self.logbook = None  # logbook.Logbook, which writes the journal
+        self.commands = None  # commands.Commands: the serial protocol
+        self.selection = None  # what treatment.json names: {"protocol": ..., "skin_type": ...}
+        self.library_path = "protocols.json"
+        self.treatment_path = "treatment.json"
+        self.restart_requested = False  # the service asked for a reset (to apply settings)
         self.overruns = 0
         self._overrun_window_ms = now_ms
         self._overruns_in_window = 0
@@ -85,8 +96,12 @@ class App:
     # -- the tick ------------------------------------------------------------------------------
 
     def tick(self, now_ms):
-        inp, out, c = self.inputs, self.outputs, self.controller
+        inp, out = self.inputs, self.outputs
         self.hw.sense(inp, now_ms)
+        commands = self.commands
+        if commands is not None:
+            commands.poll(now_ms)  # may pass a button command to this tick's step
+        c = self.controller
         self.dosimeter.account(now_ms)
         c.step(inp, self.dosimeter, out)
         self.requested = out.laser_enable
@@ -98,6 +113,13 @@ class App:
         self.hw.actuate(out)
         self.dosimeter.applied(out.laser_enable, c.power_uw, now_ms)
         self.recorder.record(now_ms, self)
+        if self.logbook is not None:
+            self.logbook.record(self)
+        if commands is not None:
+            commands.finish(now_ms)
+        if self.restart_requested:
+            self._stop_emission(now_ms)
+            self.hw.restart()  # does not return on the chip
 
     def step(self, now_ms):
         """One tick. If anything in it fails, the outputs go off and the controller restarts in
@@ -113,6 +135,9 @@ class App:
     def _fail(self, now_ms, exc):
         # Outputs first: it allocates nothing, so it works even with the heap full.
         self._stop_emission(now_ms)
+        self.inputs.command = None  # a command of the failed tick is not carried into the next
+        if self.commands is not None:
+            self.commands.abandon()
         memory = isinstance(exc, MemoryError)
         if memory:
             gc.collect()
@@ -134,6 +159,22 @@ class App:
             return
         fresh.take_over(old)
         self.controller = fresh
+
+    # -- what the serial commands change ---------------------------------------------------------
+
+    def select(self, treatment, selection):
+        """A new treatment, chosen between sessions (commands.py checks the state)."""
+        self.treatment = treatment
+        self.selection = selection
+        self.controller.treatment = treatment
+        self.supervisor.set_treatment(self.board, treatment)
+        self.recorder.target_j = treatment.target_j
+
+    def lock(self, reason):
+        """Lock arming and emission until the next boot, saying why."""
+        if self.controller.locked is None:
+            self.controller.locked = reason
+        self.supervisor.lock(reason)
 
     def overran(self, now_ms):
         """A tick overran its period: counted; `overruns_per_s` of them within a second fault."""
@@ -219,6 +260,47 @@ def maintenance_requested(hw):
     return "reset button held at boot" if hw.maintenance_button_held() else None
 
 
+def selection_of(path):
+    """What the treatment file names, for the journal: {"protocol": ..., "skin_type": ...} for
+    a preset, or None (no file, or a custom treatment)."""
+    try:
+        with open(path) as f:
+            spec = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return spec if isinstance(spec, dict) and "protocol" in spec else None
+
+
+def open_memory(hw, board):
+    """The settings store and the journal on the flash: (flash, settings, logbook, journal,
+    notes for the boot record). A journal that cannot be opened is None: arming is then
+    refused (by attach), never a treatment left unrecorded."""
+    from flash import Flash
+    from journal import Journal
+    from logbook import Logbook
+    from settings import Settings
+
+    flash = Flash()
+    settings = Settings(flash, board)
+    logbook = Logbook()
+    notes = {}
+    if settings.problem or settings.notice:
+        notes["settings"] = settings.problem or settings.notice
+    try:
+        journal = Journal(flash, on_record=logbook.on_record)
+    except OSError as e:
+        journal = None
+        notes["journal"] = "cannot be opened: %s" % e
+    else:
+        found = journal.problems[:]
+        if journal.repaired:
+            found.append(journal.repaired)
+        if found:
+            notes["journal"] = "; ".join(found)
+    logbook.attach(journal)
+    return flash, settings, logbook, journal, notes
+
+
 def main(hw_module, board_path="board.json", treatment_path="treatment.json"):
     try:
         board = board_file.load(board_path)
@@ -233,8 +315,24 @@ def main(hw_module, board_path="board.json", treatment_path="treatment.json"):
                           "leave": "remove the flag file (mpremote rm :%s), release the button, "
                                    "reset" % MAINTENANCE_FLAG}))
         return
+    flash, settings, logbook, journal, notes = open_memory(hw, board)
+    board = settings.board  # the board file with this device's calibration and limits
     app = App(hw, board, load_treatment(treatment_path, board), time.ticks_ms())
+    app.flash, app.settings, app.journal, app.logbook = flash, settings, journal, logbook
+    app.selection = selection_of(treatment_path)
+    app.treatment_path = treatment_path
+    from commands import Commands
+
+    app.commands = Commands(app, hw.read_serial_byte, print, time.ticks_ms(),
+                            logbook.pin_failures)
     print(json.dumps({"ev": "boot", "version": VERSION, "board": board["name"],
                       "loop_ms": app.period_ms, "watchdog_ms": app.watchdog_ms}))
-    app.self_test(time.ticks_ms(), integrity.check(), hw_module.reset_by_watchdog())
+    watchdog_reset = hw_module.reset_by_watchdog()
+    problem = app.self_test(time.ticks_ms(), integrity.check() or settings.problem,
+                            watchdog_reset)
+    if journal is None:
+        app.controller.blocked = "journal cannot be opened: service needed"
+    if problem:
+        notes["selftest"] = problem
+    logbook.boot(app, "WATCHDOG_RESET" if watchdog_reset else "RESET", notes)
     app.run()

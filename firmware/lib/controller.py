@@ -12,6 +12,7 @@
 import alarms
 from footswitch import Footswitch
 from power_monitor import PowerMonitor
+from records import ACK, ARM, DISARM, RESET
 from thermal import NORMAL, ThermalMonitor
 from thermistor import OK
 from ticks import ticks_add, ticks_diff
@@ -70,6 +71,7 @@ class Controller:
         self.treatment = treatment
         self.state = BOOT
         self.locked = None  # why arming is locked until the next boot (the self-test), or None
+        self.blocked = None  # why arming is refused for now (the journal cannot take more)
         self.entered_ms = now_ms
         self.fault_code = None
         self.refusal = None  # why the last arm request was refused, for the operator
@@ -117,8 +119,8 @@ class Controller:
                                                   self.state == EMITTING)
             sensed_fault = sensed_fault or deviation
         arm = inp.arm_pressed and not self._arm_was
-        reset = inp.reset_pressed and not self._reset_was
-        ack = inp.ack_pressed and not self._ack_was
+        reset = (inp.reset_pressed and not self._reset_was) or inp.command == RESET
+        ack = (inp.ack_pressed and not self._ack_was) or inp.command == ACK
         self._arm_was, self._reset_was = inp.arm_pressed, inp.reset_pressed
         self._ack_was = inp.ack_pressed
         if self.state == BOOT:
@@ -149,7 +151,7 @@ class Controller:
         cause is gone when reset is pressed."""
         self.thermal, self.footswitch = failed.thermal, failed.footswitch
         self.power_monitor = failed.power_monitor
-        self.locked = failed.locked
+        self.locked, self.blocked = failed.locked, failed.blocked
         self.state, self.entered_ms, self.fault_code = FAULT, failed.entered_ms, failed.fault_code
         self.silenced, self._silenced_until_ms = failed.silenced, failed._silenced_until_ms
         self.sessions_ended, self.session_end = failed.sessions_ended, failed.session_end
@@ -180,8 +182,10 @@ class Controller:
                 return self._end_session(KEY_OFF, now)
             if not inp.interlock_closed:
                 return self._end_session(INTERLOCK_OPEN, now)
+            if inp.command == DISARM:  # the serial port's disarm: also stops emission
+                return self._end_session(DISARMED, now)
         if state == STANDBY:
-            if arm:
+            if arm or inp.command == ARM:
                 self._arm(inp, dosimeter, now)
         elif state == READY:
             if self.footswitch.released:  # both contacts say so: a glitch is not a release
@@ -227,6 +231,8 @@ class Controller:
         self.refusals += 1  # undone below when the arm request is accepted
         if self.locked is not None:
             self.refusal = self.locked
+        elif self.blocked is not None:
+            self.refusal = self.blocked
         elif self.treatment is None:
             self.refusal = "no treatment selected"
         elif not inp.key_on:

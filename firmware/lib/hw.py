@@ -1,8 +1,12 @@
 # The hardware module: the only firmware module that imports `machine`. It turns pins into the
 # Inputs record and the Outputs record into pins, and nothing else. On the virtual device the
-# same file runs against a simulated `machine`.
+# same file runs against a simulated `machine`. The USB serial port (the REPL's UART, sys.stdin)
+# is read here too: byte by byte, only what is waiting, never blocking the loop.
+import select
+import sys
+
 import board as board_file
-from machine import ADC, PWM, WDT, WDT_RESET, Pin, reset_cause
+from machine import ADC, PWM, WDT, WDT_RESET, Pin, reset, reset_cause
 
 _ATTEN = {0: ADC.ATTN_0DB, 2.5: ADC.ATTN_2_5DB, 6: ADC.ATTN_6DB, 11: ADC.ATTN_11DB}
 _PULL = {"up": Pin.PULL_UP, "down": Pin.PULL_DOWN, "none": None}
@@ -52,6 +56,11 @@ class Hardware:
         if "enable_sense_pin" in laser:  # the driver's enable input, wired back to a GPIO
             self._enable_sense = Pin(laser["enable_sense_pin"], Pin.IN)
         self._wdt = None
+        # Ctrl-C still interrupts the loop (the REPL's own handling sees it before this read).
+        self._serial = select.poll()
+        self._serial.register(sys.stdin, select.POLLIN)
+        self._serial_in = sys.stdin.buffer
+        self._byte = bytearray(1)
         self._read_monitor_uv = None
         monitor = board.get("power_monitor")
         if monitor is not None:
@@ -122,6 +131,23 @@ class Hardware:
                 break
         self._enable.value(0)
         return problem
+
+    def read_serial_byte(self):
+        """The next byte waiting on the serial port, or -1 if none is (allocates nothing)."""
+        serial = self._serial
+        if serial is None:
+            return -1
+        for _, events in serial.ipoll(0):
+            if events & select.POLLIN and self._serial_in.readinto(self._byte) == 1:
+                return self._byte[0]
+            if events & (select.POLLHUP | select.POLLERR | select.POLLIN):
+                self._serial = None  # end of input (a host pipe closed): nothing more to read
+        return -1
+
+    def restart(self):
+        """Reset the chip (the service's restart, to apply new settings through a boot)."""
+        self.safe_off()
+        reset()
 
     def maintenance_button_held(self):
         """The reset button held through boot asks for a maintenance boot."""

@@ -63,13 +63,23 @@ class Recorder:
         self._write(json.dumps({"ev": "error", "t_ms": now_ms, "error": "%s: %s"
                                 % (type(exc).__name__, exc)}))
 
+    def error_text(self, where, error):
+        self._write(json.dumps({"ev": "error", "where": where, "error": error}))
+
     def halt(self, now_ms, app):
         self._emit("halt", now_ms, app)
 
     def _emit(self, ev, now_ms, app):
+        fields = self.status_fields(app)
+        fields["ev"] = ev
+        fields["t_ms"] = now_ms
+        self._write(json.dumps(fields))
+
+    def status_fields(self, app):
+        """What a status line reports (also the serial status command's reply)."""
         c = app.controller
-        self._write(json.dumps({
-            "ev": ev, "t_ms": now_ms, "state": STATE_NAMES[c.state],
+        return {
+            "state": STATE_NAMES[c.state],
             "power_w": c.power_uw / 1e6,
             "delivered_j": app.dosimeter.energy_mj / 1000, "target_j": self.target_j,
             "emitting_ms": app.dosimeter.emitting_ms,
@@ -78,6 +88,6 @@ class Recorder:
             "derate_pct": c.thermal.derate_step * 100 // DERATE_STEPS,
             "fault": c.fault_code, "alarm": PRIORITY_NAMES[c.alarm], "silenced": c.silenced,
             "request": app.requested, "permit": app.supervisor.permitted,
-            "why": app.supervisor.why, "locked": c.locked,
+            "why": app.supervisor.why, "locked": c.locked, "blocked": c.blocked,
             "overruns": app.overruns,
-        }))
+        }

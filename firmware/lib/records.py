@@ -2,13 +2,20 @@
 # overwritten in place, so a steady-state tick allocates nothing for them.
 from array import array
 
+# A command from the serial port for this tick (Inputs.command): the panel's buttons by another
+# way, never more (commands.py). Interned strings: comparing them allocates nothing.
+ARM = "arm"  # from STANDBY only: to READY (the footswitch still decides emission)
+DISARM = "disarm"  # ends a session in READY, EMITTING or PAUSED
+ACK = "ack"
+RESET = "reset"
+
 
 class Inputs:
     """Everything sensed in one tick, already decoded to logical levels by the hardware module."""
 
     __slots__ = ("t_ms", "key_on", "interlock_closed", "estop_pressed", "footswitch_no_closed",
                  "footswitch_nc_closed", "arm_pressed", "reset_pressed", "ack_pressed",
-                 "thermistor_samples", "monitor_uv", "enable_sensed")
+                 "thermistor_samples", "monitor_uv", "enable_sensed", "command")
 
     def __init__(self, samples=1):
         self.t_ms = 0
@@ -23,6 +30,7 @@ class Inputs:
         self.thermistor_samples = array("i", [0] * samples)  # ADC microvolts, this tick
         self.monitor_uv = 0  # the power monitor's photodiode, where the board has one
         self.enable_sensed = False  # the enable line read back at the driver, where it can be
+        self.command = None  # ARM, DISARM, ACK or RESET from the serial port, for this tick only
 
 
 class Outputs:

@@ -12,6 +12,7 @@ from array import array
 
 import calibration
 from dosimeter import Dosimeter
+from records import ARM, RESET
 from thermal import median
 from thermistor import Thermistor
 
@@ -43,7 +44,7 @@ class Supervisor:
         self._max_uv = therm.max_uv
         self._sense_fitted = "enable_sense_pin" in board["laser"]
         self._light_limits(board)
-        self._budget(board, treatment)
+        self.set_treatment(board, treatment)
         self.dose = Dosimeter()  # its own count of the light it let through
         self._enabled_was = False
         self._arm_was = self._reset_was = True  # held at boot is not a press
@@ -62,7 +63,7 @@ class Supervisor:
         self._light_max_uv = _uv_for(monitor["calibration"], max_w)
         self._dark_max_uv = _uv_for(monitor["calibration"], 2 * monitor["floor_w"])
 
-    def _budget(self, board, treatment):
+    def set_treatment(self, board, treatment):
         """The duties the treatment may command and the light each gives, by the supervisor's
         own reading of the calibration (an average over the hardware gate where one pulses)."""
         self._duties = array("i")
@@ -118,9 +119,9 @@ class Supervisor:
 
     def _watch(self, inp):
         """The arm and reset presses, and the trips that need the last tick's outputs."""
-        if inp.arm_pressed and not self._arm_was:
+        if (inp.arm_pressed and not self._arm_was) or inp.command == ARM:
             self.dose.clear()  # a new session: a new budget (docs/hazards.md H13)
-        if inp.reset_pressed and not self._reset_was:
+        if (inp.reset_pressed and not self._reset_was) or inp.command == RESET:
             self.trip = None  # re-trips at once if its cause persists
         self._arm_was, self._reset_was = inp.arm_pressed, inp.reset_pressed
         if self._light_max_uv is not None:

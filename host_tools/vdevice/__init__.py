@@ -39,9 +39,14 @@ def check_treatment(spec, board):
         raise ValueError(str(e).replace("treatment", "protocol", 1)) from e
 
 
-def make_image(root, board_name, treatment=None):
+FACTORY_CALIBRATION_DATE = "2026-11-01"  # the virtual device's diode was "measured" then
+
+
+def make_image(root, board_name, treatment=None, settings=True):
     """Lay out a device filesystem in `root` as a deploy leaves it: the firmware, the board file,
-    the preset library, the integrity manifest (last); and the treatment."""
+    the preset library, the integrity manifest (last); the treatment; and, with `settings`, the
+    settings a service technician stores once per device: the virtual diode answers exactly as
+    the board's calibration says, so that is its calibration (service PIN: the factory one)."""
     root = Path(root)
     (root / "lib").mkdir(parents=True, exist_ok=True)
     _, board = load_board(board_name)
@@ -51,7 +56,21 @@ def make_image(root, board_name, treatment=None):
     (root / manifest.MANIFEST_NAME).write_text(json.dumps(manifest.manifest(files)))
     if treatment is not None:
         (root / "treatment.json").write_text(json.dumps(treatment))
+    if settings:
+        (root / "settings.json").write_bytes(factory_settings(board))
     return board
+
+
+def factory_settings(board):
+    """The contents of a settings.json holding the board's own calibration."""
+    paths.firmware_import_path()
+    import settings as settings_module
+
+    values = {"calibration": board["diode"]["calibration"],
+              "calibrated_on": FACTORY_CALIBRATION_DATE, "due_days": 365, "limits": {},
+              "pin": {"salt": "00" * 16,
+                      "hash": settings_module.hash_pin(settings_module.FACTORY_PIN, bytes(16))}}
+    return settings_module.encode(values)
 
 
 def sim_config(board, **settings):

@@ -68,6 +68,8 @@ class FakeHardware:
         self.monitor = board.get("power_monitor") if board else None
         self.calibration = calibration(board) if board else None
         self.light_factor = 1.0
+        self.serial_in = b""  # bytes waiting on the serial port
+        self.restarts = 0
         self.optical_w = 0.0
 
     def press_footswitch(self, pressed=True):
@@ -114,6 +116,17 @@ class FakeHardware:
 
     def maintenance_button_held(self):
         return self.levels["reset_pressed"]
+
+    def read_serial_byte(self):
+        if not self.serial_in:
+            return -1
+        byte = self.serial_in[0]
+        self.serial_in = self.serial_in[1:]
+        return byte
+
+    def restart(self):
+        self.safe_off()
+        self.restarts += 1
 
     def start_watchdog(self, timeout_ms):
         self.watchdog_ms = timeout_ms
@@ -213,9 +226,64 @@ class Rig:
         lines = self.lines + [self.last_status] if self.last_status else self.lines
         for line in lines:
             obj = json.loads(line)
-            if obj["ev"] == ev:
+            if obj.get("ev") == ev:
                 result.append(obj)
         return result
+
+    def replies(self):
+        """The replies to serial requests, oldest first."""
+        return [obj for obj in (json.loads(line) for line in self.lines) if "ok" in obj]
+
+    # -- the device's memory and its serial port ------------------------------------------------
+
+    def attach_memory(self, flash=None, store=True):
+        """Give the app what app.main gives it on the device: the settings store and the journal
+        on a flash (a FakeFlash that can lose power), the logbook, and the serial protocol.
+        `store`: save first settings (the board's calibration, PIN) if the flash has none."""
+        from commands import Commands
+        from fakeflash import FakeFlash
+        from journal import Journal
+        from logbook import Logbook
+        from settings import Settings
+
+        self.flash = flash = flash or FakeFlash()
+        settings = Settings(flash, self.board)
+        if store and settings.values is None:
+            settings.save({"calibration": self.board["diode"]["calibration"],
+                           "calibrated_on": "2026-11-01", "pin": {"new": PIN}})
+        logbook = Logbook()
+        journal = Journal(flash, on_record=logbook.on_record)
+        logbook.attach(journal)
+        app = self.app
+        app.flash, app.settings, app.journal, app.logbook = flash, settings, journal, logbook
+        app.library_path = PROTOCOLS_JSON
+        app.commands = Commands(app, self.hw.read_serial_byte, self._write, self.now_ms,
+                                logbook.pin_failures)
+        logbook.boot(app, "RESET", {})
+        return self
+
+    def send(self, request, max_ticks=100):
+        """Send one request line (a dict, or the raw text) and tick until its reply; return it."""
+        line = request if isinstance(request, str) else json.dumps(request)
+        self.hw.serial_in += line.encode() + b"\n"
+        count = len(self.replies())
+        for _ in range(max_ticks):
+            self.tick()
+            replies = self.replies()
+            if len(replies) > count:
+                return replies[count]
+        raise AssertionError("no reply to %r" % line)
+
+    def records(self, ev=None):
+        """The journal's records (bodies), oldest first; only those of kind `ev` if given."""
+        import journal
+
+        lines = self.app.journal.read(1, 100000)
+        return [r for r in (journal.parse(line)[2] for line in lines)
+                if ev is None or r["ev"] == ev]
+
+
+PIN = "4321"  # the service PIN Rig.attach_memory stores
 
 
 def read_table(name):

@@ -67,7 +67,10 @@ def table_ohm(table, temp_c):
 
 
 def _event(e):
-    """A scenario event as (name, value): an input, ("fault", NAME) or ("ambient_c", C)."""
+    """A scenario event as (name, value): an input, ("fault", NAME), ("ambient_c", C) or
+    ("serial", LINE)."""
+    if "serial" in e:
+        return ("serial", e["serial"])
     if e.get("fault") == "diode_degraded":
         return ("diode_degraded", e["factor"])
     if "fault" in e:
@@ -118,6 +121,12 @@ class World:
         for name in ("key", "interlock", "estop", "footswitch", "arm", "reset"):
             self.set_input(name, config.get("initial", {}).get(name, name == "interlock"), False)
         self._real_start_us = utime.ticks_us()
+        # Scenario mode: the host's end of the serial port is a pipe into this interpreter's
+        # stdin (host_tools/scenario.py), so the firmware reads its requests exactly as on the
+        # chip, from sys.stdin; the world writes each one at its virtual time.
+        self._serial = None
+        if config.get("serial_fd") is not None:
+            self._serial = open("/dev/fd/%d" % config["serial_fd"], "wb")  # noqa: SIM115 - open for the whole run
         self._sock = None
         if self.realtime and config.get("control_port"):
             self._open_control(config["control_port"])
@@ -423,6 +432,10 @@ class World:
             self.ambient_c = float(value)
         elif name == "fault":
             self.inject_fault(value)
+        elif name == "serial":
+            if self._serial is None:
+                raise ValueError("serial events need the scenario runner's serial pipe")
+            self._serial.write(value.encode() + b"\n")  # unbuffered: in the pipe at once
         elif name == "diode_degraded":  # the diode's light at any current scales by this factor
             self.degradation = float(value)
             self._update_optics()

@@ -1,0 +1,386 @@
+# The serial protocol (docs/serial.md): one JSON request per line in, one JSON reply per line out,
+# {"ok": true, ...} or {"ok": false, "error": "..."}. A request that is malformed, unknown, out of
+# range or not allowed now gets an error naming the problem and changes nothing.
+#
+# Operator commands act like the panel's buttons and never more: "arm" only arms (READY, with its
+# emission warning); light still needs the footswitch released and pressed. Service commands
+# (settings, PIN, journal export and release) need a service session opened with the PIN; it ends
+# after SERVICE_IDLE_MS without a request and as soon as a treatment begins.
+import json
+
+from controller import COMPLETE, EMITTING, FAULT, PAUSED, READY, STANDBY, STATE_NAMES
+from flash import write_atomic
+from link import TOO_LONG, LineReader
+from records import ACK, ARM, DISARM, RESET
+from ticks import ticks_diff
+
+try:
+    from micropython import const
+except ImportError:
+
+    def const(x):
+        return x
+
+
+SERVICE_IDLE_MS = const(300000)  # a service session left idle this long closes
+MAX_PIN_TRIES = const(5)  # wrong PINs in a row before the lockout ...
+LOCKOUT_MS = const(900000)  # ... which lasts this long (counted again from boot after a reset)
+JOURNAL_PAGE = const(4)  # records per journal reply: a reply stays short on a 115200 baud port
+_IN_SESSION = (READY, EMITTING, PAUSED)
+_BUTTON_COMMANDS = {"arm": ARM, "disarm": DISARM, "ack": ACK, "reset": RESET}
+
+
+class CommandError(ValueError):
+    pass
+
+
+def _check_fields(request, allowed):
+    for key in request:
+        if key not in allowed and key not in ("cmd", "id"):
+            raise CommandError("%s: unknown field %r (known: %s)" % (
+                request["cmd"], key, ", ".join(allowed) if allowed else "none"))
+
+
+def _whole(request, key, low, high, default=None):
+    value = request.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise CommandError("%s.%s: must be a whole number within %d..%d, got %r"
+                           % (request["cmd"], key, low, high, value))
+    return value
+
+
+def _text(request, key):
+    value = request.get(key)
+    if not isinstance(value, str) or not value:
+        raise CommandError("%s.%s: must be text, got %r" % (request["cmd"], key, value))
+    return value
+
+
+class Commands:
+    """Reads requests with `read_byte` (see link.LineReader), acts on `app` (app.App), writes
+    each reply as one line with `write`. `pin_failures`: wrong PINs in a row found in the
+    journal at boot (a reset does not wipe the count)."""
+
+    def __init__(self, app, read_byte, write, now_ms, pin_failures=0):
+        self.app = app
+        self.lines = LineReader(read_byte)
+        self._write = write
+        self.service_open = False
+        self._service_last_ms = now_ms
+        self.pin_failures = pin_failures
+        self._lockout_from_ms = now_ms  # a lockout found at boot runs from the boot
+        self._pending = None  # (request, state before, counters before) of a button command
+        self.replies = 0
+
+    # -- the loop's two calls ------------------------------------------------------------------
+
+    def poll(self, now_ms):
+        """Before the controller's step: end an idle or interrupted service session, then take
+        one request, if a whole line is waiting. A button command is passed to the step in
+        app.inputs.command and answered by finish(); every other request is answered here."""
+        state = self.app.controller.state
+        if self.service_open and (state in _IN_SESSION
+                                  or ticks_diff(now_ms, self._service_last_ms) >= SERVICE_IDLE_MS):
+            self._close_service("a treatment began" if state in _IN_SESSION else "idle timeout")
+        line = self.lines.poll()
+        if line is None:
+            return
+        request = None
+        try:
+            request = self._parse(line)
+            name = request["cmd"]
+            if name in _BUTTON_COMMANDS:
+                self._press(request, name)
+                return
+            handler = _OPERATOR.get(name)
+            if handler is None:
+                handler = _SERVICE.get(name)
+                if handler is None:
+                    raise CommandError("unknown command %r (known: %s)" % (name, ", ".join(
+                        sorted(list(_OPERATOR) + list(_BUTTON_COMMANDS) + list(_SERVICE)))))
+                if not self.service_open:
+                    raise CommandError('%s: a service command: open a service session first '
+                                       '({"cmd": "service", "pin": "..."})' % name)
+                self._service_last_ms = now_ms
+            self._reply(request, handler(self, request, now_ms))
+        except CommandError as e:
+            self._reply(request, None, str(e))
+
+    def finish(self, now_ms):
+        """After the step: answer the button command it was given, from what it did."""
+        if self._pending is None:
+            return
+        request, state_was, refusals_was, fault_was = self._pending
+        self._pending = None
+        self.app.inputs.command = None
+        c = self.app.controller
+        name = request["cmd"]
+        now = STATE_NAMES[c.state]
+        error = None
+        if name == "arm" and c.state != READY:
+            error = "arm refused: %s" % (c.refusal if c.refusals != refusals_was else
+                                         "the state is %s" % now)
+        elif name == "reset" and c.state == FAULT and state_was == FAULT:
+            error = "reset refused: %s stays latched while its cause is present" % fault_was
+        elif name != "arm" and c.state == state_was and not (name == "ack" and c.silenced):
+            error = "%s: nothing to do in %s" % (name, now)
+        self._reply(request, None if error else {"state": now}, error)
+
+    def abandon(self):
+        """The tick failed: its button command is answered with an error, never retried."""
+        if self._pending is not None:
+            request, self._pending = self._pending[0], None
+            try:
+                self._reply(request, None, "%s: the tick failed (see the fault)" % request["cmd"])
+            except MemoryError:
+                pass  # the fault line tells the story; the host times out on this request
+
+    # -- requests ------------------------------------------------------------------------------
+
+    def _parse(self, line):
+        if line is TOO_LONG:
+            raise CommandError("line too long: a request is one line of at most %d bytes"
+                               % self.lines.max_line)
+        try:
+            request = json.loads(line)
+        except (ValueError, UnicodeError) as e:
+            raise CommandError("not JSON: %s" % e)
+        if not isinstance(request, dict):
+            raise CommandError('a request is a JSON object: {"cmd": "status"}')
+        name = request.get("cmd")
+        if not isinstance(name, str):
+            raise CommandError('cmd: missing or not text: {"cmd": "status"}')
+        ident = request.get("id")
+        if ident is not None and (isinstance(ident, bool) or not isinstance(ident, (int, str))
+                                  or len(str(ident)) > 32):
+            raise CommandError("id: must be a number or text of at most 32 characters")
+        return request
+
+    def _reply(self, request, fields, error=None):
+        reply = {"ok": error is None}
+        if error is not None:
+            reply["error"] = error
+        if isinstance(request, dict):
+            if request.get("cmd"):
+                reply["cmd"] = request["cmd"]
+            if "id" in request and not isinstance(request["id"], (dict, list)):
+                reply["id"] = request["id"]
+        if fields:
+            reply.update(fields)
+        self.replies += 1
+        self._write(json.dumps(reply))
+
+    def _press(self, request, name):
+        _check_fields(request, ())
+        c = self.app.controller
+        if name == "arm" and c.state != STANDBY:
+            raise CommandError("arm: only from STANDBY (the state is %s)" % STATE_NAMES[c.state])
+        if name == "disarm" and c.state not in _IN_SESSION:
+            raise CommandError("disarm: no session to end (the state is %s)"
+                               % STATE_NAMES[c.state])
+        self.app.inputs.command = _BUTTON_COMMANDS[name]
+        self._pending = (request, c.state, c.refusals, c.fault_code)
+
+    def _close_service(self, why):
+        self.service_open = False
+        self._write(json.dumps({"ev": "service", "open": False, "why": why}))
+
+    def _journal_append(self, record):
+        journal = self.app.journal
+        if journal is not None:
+            journal.append(record)
+
+    def _settings(self, request):
+        settings = self.app.settings
+        if settings is None:
+            raise CommandError("%s: this device has no settings store" % request["cmd"])
+        return settings
+
+    def _between_sessions(self, request):
+        state = self.app.controller.state
+        if state not in (STANDBY, COMPLETE, FAULT):
+            raise CommandError("%s: only between sessions (the state is %s)"
+                               % (request["cmd"], STATE_NAMES[state]))
+
+
+# -- operator commands -------------------------------------------------------------------------
+
+
+def _status(cmds, request, now_ms):
+    _check_fields(request, ())
+    app = cmds.app
+    fields = app.recorder.status_fields(app)
+    fields["selected"] = app.selection
+    fields["service"] = cmds.service_open
+    if app.settings is not None:
+        fields["settings"] = app.settings.describe()
+    if app.journal is not None:
+        j = app.journal
+        fields["journal"] = {"last_n": j.last_n, "released_n": j.released_n, "full": j.full}
+    return fields
+
+
+def _list(cmds, request, now_ms):
+    _check_fields(request, ())
+    import protocols
+
+    try:
+        library = protocols.load(cmds.app.library_path)
+    except ValueError as e:
+        raise CommandError("list: %s" % e)
+    return {"protocols": protocols.names(library), "selected": cmds.app.selection}
+
+
+def _select(cmds, request, now_ms):
+    _check_fields(request, ("protocol", "skin_type"))
+    name = _text(request, "protocol")
+    skin_type = _whole(request, "skin_type", 1, 6, 1) if "skin_type" in request else None
+    app = cmds.app
+    if app.controller.state != STANDBY:
+        raise CommandError("select: only in STANDBY (the state is %s)"
+                           % STATE_NAMES[app.controller.state])
+    import protocols
+    import treatment as treatment_module
+
+    try:
+        library = protocols.load(app.library_path)
+        spec = protocols.spec_for(library, name, skin_type)
+        treatment = treatment_module.for_board(spec, app.board)
+    except ValueError as e:
+        raise CommandError("select: %s" % e)
+    selection = {"protocol": name}
+    if skin_type is not None:
+        selection["skin_type"] = skin_type
+    if app.flash is not None:  # kept for the next boot
+        write_atomic(app.flash, app.treatment_path, json.dumps(selection).encode())
+    app.select(treatment, selection)
+    return {"selected": selection, "power_w": treatment.power_w, "target_j": treatment.target_j,
+            "time_s": round(treatment.target_j / treatment.power_w, 1)}
+
+
+def _journal(cmds, request, now_ms):
+    """The operator's view: the records' contents, a page at a time, newest last."""
+    _check_fields(request, ("from", "count"))
+    journal = cmds.app.journal
+    if journal is None:
+        raise CommandError("journal: this device keeps no journal")
+    count = _whole(request, "count", 1, JOURNAL_PAGE, JOURNAL_PAGE)
+    first = _whole(request, "from", 1, 1 << 30, max(1, journal.last_n - count + 1))
+    import journal as journal_module
+
+    records = [journal_module.parse(line)[2] for line in journal.read(first, count)]
+    return {"records": records, "last_n": journal.last_n}
+
+
+
+
+# -- the service session and its commands --------------------------------------------------------
+
+
+def _service(cmds, request, now_ms):
+    _check_fields(request, ("pin",))
+    pin = request.get("pin")
+    if cmds.pin_failures >= MAX_PIN_TRIES:
+        left_ms = LOCKOUT_MS - ticks_diff(now_ms, cmds._lockout_from_ms)
+        if left_ms > 0:
+            raise CommandError("service: locked after %d wrong PINs; try again in %d s"
+                               % (cmds.pin_failures, left_ms // 1000 + 1))
+    settings = cmds._settings(request)
+    if not isinstance(pin, str) or not settings.check_pin(pin):
+        cmds.pin_failures += 1
+        cmds._lockout_from_ms = now_ms
+        cmds._journal_append({"ev": "pin_wrong", "failures": cmds.pin_failures})
+        left = MAX_PIN_TRIES - cmds.pin_failures
+        raise CommandError("service: wrong PIN (%s)" % (
+            "%d tries left" % left if left > 0 else
+            "locked for %d s" % (LOCKOUT_MS // 1000)))
+    cmds._between_sessions(request)
+    cmds.pin_failures = 0
+    cmds.service_open = True
+    cmds._service_last_ms = now_ms
+    cmds._journal_append({"ev": "service_open"})
+    return {"service": True, "idle_timeout_s": SERVICE_IDLE_MS // 1000}
+
+
+def _logout(cmds, request, now_ms):
+    _check_fields(request, ())
+    cmds.service_open = False
+    return {"service": False}
+
+
+def _save(cmds, request, changes, action):
+    cmds._between_sessions(request)
+    settings = cmds._settings(request)
+    try:
+        settings.save(changes)
+    except ValueError as e:
+        raise CommandError("%s: %s" % (request["cmd"], e))
+    record = {"ev": "service", "action": action}
+    cmds._journal_append(record)
+    if action != "pin":
+        # Safety parameters change at a boot, through the self-test, never under a running loop.
+        cmds.app.lock("settings changed: restart the device to apply them")
+    return {"saved": action, "settings": settings.describe(),
+            "applies": "now" if action == "pin" else 'after a restart ({"cmd": "restart"})'}
+
+
+def _calibrate(cmds, request, now_ms):
+    _check_fields(request, ("points", "date", "due_days"))
+    changes = {"calibration": request.get("points"), "calibrated_on": request.get("date")}
+    if "due_days" in request:
+        changes["due_days"] = request["due_days"]
+    return _save(cmds, request, changes, "calibrate")
+
+
+def _limits(cmds, request, now_ms):
+    _check_fields(request, ("max_power_w", "max_energy_j"))
+    limits = {}
+    for key in ("max_power_w", "max_energy_j"):
+        if key in request:
+            limits[key] = request[key]
+    return _save(cmds, request, {"limits": limits}, "limits")
+
+
+def _pin(cmds, request, now_ms):
+    _check_fields(request, ("new",))
+    return _save(cmds, request, {"pin": {"new": request.get("new")}}, "pin")
+
+
+def _journal_export(cmds, request, now_ms):
+    """The raw records, hash and all, for the host to verify and keep."""
+    _check_fields(request, ("from", "count"))
+    journal = cmds.app.journal
+    if journal is None:
+        raise CommandError("journal_export: this device keeps no journal")
+    count = _whole(request, "count", 1, JOURNAL_PAGE, JOURNAL_PAGE)
+    first = _whole(request, "from", 1, 1 << 30, journal.first_n or 1)
+    return {"lines": journal.read(first, count), "first_n": journal.first_n,
+            "last_n": journal.last_n, "last_hash": journal.last_hash,
+            "released_n": journal.released_n}
+
+
+def _journal_clear(cmds, request, now_ms):
+    _check_fields(request, ("through",))
+    journal = cmds.app.journal
+    if journal is None:
+        raise CommandError("journal_clear: this device keeps no journal")
+    through = _whole(request, "through", journal.released_n, journal.last_n)
+    journal.release(through)
+    if cmds.app.logbook is not None:
+        cmds.app.logbook.check_space(cmds.app)  # room again: arming is no longer refused
+    return {"released_n": journal.released_n, "full": journal.full}
+
+
+def _restart(cmds, request, now_ms):
+    _check_fields(request, ())
+    cmds._between_sessions(request)
+    cmds.app.restart_requested = True  # the loop resets the chip after this reply is out
+    return {"restarting": True}
+
+
+_SERVICE = {"logout": _logout, "calibrate": _calibrate, "limits": _limits,
+            "pin": _pin, "journal_export": _journal_export, "journal_clear": _journal_clear,
+            "restart": _restart}
+# Anyone may ask for these; "service" is the door to the rest, behind the PIN.
+_OPERATOR = {"status": _status, "list": _list, "select": _select, "journal": _journal,
+             "service": _service}
