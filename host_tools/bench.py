@@ -134,8 +134,15 @@ def run_device(root, config):
     # As the virtual device: the simulated machine/time, the frozen modules, the device's /lib.
     env["MICROPYPATH"] = os.pathsep.join([str(paths.SIM_MPY), ".frozen", "lib"])
     env["BENCH_CONFIG"] = str(config_path)
-    proc = subprocess.run(argv, env=env, cwd=str(root), capture_output=True, text=True,
-                          timeout=600)
+    # The serial port: a host connected and silent (a pipe nobody writes), so that every tick
+    # polls it and finds nothing, as on a board with its USB cable in.
+    serial_in, serial_out = os.pipe()
+    try:
+        proc = subprocess.run(argv, env=env, cwd=str(root), stdin=serial_in, capture_output=True,
+                              text=True, timeout=600)
+    finally:
+        os.close(serial_in)
+        os.close(serial_out)
     result = None
     for line in proc.stdout.splitlines():
         if line.startswith("BENCH-RESULT "):

@@ -7,8 +7,8 @@ import pytest
 from host_tools import bench, cli, paths
 
 TICKS = 200
-STAGES = ["sense", "dosimeter.account", "controller.step", "supervisor.veto", "actuate",
-          "dosimeter.applied", "recorder.record"]
+STAGES = ["sense", "commands.poll", "dosimeter.account", "controller.step", "supervisor.veto",
+          "actuate", "dosimeter.applied", "recorder.record", "logbook.record", "commands.finish"]
 
 
 @pytest.fixture(scope="module")

@@ -315,24 +315,32 @@ def main(hw_module, board_path="board.json", treatment_path="treatment.json"):
                           "leave": "remove the flag file (mpremote rm :%s), release the button, "
                                    "reset" % MAINTENANCE_FLAG}))
         return
-    flash, settings, logbook, journal, notes = open_memory(hw, board)
-    board = settings.board  # the board file with this device's calibration and limits
-    app = App(hw, board, load_treatment(treatment_path, board), time.ticks_ms())
-    app.flash, app.settings, app.journal, app.logbook = flash, settings, journal, logbook
-    app.selection = selection_of(treatment_path)
-    app.treatment_path = treatment_path
-    from commands import Commands
-
-    app.commands = Commands(app, hw.read_serial_byte, print, time.ticks_ms(),
-                            logbook.pin_failures)
-    print(json.dumps({"ev": "boot", "version": VERSION, "board": board["name"],
+    app, notes = assemble(hw, board, treatment_path)
+    print(json.dumps({"ev": "boot", "version": VERSION, "board": app.board["name"],
                       "loop_ms": app.period_ms, "watchdog_ms": app.watchdog_ms}))
     watchdog_reset = hw_module.reset_by_watchdog()
-    problem = app.self_test(time.ticks_ms(), integrity.check() or settings.problem,
+    problem = app.self_test(time.ticks_ms(), integrity.check() or app.settings.problem,
                             watchdog_reset)
-    if journal is None:
+    if app.journal is None:
         app.controller.blocked = "journal cannot be opened: service needed"
     if problem:
         notes["selftest"] = problem
-    logbook.boot(app, "WATCHDOG_RESET" if watchdog_reset else "RESET", notes)
+    app.logbook.boot(app, "WATCHDOG_RESET" if watchdog_reset else "RESET", notes)
     app.run()
+
+
+def assemble(hw, board, treatment_path="treatment.json", write=print):
+    """The App as the device runs it: on the effective board (the board file with this
+    device's settings), with its memory and the serial protocol. Returns (app, notes for the
+    boot record)."""
+    from commands import Commands
+
+    flash, settings, logbook, journal, notes = open_memory(hw, board)
+    board = settings.board  # the board file with this device's calibration and limits
+    app = App(hw, board, load_treatment(treatment_path, board), time.ticks_ms(), write)
+    app.flash, app.settings, app.journal, app.logbook = flash, settings, journal, logbook
+    app.selection = selection_of(treatment_path)
+    app.treatment_path = treatment_path
+    app.commands = Commands(app, hw.read_serial_byte, write, time.ticks_ms(),
+                            logbook.pin_failures)
+    return app, notes

@@ -329,7 +329,7 @@ def _calibrate(cmds, request, now_ms):
     changes = {"calibration": request.get("points"), "calibrated_on": request.get("date")}
     if "due_days" in request:
         changes["due_days"] = request["due_days"]
-    return _save(cmds, request, changes, "calibrate")
+    return _save(cmds, request, changes, "calibration")
 
 
 def _limits(cmds, request, now_ms):

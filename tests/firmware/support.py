@@ -232,7 +232,8 @@ class Rig:
 
     def replies(self):
         """The replies to serial requests, oldest first."""
-        return [obj for obj in (json.loads(line) for line in self.lines) if "ok" in obj]
+        return [obj for obj in (json.loads(line) for line in self.lines)
+                if "ok" in obj and "ev" not in obj]
 
     # -- the device's memory and its serial port ------------------------------------------------
 

@@ -193,7 +193,7 @@ def test_a_calibration_is_saved_checked_and_applied_by_a_restart():
     assert reply["ok"] is False and "restart" in reply["error"]
     assert rig.send({"cmd": "restart"})["ok"] is True
     assert rig.hw.restarts == 1
-    assert rig.records("service")[-1]["action"] == "calibrate"
+    assert rig.records("service")[-1]["action"] == "calibration"
 
 
 def test_limits_above_the_boards_are_refused():

@@ -983,3 +983,46 @@ def test_T53_the_enable_line_reading_back_high_while_driven_low_faults():
 
     for state in ("STANDBY", "READY", "PAUSED", "COMPLETE"):
         _faulted_from(state, stuck, "ENABLE_STUCK")
+
+
+# -- the serial port's commands (commands.py, docs/serial.md) ------------------------------------
+
+
+def test_T54_a_serial_arm_enters_ready_and_never_emits_by_itself():
+    rig = _in_state("STANDBY").attach_memory()
+    assert rig.send({"cmd": "arm"})["state"] == "READY"
+    assert rig.hw.led and _dark(rig)
+    _stays(rig, "READY", _timing(rig, "emission_delay_ms") + 1000)  # no footswitch: no light
+    for state in ("READY", "EMITTING", "PAUSED", "COMPLETE"):
+        rig = _in_state(state).attach_memory()
+        reply = rig.send({"cmd": "arm"})
+        assert reply["ok"] is False and "only from STANDBY" in reply["error"], state
+        assert rig.state == state
+
+
+def test_T55_a_serial_disarm_ends_the_session_in_any_session_state():
+    for state in SESSION_STATES:
+        rig = _in_state(state).attach_memory()
+        ends = len(_ends(rig))
+        reply = rig.send({"cmd": "disarm"})
+        assert reply == {"ok": True, "cmd": "disarm", "state": "STANDBY"}, state
+        assert _dark(rig) and not rig.hw.led, state
+        assert _ends(rig)[ends:] == ["DISARMED"], state
+
+
+def test_T56_arming_is_refused_while_the_journal_cannot_record_the_session():
+    rig = _in_state("STANDBY").attach_memory()
+    rig.app.controller.blocked = "journal full: export it and release it (service)"
+    rig.press("arm_pressed")
+    assert rig.state == "STANDBY" and _dark(rig)
+    assert rig.events("refused")[-1]["reason"].startswith("journal full")
+
+
+def test_T57_changed_settings_lock_arming_until_a_restart_applies_them():
+    rig = _in_state("STANDBY").attach_memory()
+    rig.send({"cmd": "service", "pin": "4321"})
+    assert rig.send({"cmd": "limits", "max_power_w": 12.0})["ok"] is True
+    rig.press("arm_pressed")
+    assert rig.state == "STANDBY" and _dark(rig)
+    assert "restart the device" in rig.events("refused")[-1]["reason"]
+    assert rig.app.supervisor.locked is not None  # and the supervisor holds the light off too

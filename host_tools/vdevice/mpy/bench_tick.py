@@ -36,8 +36,8 @@ import utime  # noqa: E402 - the built-in real clock
 
 _TICKS_MASK = (1 << 30) - 1  # the firmware's ticks wrap at 2**30, as on the ESP32
 _RESERVE = 32 * 1024  # collect between ticks when less than this is free (a tick takes < 2 KB)
-_STAGES = ("sense", "dosimeter.account", "controller.step", "supervisor.veto", "actuate",
-           "dosimeter.applied", "recorder.record")
+_STAGES = ("sense", "commands.poll", "dosimeter.account", "controller.step", "supervisor.veto",
+           "actuate", "dosimeter.applied", "recorder.record", "logbook.record", "commands.finish")
 
 with open(os.getenv("BENCH_CONFIG")) as f:
     CONFIG = json.load(f)
@@ -74,7 +74,8 @@ HARDWARE = hw.Hardware(BOARD)
 _heap_step("hardware")
 TREATMENT = app_mod.load_treatment("treatment.json", BOARD)
 _heap_step("treatment")
-APP = app_mod.App(HARDWARE, BOARD, TREATMENT, time.ticks_ms())
+del TREATMENT  # measured alone; assemble() loads its own, as main() does
+APP, _ = app_mod.assemble(HARDWARE, BOARD)  # with the settings, the journal, the serial link
 APP.self_test(time.ticks_ms())
 _heap_step("app")
 heap["total"] = (heap["calibration_module"] + heap["modules"] + heap["board"] + heap["hardware"]
@@ -238,6 +239,7 @@ def _per_stage(n):
                       "sim_us": [0] * k, "min_bytes": [None] * k, "max_bytes": [None] * k}
     app = APP
     hw_, ctl, sup, dos, rec = app.hw, app.controller, app.supervisor, app.dosimeter, app.recorder
+    cmds, book = app.commands, app.logbook
     inp, out = app.inputs, app.outputs
     now = time.ticks_ms()
     gc.collect()
@@ -253,18 +255,24 @@ def _per_stage(n):
                 if s == 0:
                     hw_.sense(inp, now)
                 elif s == 1:
-                    dos.account(now)
+                    cmds.poll(now)
                 elif s == 2:
-                    ctl.step(inp, dos, out)
+                    dos.account(now)
                 elif s == 3:
-                    sup.veto(inp, out, False)
+                    ctl.step(inp, dos, out)
                 elif s == 4:
-                    hw_.actuate(out)
+                    sup.veto(inp, out, False)
                 elif s == 5:
+                    hw_.actuate(out)
+                elif s == 6:
                     treatment = ctl.treatment
                     dos.applied(out.laser_enable, treatment.power_uw if treatment else 0, now)
-                else:
+                elif s == 7:
                     rec.record(now, app)
+                elif s == 8:
+                    book.record(app)
+                else:
+                    cmds.finish(now)
                 t = utime.ticks_diff(utime.ticks_us(), t)
                 tick_b[s] = gc.mem_alloc() - a
                 tick_u[s] = t
@@ -315,6 +323,7 @@ def _probes():
     steady state (each leaves the state as it found it). Machine calls run the simulator."""
     app = APP
     hw_, ctl, sup, dos, rec = app.hw, app.controller, app.supervisor, app.dosimeter, app.recorder
+    cmds, book = app.commands, app.logbook
     inp, out = app.inputs, app.outputs
     now = inp.t_ms
     quiet_ms = getattr(rec, "_last_status_ms", now)  # no status line is due at its own time
