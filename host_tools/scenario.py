@@ -248,6 +248,8 @@ def parse_lines(stdout):
             lines.append(obj)
         elif isinstance(obj, dict) and "ok" in obj:
             replies.append(obj)
+        elif line.startswith(("virtual device: ", "MPY: soft reboot")):
+            continue  # the simulator telling of a reset, which the report's `resets` has
         elif line.strip():
             other.append(line)
     return lines, replies, other

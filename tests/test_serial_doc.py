@@ -28,7 +28,7 @@ def test_every_command_has_a_row_and_an_example():
             shown.add(json.loads(request).get("cmd"))
         except ValueError:
             continue
-    assert KNOWN <= shown, sorted(KNOWN - shown)
+    assert shown >= KNOWN, sorted(KNOWN - shown)
 
 
 def test_every_example_reply_is_a_reply_to_its_request():

@@ -6,11 +6,10 @@ succeeds without a service session, and no light comes on (the footswitch is nev
 import json
 import string
 
+import commands
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support import PIN, Rig
-
-import commands
 
 SERVICE = tuple(sorted(commands._SERVICE))
 OPERATOR = tuple(sorted(set(commands._OPERATOR) | set(commands._BUTTON_COMMANDS)))

@@ -353,6 +353,10 @@ def _probes():
         ("supervisor: Supervisor.veto()", lambda: sup.veto(inp, out, False)),
         ("dosimeter: Dosimeter.account(now)", lambda: dos.account(now)),
         ("recorder: Recorder.record() (no line due)", lambda: rec.record(quiet_ms, app)),
+        ("hw: Hardware.read_serial_byte() (nothing waiting)", lambda: hw_.read_serial_byte()),
+        ("commands: Commands.poll() (no request)", lambda: cmds.poll(now)),
+        ("commands: Commands.finish() (no command)", lambda: cmds.finish(now)),
+        ("logbook: Logbook.record() (nothing to journal)", lambda: book.record(app)),
         ("time: ticks_diff() (simulated)", lambda: time.ticks_diff(now, quiet_ms)),
     )
     result = []
