@@ -258,18 +258,30 @@ def _select(cmds, request, now_ms):
             "time_s": round(treatment.target_j / treatment.power_w, 1)}
 
 
-def _journal(cmds, request, now_ms):
-    """The operator's view: the records' contents, a page at a time, newest last."""
-    _check_fields(request, ("from", "count"))
+def _journal_of(cmds, request):
     journal = cmds.app.journal
     if journal is None:
-        raise CommandError("journal: this device keeps no journal")
+        raise CommandError("%s: this device keeps no journal" % request["cmd"])
+    return journal
+
+
+def _page(cmds, request, newest):
+    """The journal and the lines of one page: `count` (1..JOURNAL_PAGE) records from `from`;
+    by default the newest ones, or the oldest on the flash."""
+    _check_fields(request, ("from", "count"))
+    journal = _journal_of(cmds, request)
     count = _whole(request, "count", 1, JOURNAL_PAGE, JOURNAL_PAGE)
-    first = _whole(request, "from", 1, 1 << 30, max(1, journal.last_n - count + 1))
+    default = max(1, journal.last_n - count + 1) if newest else journal.first_n or 1
+    return journal, journal.read(_whole(request, "from", 1, 1 << 30, default), count)
+
+
+def _journal(cmds, request, now_ms):
+    """The operator's view: the records' contents, a page at a time, newest last."""
     import journal as journal_module
 
-    records = [journal_module.parse(line)[2] for line in journal.read(first, count)]
-    return {"records": records, "last_n": journal.last_n}
+    journal, lines = _page(cmds, request, True)
+    return {"records": [journal_module.parse(line)[2] for line in lines],
+            "last_n": journal.last_n}
 
 
 
@@ -348,22 +360,15 @@ def _pin(cmds, request, now_ms):
 
 def _journal_export(cmds, request, now_ms):
     """The raw records, hash and all, for the host to verify and keep."""
-    _check_fields(request, ("from", "count"))
-    journal = cmds.app.journal
-    if journal is None:
-        raise CommandError("journal_export: this device keeps no journal")
-    count = _whole(request, "count", 1, JOURNAL_PAGE, JOURNAL_PAGE)
-    first = _whole(request, "from", 1, 1 << 30, journal.first_n or 1)
-    return {"lines": journal.read(first, count), "first_n": journal.first_n,
+    journal, lines = _page(cmds, request, False)
+    return {"lines": lines, "first_n": journal.first_n,
             "last_n": journal.last_n, "last_hash": journal.last_hash,
             "released_n": journal.released_n}
 
 
 def _journal_clear(cmds, request, now_ms):
     _check_fields(request, ("through",))
-    journal = cmds.app.journal
-    if journal is None:
-        raise CommandError("journal_clear: this device keeps no journal")
+    journal = _journal_of(cmds, request)
     through = _whole(request, "through", journal.released_n, journal.last_n)
     journal.release(through)
     if cmds.app.logbook is not None:
