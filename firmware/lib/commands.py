@@ -270,6 +270,8 @@ def _page(cmds, request, newest):
     by default the newest ones, or the oldest on the flash."""
     _check_fields(request, ("from", "count"))
     journal = _journal_of(cmds, request)
+    # Reading scans the files from their start (tens of ms on the chip): never during a session.
+    cmds._between_sessions(request)
     count = _whole(request, "count", 1, JOURNAL_PAGE, JOURNAL_PAGE)
     default = max(1, journal.last_n - count + 1) if newest else journal.first_n or 1
     return journal, journal.read(_whole(request, "from", 1, 1 << 30, default), count)

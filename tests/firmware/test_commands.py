@@ -244,6 +244,14 @@ def test_the_journal_records_a_session_and_exports_a_verifiable_chain():
     assert too_far["ok"] is False
 
 
+def test_the_journal_is_not_read_during_a_session():
+    rig = _rig()
+    rig.start_emitting()
+    reply = rig.send({"cmd": "journal"})
+    assert reply["ok"] is False and "only between sessions" in reply["error"]
+    assert rig.state == "EMITTING"
+
+
 def test_a_session_cut_by_a_power_loss_is_closed_at_the_next_boot():
     rig = _rig()
     rig.start_emitting()
