@@ -271,10 +271,10 @@ def selection_of(path):
     return spec if isinstance(spec, dict) and "protocol" in spec else None
 
 
-def open_memory(hw, board):
+def open_memory(board):
     """The settings store and the journal on the flash: (flash, settings, logbook, journal,
-    notes for the boot record). A journal that cannot be opened is None: arming is then
-    refused (by attach), never a treatment left unrecorded."""
+    notes for the boot record). A journal that cannot be opened is None (assemble then refuses
+    arming: no treatment goes unrecorded)."""
     from flash import Flash
     from journal import Journal
     from logbook import Logbook
@@ -321,8 +321,6 @@ def main(hw_module, board_path="board.json", treatment_path="treatment.json"):
     watchdog_reset = hw_module.reset_by_watchdog()
     problem = app.self_test(time.ticks_ms(), integrity.check() or app.settings.problem,
                             watchdog_reset)
-    if app.journal is None:
-        app.controller.blocked = "journal cannot be opened: service needed"
     if problem:
         notes["selftest"] = problem
     app.logbook.boot(app, "WATCHDOG_RESET" if watchdog_reset else "RESET", notes)
@@ -335,7 +333,7 @@ def assemble(hw, board, treatment_path="treatment.json", write=print):
     boot record)."""
     from commands import Commands
 
-    flash, settings, logbook, journal, notes = open_memory(hw, board)
+    flash, settings, logbook, journal, notes = open_memory(board)
     board = settings.board  # the board file with this device's calibration and limits
     app = App(hw, board, load_treatment(treatment_path, board), time.ticks_ms(), write)
     app.flash, app.settings, app.journal, app.logbook = flash, settings, journal, logbook
@@ -343,4 +341,6 @@ def assemble(hw, board, treatment_path="treatment.json", write=print):
     app.treatment_path = treatment_path
     app.commands = Commands(app, hw.read_serial_byte, write, time.ticks_ms(),
                             logbook.pin_failures)
+    if journal is None:
+        app.controller.blocked = "journal cannot be opened: service needed"
     return app, notes

@@ -70,7 +70,6 @@ class Commands:
         self.pin_failures = pin_failures
         self._lockout_from_ms = now_ms  # a lockout found at boot runs from the boot
         self._pending = None  # (request, state before, counters before) of a button command
-        self.replies = 0
 
     # -- the loop's two calls ------------------------------------------------------------------
 
@@ -167,7 +166,6 @@ class Commands:
                 reply["id"] = request["id"]
         if fields:
             reply.update(fields)
-        self.replies += 1
         self._write(json.dumps(reply))
 
     def _press(self, request, name):
