@@ -116,6 +116,12 @@ def _manifest(args):
     return 0
 
 
+def _journal(args):
+    from host_tools import journal_export
+
+    return journal_export.main(args)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="laserctl", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -166,6 +172,13 @@ def main(argv=None):
     p.add_argument("--resistance", type=float, metavar="OHMS",
                    help="print the temperature the firmware computes for this resistance")
     p.set_defaults(func=_thermistor)
+
+    p = sub.add_parser("journal", help="download the device's journal over the serial port, "
+                       "verify its hash chain, write CSV or JSON")
+    p.add_argument("--port", required=True, help="the serial port (a board, or laserctl vdevice)")
+    p.add_argument("--out", required=True, metavar="FILE.csv|FILE.json")
+    p.add_argument("--pin", help="the service PIN (default: $LASERCTL_PIN, else asked for)")
+    p.set_defaults(func=_journal)
 
     p = sub.add_parser("board", help="board files")
     board_sub = p.add_subparsers(dest="board_command", required=True)

@@ -1,6 +1,7 @@
 """The virtual device as a serial port: the real `mpremote` against `laserctl vdevice --pty PATH`,
 as an engineer would use it against a board (exec, fs, soft-reset, repl, reset, make deploy)."""
 
+import csv
 import json
 import os
 import re
@@ -267,3 +268,35 @@ def test_the_serial_protocol_runs_on_the_port_and_the_memory_survives_resets(dev
         os.close(port)
     events = [r["ev"] for r in records]
     assert events.count("boot") == 2 and "pin_wrong" in events, records
+
+
+def _laserctl_journal(port, out, pin="000000"):
+    return subprocess.run([sys.executable, "-m", "host_tools.cli", "journal", "--port", port,
+                           "--out", str(out), "--pin", pin], cwd=REPO, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_laserctl_journal_downloads_verifies_and_finds_a_tampered_record(device, tmp_path):
+    out = tmp_path / "journal.csv"
+    for _ in range(3):  # wrong PINs: refused, and on record
+        result = _laserctl_journal(device.port, out, pin="1111")
+        assert result.returncode == 2 and "wrong PIN" in result.stderr, result.stderr
+    assert not out.exists()
+    result = _laserctl_journal(device.port, out)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "hash chain intact" in result.stdout
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    # More records than one reply's page (4): the download pages through them all.
+    assert [row["ev"] for row in rows] == ["boot", "pin_wrong", "pin_wrong", "pin_wrong",
+                                           "service_open"]
+    assert [row["n"] for row in rows] == ["1", "2", "3", "4", "5"]
+    # One byte of the first record changed on the flash, then the device restarted.
+    device.mpremote("exec", "s = open('journal.log').read(); open('journal.log', 'w')"
+                            ".write(s.replace('\"boot\":1', '\"boot\":7', 1))")
+    device.mpremote("reset")
+    result = _laserctl_journal(device.port, tmp_path / "journal.json")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "line 1: record n=1 fails its hash (altered)" in result.stdout
+    saved = json.loads((tmp_path / "journal.json").read_text())
+    assert saved["records"][0]["boot"] == 7  # written as found: the evidence is kept
