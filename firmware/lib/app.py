@@ -271,16 +271,18 @@ def selection_of(path):
     return spec if isinstance(spec, dict) and "protocol" in spec else None
 
 
-def open_memory(board):
-    """The settings store and the journal on the flash: (flash, settings, logbook, journal,
-    notes for the boot record). A journal that cannot be opened is None (assemble then refuses
-    arming: no treatment goes unrecorded)."""
-    from flash import Flash
+def open_memory(board, flash=None):
+    """The settings store and the journal on `flash` (default: the device's own files):
+    (flash, settings, logbook, journal, notes for the boot record). A journal that cannot be
+    opened is None (assemble then refuses arming: no treatment goes unrecorded)."""
     from journal import Journal
     from logbook import Logbook
     from settings import Settings
 
-    flash = Flash()
+    if flash is None:
+        from flash import Flash
+
+        flash = Flash()
     settings = Settings(flash, board)
     logbook = Logbook()
     notes = {}

@@ -42,10 +42,10 @@ def check_treatment(spec, board):
 FACTORY_CALIBRATION_DATE = "2026-11-01"  # the virtual device's diode was "measured" then
 
 
-def make_image(root, board_name, treatment=None, settings=True):
+def make_image(root, board_name, treatment=None):
     """Lay out a device filesystem in `root` as a deploy leaves it: the firmware, the board file,
-    the preset library, the integrity manifest (last); the treatment; and, with `settings`, the
-    settings a service technician stores once per device: the virtual diode answers exactly as
+    the preset library, the integrity manifest (last); the treatment; and the settings a service
+    technician stores once per device: the virtual diode answers exactly as
     the board's calibration says, so that is its calibration (service PIN: the factory one)."""
     root = Path(root)
     (root / "lib").mkdir(parents=True, exist_ok=True)
@@ -56,8 +56,7 @@ def make_image(root, board_name, treatment=None, settings=True):
     (root / manifest.MANIFEST_NAME).write_text(json.dumps(manifest.manifest(files)))
     if treatment is not None:
         (root / "treatment.json").write_text(json.dumps(treatment))
-    if settings:
-        (root / "settings.json").write_bytes(factory_settings(board))
+    (root / "settings.json").write_bytes(factory_settings(board))
     return board
 
 

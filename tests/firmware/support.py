@@ -241,20 +241,15 @@ class Rig:
         """Give the app what app.main gives it on the device: the settings store and the journal
         on a flash (a FakeFlash that can lose power), the logbook, and the serial protocol.
         `store`: save first settings (the board's calibration, PIN) if the flash has none."""
+        from app import open_memory
         from commands import Commands
         from fakeflash import FakeFlash
-        from journal import Journal
-        from logbook import Logbook
-        from settings import Settings
 
-        self.flash = flash = flash or FakeFlash()
-        settings = Settings(flash, self.board)
+        flash, settings, logbook, journal, _ = open_memory(self.board, flash or FakeFlash())
+        self.flash = flash
         if store and settings.values is None:
             settings.save({"calibration": self.board["diode"]["calibration"],
                            "calibrated_on": "2026-11-01", "pin": {"new": PIN}})
-        logbook = Logbook()
-        journal = Journal(flash, on_record=logbook.on_record)
-        logbook.attach(journal)
         app = self.app
         app.flash, app.settings, app.journal, app.logbook = flash, settings, journal, logbook
         app.library_path = PROTOCOLS_JSON
