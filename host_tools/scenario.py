@@ -276,8 +276,12 @@ def build_report(scenario, stdout, world):
     vetoes = []
     max_measured = None
     last = {}
+    measured = []  # what the firmware itself reported: every state, status and halt line
     for obj in lines:
         ev = obj["ev"]
+        if ev in ("state", "status", "halt"):
+            measured.append((at_s(obj["t_ms"]), obj["state"], obj["power_w"], obj["temp_c"],
+                             obj["delivered_j"]))
         if ev == "state":
             states.append({"at_s": at_s(obj["t_ms"]), "state": obj["state"]})
         elif ev == "fault":
@@ -346,7 +350,9 @@ def build_report(scenario, stdout, world):
         "trace": {"optical_w": optical,
                   "heatsink_c": [(t / 1e6, sink / 1000) for t, sink, _ in temperatures],
                   "junction_c": [(t / 1e6, junction / 1000) for t, _, junction in temperatures],
-                  "inputs": inputs},
+                  "inputs": inputs,
+                  # (at_s, state, power_w, temp_c, delivered_j) as the firmware reported them
+                  "measured": measured},
     }
     if scenario.get("expect"):
         report["expect"] = check_expect(scenario["expect"], report)

@@ -46,6 +46,14 @@ def test_issue_example_completes_within_a_tenth_of_a_percent():
     for key in ("states", "faults", "reaction_ms", "temperature_c"):
         assert key in report
     assert report["temperature_c"]["max_true"] > 25.0
+    # The firmware's own figures, line by line: its count rises to the target while it emits.
+    measured = report["trace"]["measured"]
+    assert measured[0][1] == "STANDBY" and measured[-1][1] == "COMPLETE"
+    emitting = [row for row in measured if row[1] == "EMITTING"]
+    assert all(row[2] == pytest.approx(10.0, rel=1e-3) for row in emitting[1:])
+    doses = [row[4] for row in measured]
+    assert doses == sorted(doses) and doses[-1] == report["delivered_j"]
+    assert all(row[3] is not None and abs(row[3] - 25.0) < 15.0 for row in measured)
 
 
 def test_footswitch_release_stops_emission_within_one_tick_wherever_it_falls():
