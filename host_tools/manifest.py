@@ -1,12 +1,12 @@
 """What is deployed to a device, and its integrity manifest.
 
-`deploy_files` is the one list of files a device needs (the vdevice image and `make deploy` both
-use it). `manifest` gives their SHA-256 digests in the form firmware/lib/integrity.py checks at
-boot: {"version": ..., "files": {device name: hex digest}}. The manifest goes on the device last.
+`deploy_files` is the one list of files a device needs (the vdevice image and `laserctl deploy`
+both use it; deploy compiles the lib/ modules to .mpy). `manifest` gives their SHA-256 digests in
+the form firmware/lib/integrity.py checks at boot: {"version": ..., "files": {device name: hex
+digest}}. The manifest goes on the device last.
 """
 
 import hashlib
-import json
 
 from host_tools import paths
 
@@ -35,9 +35,3 @@ def manifest(files):
     digests = {name: hashlib.sha256(path.read_bytes()).hexdigest()
                for name, path in sorted(files.items())}
     return {"version": firmware_version(), "files": digests}
-
-
-def write(board_name, out):
-    """Write the manifest of a board's deployment to `out` (a path)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(manifest(deploy_files(board_name)), indent=1) + "\n")

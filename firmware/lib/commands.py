@@ -210,6 +210,8 @@ def _status(cmds, request, now_ms):
     fields = app.recorder.status_fields(app)
     fields["selected"] = app.selection
     fields["service"] = cmds.service_open
+    fields["version"] = app.version
+    fields["manifest"] = app.manifest_id
     if app.settings is not None:
         fields["settings"] = app.settings.describe()
     if app.journal is not None:
@@ -377,10 +379,23 @@ def _journal_clear(cmds, request, now_ms):
 
 
 def _restart(cmds, request, now_ms):
-    _check_fields(request, ())
+    """Reset the chip; with "maintenance": true, into a maintenance boot (no loop, no watchdog),
+    which is how `laserctl deploy` reaches a running board's REPL before its watchdog bites."""
+    _check_fields(request, ("maintenance",))
+    maintenance = request.get("maintenance", False)
+    if not isinstance(maintenance, bool):
+        raise CommandError("restart.maintenance: must be true or false, got %r" % (maintenance,))
     cmds._between_sessions(request)
-    cmds.app.restart_requested = True  # the loop resets the chip after this reply is out
-    return {"restarting": True}
+    app = cmds.app
+    if maintenance:
+        if app.flash is None:
+            raise CommandError("restart: this device has no flash for the maintenance flag")
+        from app import MAINTENANCE_FLAG
+
+        write_atomic(app.flash, MAINTENANCE_FLAG, b"laserctl\n")
+        cmds._journal_append({"ev": "service", "action": "maintenance"})
+    app.restart_requested = True  # the loop resets the chip after this reply is out
+    return {"restarting": True, "maintenance": maintenance}
 
 
 _SERVICE = {"logout": _logout, "calibrate": _calibrate, "limits": _limits,

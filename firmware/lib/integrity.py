@@ -5,6 +5,7 @@
 # that emits.
 import hashlib
 import json
+import os
 from binascii import hexlify
 
 MANIFEST = "manifest.json"
@@ -23,6 +24,12 @@ def check(manifest_path=MANIFEST, root=""):
     files = manifest.get("files") if isinstance(manifest, dict) else None
     if not isinstance(files, dict) or not files:
         return "firmware manifest %s lists no files" % manifest_path
+    for folder in ("", "lib"):
+        stray = _unlisted_code(root, folder, files)
+        if stray is not None:
+            # An unlisted module would be imported instead of, or beside, the checked ones
+            # ("" comes first on sys.path, and a .py beats a .mpy of the same name).
+            return "firmware file not in the manifest: %s" % stray
     buf = bytearray(_CHUNK)
     for name in sorted(files):
         try:
@@ -32,6 +39,15 @@ def check(manifest_path=MANIFEST, root=""):
         if digest != files[name]:
             return "firmware file altered: %s" % name
     return None
+
+
+def manifest_id(manifest_path=MANIFEST):
+    """Which deployment this is: the first 16 hex digits of the manifest's SHA-256 (None without
+    one). `laserctl deploy` compares it with the manifest it wrote."""
+    try:
+        return file_sha256(manifest_path)[:16]
+    except OSError:
+        return None
 
 
 def file_sha256(path, buf=None):
@@ -46,3 +62,17 @@ def file_sha256(path, buf=None):
                 break
             h.update(view[:n])
     return hexlify(h.digest()).decode()
+
+
+def _unlisted_code(root, folder, files):
+    """The first Python module (.py or .mpy) in `folder` that the manifest does not list."""
+    path = root + folder
+    prefix = folder + "/" if folder else ""
+    try:
+        names = os.listdir(path) if path else os.listdir()
+    except OSError:
+        return None  # no such folder: nothing in it can be imported
+    for name in sorted(names):
+        if (name.endswith(".py") or name.endswith(".mpy")) and prefix + name not in files:
+            return prefix + name
+    return None

@@ -196,6 +196,28 @@ def test_a_calibration_is_saved_checked_and_applied_by_a_restart():
     assert rig.records("service")[-1]["action"] == "calibration"
 
 
+def test_restart_into_maintenance_leaves_the_flag_and_a_record():
+    rig = _rig()
+    _service(rig)
+    before = _snapshot(rig)
+    for request, words in (({"cmd": "restart", "maintenance": 1}, "true or false"),
+                           ({"cmd": "restart", "now": True}, "unknown field")):
+        reply = rig.send(request)
+        assert reply["ok"] is False and words in reply["error"], reply
+        assert _snapshot(rig) == before
+    rig.set(key_on=True)
+    rig.arm()
+    refused = rig.send({"cmd": "restart", "maintenance": True})  # arming closed the session
+    assert refused["ok"] is False and "service session first" in refused["error"]
+    assert "maintenance" not in rig.flash.files and rig.hw.restarts == 0
+    rig.send({"cmd": "disarm"})
+    _service(rig)
+    reply = rig.send({"cmd": "restart", "maintenance": True})
+    assert reply["ok"] is True and reply["maintenance"] is True
+    assert "maintenance" in rig.flash.files and rig.hw.restarts == 1
+    assert rig.records("service")[-1]["action"] == "maintenance"
+
+
 def test_limits_above_the_boards_are_refused():
     rig = _rig()
     _service(rig)

@@ -11,7 +11,7 @@ _ABC_SHA256 = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 
 def _device(files, manifest=True):
     # try/except, not contextlib.suppress: MicroPython has no contextlib.
-    for name in ("lib/a.py", "b.json", "manifest.json"):
+    for name in ("lib/a.py", "lib/a.mpy", "c.py", "b.json", "manifest.json"):
         try:  # noqa: SIM105
             os.remove(_ROOT + name)
         except OSError:
@@ -44,6 +44,9 @@ def test_file_sha256_is_the_standard_digest():
 def test_a_deployment_that_matches_its_manifest_passes():
     path = _device({"lib/a.py": b"x = 1\n", "b.json": b"{}"})
     assert integrity.check(path, _ROOT) is None
+    assert integrity.manifest_id(path) == integrity.file_sha256(path)[:16]
+    os.remove(path)
+    assert integrity.manifest_id(path) is None
 
 
 def test_an_altered_or_missing_file_is_named():
@@ -65,3 +68,21 @@ def test_a_missing_or_broken_manifest_locks():
     with open(path, "w") as f:
         f.write('{"files": {}}')
     assert integrity.check(path, _ROOT).endswith("lists no files")
+
+
+def test_a_module_the_manifest_does_not_list_is_named():
+    # A .py next to the deployed .mpy would be imported instead of it; one at the root comes
+    # first on sys.path. Either one locks, whatever the listed files say.
+    path = _device({"lib/a.mpy": b"M\x06", "b.json": b"{}"})
+    with open(_ROOT + "lib/a.py", "w") as f:
+        f.write("x = 2\n")
+    assert integrity.check(path, _ROOT) == "firmware file not in the manifest: lib/a.py"
+    path = _device({"lib/a.mpy": b"M\x06", "b.json": b"{}"})
+    with open(_ROOT + "c.py", "w") as f:
+        f.write("x = 3\n")
+    assert integrity.check(path, _ROOT) == "firmware file not in the manifest: c.py"
+    os.remove(_ROOT + "c.py")
+    with open(_ROOT + "notes.txt", "w") as f:  # not code: nothing imports it
+        f.write("calibrated by A. N. Other\n")
+    assert integrity.check(path, _ROOT) is None
+    os.remove(_ROOT + "notes.txt")

