@@ -137,6 +137,9 @@ def main(argv=None):
     p.add_argument("--root", metavar="DIR",
                    help="the device's filesystem (default: a fresh temporary folder)")
     p.add_argument("--ambient", type=float, default=25.0, help="ambient temperature, C")
+    p.add_argument("--panel", type=int, metavar="UDP_PORT",
+                   help="talk to a virtual panel on this local UDP port: the operator's switches "
+                   "and a power meter for laserctl calibrate --virtual-panel")
     p.set_defaults(func=_vdevice)
 
     p = sub.add_parser("scenario", help="run a scenario file on the virtual device")

@@ -63,17 +63,22 @@ class App:
 
     # -- boot ----------------------------------------------------------------------------------
 
-    def self_test(self, now_ms, integrity_problem=None, watchdog_reset=False):
+    def self_test(self, now_ms, integrity_problem=None, watchdog_reset=False,
+                  settings_problem=None):
         """BOOT: with every output off, check the firmware's integrity (the caller's verdict),
         the emission gate and the sensor. A failure locks arming and the supervisor until the
         next boot and is reported; after a watchdog reset the controller starts in FAULT.
+        Without valid settings (`settings_problem`) only a service calibration point may arm.
         Returns the problem or None."""
         problem = integrity_problem or self._check_hardware(now_ms)
         if problem is not None:
             self.supervisor.lock(problem)
+        elif settings_problem is not None:
+            self.controller.calibration_only = settings_problem
+            self.supervisor.calibration_only = True
         self.controller.booted(now_ms, problem, WATCHDOG_RESET if watchdog_reset else None)
-        self.recorder.self_test(now_ms, problem)
-        return problem
+        self.recorder.self_test(now_ms, problem or settings_problem)
+        return problem or settings_problem
 
     def _check_hardware(self, now_ms):
         problem = self.hw.check_shutdown_path()
@@ -164,12 +169,12 @@ class App:
     # -- what the serial commands change ---------------------------------------------------------
 
     def select(self, treatment, selection):
-        """A new treatment, chosen between sessions (commands.py checks the state)."""
+        """A new treatment (or None), chosen between sessions (commands.py checks the state)."""
         self.treatment = treatment
         self.selection = selection
         self.controller.treatment = treatment
         self.supervisor.set_treatment(self.board, treatment)
-        self.recorder.target_j = treatment.target_j
+        self.recorder.target_j = treatment.target_j if treatment else None
 
     def lock(self, reason):
         """Lock arming and emission until the next boot, saying why."""
@@ -323,8 +328,8 @@ def main(hw_module, board_path="board.json", treatment_path="treatment.json"):
                       "loop_ms": app.period_ms, "watchdog_ms": app.watchdog_ms}))
     watchdog_reset = hw_module.reset_by_watchdog()
     app.manifest_id = integrity.manifest_id()
-    problem = app.self_test(time.ticks_ms(), integrity.check() or app.settings.problem,
-                            watchdog_reset)
+    problem = app.self_test(time.ticks_ms(), integrity.check(), watchdog_reset,
+                            app.settings.problem)
     if problem:
         notes["selftest"] = problem
     app.logbook.boot(app, "WATCHDOG_RESET" if watchdog_reset else "RESET", notes)

@@ -4,8 +4,9 @@
 #
 # Operator commands act like the panel's buttons and never more: "arm" only arms (READY, with its
 # emission warning); light still needs the footswitch released and pressed. Service commands
-# (settings, PIN, journal export and release) need a service session opened with the PIN; it ends
-# after SERVICE_IDLE_MS without a request and as soon as a treatment begins.
+# (settings, PIN, journal export and release, calibration points) need a service session opened
+# with the PIN; it ends after SERVICE_IDLE_MS without a request and as soon as a treatment begins
+# (a calibration point is not one: the technician measures several in one session).
 import json
 
 from controller import COMPLETE, EMITTING, FAULT, PAUSED, READY, STANDBY, STATE_NAMES
@@ -26,6 +27,7 @@ SERVICE_IDLE_MS = const(300000)  # a service session left idle this long closes
 MAX_PIN_TRIES = const(5)  # wrong PINs in a row before the lockout ...
 LOCKOUT_MS = const(900000)  # ... which lasts this long (counted again from boot after a reset)
 JOURNAL_PAGE = const(4)  # records per journal reply: a reply stays short on a 115200 baud port
+MAX_POINT_S = const(60)  # the longest calibration point: a thermal power meter settles in ~10 s
 _IN_SESSION = (READY, EMITTING, PAUSED)
 _BUTTON_COMMANDS = {"arm": ARM, "disarm": DISARM, "ack": ACK, "reset": RESET}
 
@@ -70,6 +72,7 @@ class Commands:
         self.pin_failures = pin_failures
         self._lockout_from_ms = now_ms  # a lockout found at boot runs from the boot
         self._pending = None  # (request, state before, counters before) of a button command
+        self._before_point = None  # (treatment, selection) to restore after a calibration point
 
     # -- the loop's two calls ------------------------------------------------------------------
 
@@ -78,9 +81,12 @@ class Commands:
         one request, if a whole line is waiting. A button command is passed to the step in
         app.inputs.command and answered by finish(); every other request is answered here."""
         state = self.app.controller.state
-        if self.service_open and (state in _IN_SESSION
-                                  or ticks_diff(now_ms, self._service_last_ms) >= SERVICE_IDLE_MS):
-            self._close_service("a treatment began" if state in _IN_SESSION else "idle timeout")
+        if self._before_point is not None and state not in _IN_SESSION:
+            self._end_point()
+        treating = state in _IN_SESSION and self._before_point is None
+        if self.service_open and (treating or
+                                  ticks_diff(now_ms, self._service_last_ms) >= SERVICE_IDLE_MS):
+            self._close_service("a treatment began" if treating else "idle timeout")
         line = self.lines.poll()
         if line is None:
             return
@@ -101,7 +107,9 @@ class Commands:
                     raise CommandError('%s: a service command: open a service session first '
                                        '({"cmd": "service", "pin": "..."})' % name)
                 self._service_last_ms = now_ms
-            self._reply(request, handler(self, request, now_ms))
+            fields = handler(self, request, now_ms)
+            if self._pending is None or self._pending[0] is not request:
+                self._reply(request, fields)  # else finish() answers, after the step
         except CommandError as e:
             self._reply(request, None, str(e))
 
@@ -116,14 +124,23 @@ class Commands:
         name = request["cmd"]
         now = STATE_NAMES[c.state]
         error = None
-        if name == "arm" and c.state != READY:
+        if name in ("arm", "cal_point") and c.state != READY:
             error = "arm refused: %s" % (c.refusal if c.refusals != refusals_was else
                                          "the state is %s" % now)
         elif name == "reset" and c.state == FAULT and state_was == FAULT:
             error = "reset refused: %s stays latched while its cause is present" % fault_was
-        elif name != "arm" and c.state == state_was and not (name == "ack" and c.silenced):
+        elif name not in ("arm", "cal_point") and c.state == state_was and \
+                not (name == "ack" and c.silenced):
             error = "%s: nothing to do in %s" % (name, now)
-        self._reply(request, None if error else {"state": now}, error)
+        fields = {"state": now}
+        if name == "cal_point":
+            if error:
+                self._end_point()
+            else:
+                point = self.app.treatment
+                fields.update(duty=point.duty_u16, time_s=point.time_s,
+                              power_w=round(point.power_w, 3))
+        self._reply(request, None if error else fields, error)
 
     def abandon(self):
         """The tick failed: its button command is answered with an error, never retried."""
@@ -176,8 +193,19 @@ class Commands:
         if name == "disarm" and c.state not in _IN_SESSION:
             raise CommandError("disarm: no session to end (the state is %s)"
                                % STATE_NAMES[c.state])
-        self.app.inputs.command = _BUTTON_COMMANDS[name]
+        self._pass_to_step(request, _BUTTON_COMMANDS[name])
+
+    def _pass_to_step(self, request, command):
+        """The step acts on `command` as on a button's edge; finish() answers `request`."""
+        c = self.app.controller
+        self.app.inputs.command = command
         self._pending = (request, c.state, c.refusals, c.fault_code)
+
+    def _end_point(self):
+        """Back to the treatment that was selected before the calibration point."""
+        treatment, selection = self._before_point
+        self._before_point = None
+        self.app.select(treatment, selection)
 
     def _close_service(self, why):
         self.service_open = False
@@ -360,6 +388,27 @@ def _pin(cmds, request, now_ms):
     return _save(cmds, request, {"pin": {"new": request.get("new")}}, "pin")
 
 
+def _cal_point(cmds, request, now_ms):
+    """Arm a calibration point: `duty` held for `time_s` s of emission, for a power meter. The
+    technician still needs the key, the interlock and the footswitch, as for a treatment."""
+    _check_fields(request, ("duty", "time_s"))
+    duty = _whole(request, "duty", 1, 65535)
+    time_s = _whole(request, "time_s", 1, MAX_POINT_S, 10)
+    app = cmds.app
+    if app.controller.state != STANDBY:
+        raise CommandError("cal_point: only in STANDBY (the state is %s)"
+                           % STATE_NAMES[app.controller.state])
+    from treatment import CalibrationPoint
+
+    try:
+        point = CalibrationPoint(app.board, duty, time_s)
+    except ValueError as e:
+        raise CommandError("cal_point: %s" % e)
+    cmds._before_point = (app.treatment, app.selection)
+    app.select(point, {"protocol": "calibration", "duty": point.duty_u16})
+    cmds._pass_to_step(request, ARM)
+
+
 def _journal_export(cmds, request, now_ms):
     """The raw records, hash and all, for the host to verify and keep."""
     journal, lines = _page(cmds, request, False)
@@ -398,7 +447,7 @@ def _restart(cmds, request, now_ms):
     return {"restarting": True, "maintenance": maintenance}
 
 
-_SERVICE = {"logout": _logout, "calibrate": _calibrate, "limits": _limits,
+_SERVICE = {"logout": _logout, "calibrate": _calibrate, "cal_point": _cal_point, "limits": _limits,
             "pin": _pin, "journal_export": _journal_export, "journal_clear": _journal_clear,
             "restart": _restart}
 # Anyone may ask for these; "service" is the door to the rest, behind the PIN.

@@ -72,6 +72,9 @@ class Controller:
         self.state = BOOT
         self.locked = None  # why arming is locked until the next boot (the self-test), or None
         self.blocked = None  # why arming is refused for now (the journal cannot take more)
+        # Why only a service calibration point may arm (this device has no valid settings), or
+        # None; the supervisor holds the same rule on its own.
+        self.calibration_only = None
         self.entered_ms = now_ms
         self.fault_code = None
         self.refusal = None  # why the last arm request was refused, for the operator
@@ -115,8 +118,11 @@ class Controller:
         if level_was == NORMAL and self.thermal.level != NORMAL:
             self._warm_since_ms = now
         if self.power_monitor is not None:
-            deviation = self.power_monitor.update(inp.monitor_uv, self.power_uw,
-                                                  self.state == EMITTING)
+            # A calibration point is there because the curve may be wrong: no deviation check
+            # against it (the supervisor's absolute light limit still holds).
+            deviation = self.power_monitor.update(
+                inp.monitor_uv, self.power_uw,
+                self.state == EMITTING and not self.treatment.is_calibration)
             sensed_fault = sensed_fault or deviation
         arm = inp.arm_pressed and not self._arm_was
         reset = (inp.reset_pressed and not self._reset_was) or inp.command == RESET
@@ -152,6 +158,7 @@ class Controller:
         self.thermal, self.footswitch = failed.thermal, failed.footswitch
         self.power_monitor = failed.power_monitor
         self.locked, self.blocked = failed.locked, failed.blocked
+        self.calibration_only = failed.calibration_only
         self.state, self.entered_ms, self.fault_code = FAULT, failed.entered_ms, failed.fault_code
         self.silenced, self._silenced_until_ms = failed.silenced, failed._silenced_until_ms
         self.sessions_ended, self.session_end = failed.sessions_ended, failed.session_end
@@ -235,6 +242,8 @@ class Controller:
             self.refusal = self.blocked
         elif self.treatment is None:
             self.refusal = "no treatment selected"
+        elif self.calibration_only is not None and not self.treatment.is_calibration:
+            self.refusal = self.calibration_only
         elif not inp.key_on:
             self.refusal = "key switch off"
         elif not inp.interlock_closed:

@@ -88,6 +88,8 @@ class Recorder:
             "derate_pct": c.thermal.derate_step * 100 // DERATE_STEPS,
             "fault": c.fault_code, "alarm": PRIORITY_NAMES[c.alarm], "silenced": c.silenced,
             "request": app.requested, "permit": app.supervisor.permitted,
-            "why": app.supervisor.why, "locked": c.locked, "blocked": c.blocked,
+            # Without settings only a service calibration point may arm: locked, for everyone else.
+            "why": app.supervisor.why, "locked": c.locked or c.calibration_only,
+            "blocked": c.blocked,
             "overruns": app.overruns,
         }

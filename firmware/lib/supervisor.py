@@ -52,6 +52,7 @@ class Supervisor:
         self.why = "booting"
         self.trip = None
         self.locked = None
+        self.calibration_only = False  # no valid settings: only a calibration point may emit
 
     def _light_limits(self, board):
         monitor = board.get("power_monitor")
@@ -69,6 +70,7 @@ class Supervisor:
         self._duties = array("i")
         self._uw = array("i")
         self._budget_mj = 0
+        self._calibrating = treatment is not None and treatment.is_calibration
         if treatment is None:
             return
         cal = calibration.for_board(board)
@@ -138,6 +140,8 @@ class Supervisor:
             return "locked"
         if self.trip is not None:
             return self.trip
+        if self.calibration_only and not self._calibrating:
+            return "not calibrated"
         if fault_latched:
             return "fault latched"
         if not inp.key_on:

@@ -23,6 +23,8 @@ class Treatment:
     power (average / duty): from GATE_HARDWARE_MIN_HZ by a hardware PWM on the enable pin,
     at lower rates by the loop itself, switching the enable line on tick boundaries."""
 
+    is_calibration = False  # see CalibrationPoint
+
     __slots__ = ("power_w", "dose_j_cm2", "area_cm2", "target_j", "mode", "pulse_hz",
                  "duty_pct", "peak_w", "duty_u16", "gate_duty_u16", "gate_period_ms",
                  "gate_on_ms", "power_uw", "target_mj", "duty_steps", "power_uw_steps",
@@ -138,9 +140,59 @@ class Treatment:
             self.duty_steps[step] = duty
             self.power_uw_steps[step] = int(optical_w * counted * 1000000 + 0.5)
             # The heat bound is the average over the pulses, on-ticks and off-ticks alike.
-            electrical_w = electrical_w_at_full_duty * duty / 65535
-            heat_w = max(electrical_w - optical_w, 0.0) * average * _HEAT_MARGIN
-            self.heat_uw_steps[step] = int(heat_w * 1000000 + 0.5)
+            self.heat_uw_steps[step] = _heat_uw(electrical_w_at_full_duty, duty, optical_w,
+                                                average)
+
+
+class CalibrationPoint:
+    """A service technician's calibration point: `duty_u16` held for `time_s` seconds of
+    emission while a power meter reads the light. It is armed and run like a treatment (key,
+    interlock, the emission warning, the footswitch, the supervisor, the thermal checks) with
+    the interface the loop uses. Its power is the estimate of the curve in use (which the point
+    is there to correct); counting that power for `time_s` makes the dose stop a timer.
+    No derating: a heatsink too warm for the full duty stops the light instead."""
+
+    is_calibration = True
+    mode = "cw"
+    pulse_hz = 0
+    duty_pct = 100.0
+    gate_duty_u16 = 65535
+    gate_period_ms = gate_on_ms = 0
+    dose_j_cm2 = area_cm2 = None
+
+    def __init__(self, board, duty_u16, time_s, headroom=1.1):
+        cal = calibration_module.for_board(board)
+        duty = duty_u16 // cal.step * cal.step
+        watts = cal.watts(duty)
+        if watts <= 0:
+            raise ValueError("duty %d is at or below the lasing threshold of the curve in use "
+                             "(no light to measure)" % duty_u16)
+        limit_w = board["diode"]["max_power_w"] * headroom
+        if watts > limit_w:
+            raise ValueError("duty %d would give %.2f W by the curve in use, over %.2f W "
+                             "(max_power_w + %d %%)" % (duty_u16, watts, limit_w,
+                                                        round(headroom * 100 - 100)))
+        self.duty_u16 = duty
+        self.time_s = time_s
+        self.power_w = self.peak_w = watts
+        self.power_uw = int(watts * 1000000 + 0.5)
+        self.target_mj = self.power_uw * time_s // 1000
+        self.target_j = self.target_mj / 1000
+        top = DERATE_STEPS
+        self.duty_steps = array("i", [0] * (top + 1))
+        self.power_uw_steps = array("i", [0] * (top + 1))
+        self.heat_uw_steps = array("i", [0] * (top + 1))
+        self.duty_steps[top] = duty
+        self.power_uw_steps[top] = self.power_uw
+        self.heat_uw_steps[top] = _heat_uw(board["diode"]["electrical_w_at_full_duty"], duty,
+                                           watts, 1.0)
+
+
+def _heat_uw(electrical_w_at_full_duty, duty, optical_w, average):
+    """The diode's heat at `duty` (electrical in, light out), 10 % high: the runaway check's
+    bound. `average`: the fraction of the time the light is on."""
+    electrical_w = electrical_w_at_full_duty * duty / 65535
+    return int(max(electrical_w - optical_w, 0.0) * average * _HEAT_MARGIN * 1000000 + 0.5)
 
 
 def for_board(spec, board):

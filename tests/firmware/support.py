@@ -147,7 +147,7 @@ class Rig:
 
     def __init__(self, board=None, spec=True, power_w=10.0, dose_j_cm2=8.0, area_cm2=100.0,
                  temp_c=25.0, start_ms=0, integrity_problem=None, watchdog_reset=False,
-                 hw=None):
+                 hw=None, settings_problem=None):
         from app import App
 
         self.board = board or load_board()
@@ -159,7 +159,8 @@ class Rig:
         self.app = App(self.hw, self.board, self.treatment, start_ms, self._write)
         self.period_ms = self.board["loop_ms"]
         self.set_temp(temp_c)
-        self.self_test = self.app.self_test(start_ms, integrity_problem, watchdog_reset)
+        self.self_test = self.app.self_test(start_ms, integrity_problem, watchdog_reset,
+                                            settings_problem)
         self.tick()  # the first tick after boot: buttons held now are not presses
 
     @property
