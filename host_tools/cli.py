@@ -108,6 +108,24 @@ def _deploy(args):
     return deploy.main(args)
 
 
+def _console(args):
+    from host_tools import serial_console
+
+    return serial_console.main(args)
+
+
+def _plot(args):
+    from host_tools import plot
+
+    return plot.main(args)
+
+
+def _calibrate(args):
+    from host_tools import calibrate
+
+    return calibrate.main(args)
+
+
 def _journal(args):
     from host_tools import journal_export
 
@@ -179,6 +197,43 @@ def main(argv=None):
     p.add_argument("--out", required=True, metavar="FILE.csv|FILE.json")
     p.add_argument("--pin", help="the service PIN (default: $LASERCTL_PIN, else asked for)")
     p.set_defaults(func=_journal)
+
+    p = sub.add_parser("console", help="an interactive console over the serial protocol: "
+                       "status, presets, arming, service session, journal")
+    p.add_argument("--port", required=True, help="the serial port (a board, or laserctl vdevice)")
+    p.add_argument("--pin", help="the service PIN (default: $LASERCTL_PIN, else asked for)")
+    p.add_argument("--log", metavar="FILE.jsonl",
+                   help="append every JSON line the device sends (laserctl plot draws it)")
+    p.set_defaults(func=_console)
+
+    p = sub.add_parser("plot", help="draw a session: a scenario report or a device's log "
+                       "(power, temperature, dose against target, states, faults) as a PNG")
+    p.add_argument("report", help="REPORT.json (laserctl scenario --report) or FILE.jsonl")
+    p.add_argument("--out", required=True, metavar="FILE.png")
+    p.add_argument("--title", help="the figure's title (default: the report's description)")
+    p.set_defaults(func=_plot)
+
+    p = sub.add_parser("calibrate", help="guided diode calibration with a power meter over "
+                       "the serial protocol; writes the curve and its due date")
+    p.add_argument("--port", required=True, help="the serial port (a board, or laserctl vdevice)")
+    p.add_argument("--pin", help="the service PIN (default: $LASERCTL_PIN, else asked for)")
+    p.add_argument("--board", default="esp32-devkitc",
+                   help="the device's board (its design curve and max power; default: "
+                   "esp32-devkitc)")
+    p.add_argument("--duties", help="comma-separated duty points (default: spread over the "
+                   "design curve up to max power)")
+    p.add_argument("--time-s", type=int, default=10,
+                   help="seconds of emission per point (default: 10; the meter must settle)")
+    p.add_argument("--date", help="the calibration date YYYY-MM-DD (default: today)")
+    p.add_argument("--due-days", type=int, default=365,
+                   help="days until the next calibration is due (default: 365)")
+    p.add_argument("--plot", metavar="FILE.png",
+                   help="where to draw the curve (default: calibration-DATE.png)")
+    p.add_argument("--yes", action="store_true", help="write without asking to confirm")
+    p.add_argument("--virtual-panel", type=int, metavar="UDP_PORT",
+                   help="the virtual device only: its panel (laserctl vdevice --panel) turns the "
+                   "key, closes the interlock, holds the footswitch and reads the light")
+    p.set_defaults(func=_calibrate)
 
     p = sub.add_parser("board", help="board files")
     board_sub = p.add_subparsers(dest="board_command", required=True)

@@ -4,6 +4,7 @@ device's reply to it back, with the device's event lines (status, state, ...) sk
     with SerialLink("/dev/ttyUSB0") as link:
         link.call("status")                   # -> the reply dict; DeviceError if "ok" is false
         link.call("service", pin="000000")
+        link.poll()                           # -> the event lines waiting, without a request
 
 Works with a board and with the virtual device's port (`laserctl vdevice --pty PATH`)."""
 
@@ -13,6 +14,7 @@ import time
 import serial
 
 BAUD = 115200
+MAX_PARTIAL = 4096  # bytes kept of a line without its end: the device's lines are far shorter
 
 
 class DeviceError(Exception):
@@ -20,14 +22,20 @@ class DeviceError(Exception):
 
 
 class SerialLink:
-    def __init__(self, port, timeout_s=5.0):
+    """The port at 115200 baud. `timeout_s`: how long a request waits for its reply. `on_line`:
+    called with the text of every JSON object line received (events and replies, without the line
+    end), before anything else is done with it, e.g. to keep a log."""
+
+    def __init__(self, port, timeout_s=5.0, on_line=None):
         try:
             self._port = serial.Serial(port, BAUD, timeout=0.1)
         except (serial.SerialException, OSError) as e:
             raise DeviceError("cannot open %s: %s" % (port, e)) from e
         self.timeout_s = timeout_s
-        self.events = []  # the event lines seen while waiting for replies
+        self.events = []  # the event lines seen while waiting for replies (or in poll)
+        self.on_line = on_line
         self._next_id = 1
+        self._partial = b""  # a line's start that arrived without its end (yet)
 
     def close(self):
         self._port.close()
@@ -46,19 +54,41 @@ class SerialLink:
         self._port.write(json.dumps(fields).encode() + b"\n")
         deadline = time.monotonic() + self.timeout_s
         while time.monotonic() < deadline:
-            line = self._port.readline()
-            try:
-                obj = json.loads(line)
-            except ValueError:
-                continue  # a partial line, the REPL's banner, noise
-            if not isinstance(obj, dict):
-                continue
-            if "ev" in obj:
-                self.events.append(obj)
-            elif obj.get("id") == ident:
+            obj = self._read_line()
+            # "ok" too: a REPL echoes the request line itself, id and all
+            if obj is not None and "ok" in obj and obj.get("id") == ident:
                 return obj
         raise DeviceError("no reply to %r within %.0f s: is the firmware running (not at the "
                           "REPL, not in a maintenance boot)?" % (cmd, self.timeout_s))
+
+    def poll(self):
+        """Read the lines already waiting, without sending anything; return the event lines among
+        them (also kept in `events`). A late reply, to a request that timed out, is dropped."""
+        start = len(self.events)
+        while self._port.in_waiting:
+            self._read_line()
+        return self.events[start:]
+
+    def _read_line(self):
+        """One line from the port (waiting at most the port's 0.1 s): the JSON object it holds,
+        or None. Events go to `events`; a line cut by the read's timeout is kept until its end
+        arrives, so that no line is lost or split."""
+        chunk = self._port.readline()
+        if not chunk.endswith(b"\n"):
+            self._partial = (self._partial + chunk)[-MAX_PARTIAL:]  # REPL prompts never end
+            return None
+        line, self._partial = self._partial + chunk, b""
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            return None  # the REPL's banner, noise
+        if not isinstance(obj, dict):
+            return None
+        if self.on_line is not None:
+            self.on_line(line.decode("utf-8", "replace").rstrip("\r\n"))
+        if "ev" in obj:
+            self.events.append(obj)
+        return obj
 
     def call(self, cmd, **fields):
         """request(), raising DeviceError with the device's own words if it refused."""
