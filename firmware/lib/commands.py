@@ -356,7 +356,9 @@ def _save(cmds, request, changes, action):
     try:
         settings.save(changes)
     except ValueError as e:
-        raise CommandError("%s: %s" % (request["cmd"], e))
+        text = str(e)  # "pin: ..." needs no second "pin: "
+        raise CommandError(text if text.startswith(request["cmd"] + ":") else
+                           "%s: %s" % (request["cmd"], text))
     record = {"ev": "service", "action": action}
     cmds._journal_append(record)
     if action != "pin":

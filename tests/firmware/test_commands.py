@@ -230,7 +230,7 @@ def test_limits_above_the_boards_are_refused():
 def test_a_pin_change_applies_at_once():
     rig = _rig()
     _service(rig)
-    assert rig.send({"cmd": "pin", "new": "12ab"})["ok"] is False
+    assert rig.send({"cmd": "pin", "new": "12ab"})["error"] == "pin: must be 4 to 12 digits 0-9"
     assert rig.send({"cmd": "pin", "new": "246810"})["ok"] is True
     rig.send({"cmd": "logout"})
     assert _service(rig)["ok"] is False
