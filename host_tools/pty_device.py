@@ -87,11 +87,15 @@ class _Stop(Exception):
 class PtyDevice:
     """The port, the interpreter behind it, and the bridge between them."""
 
-    def __init__(self, link, root, board, ambient_c):
+    def __init__(self, link, root, board, ambient_c, panel_port=None):
+        """`link`: the port's path; `root`: the flash folder; `board`: the validated board dict;
+        `ambient_c`: the room; `panel_port`: None, or the UDP port on 127.0.0.1 the world reports
+        to and takes operator inputs from (host_tools/virtual_panel.py), for every interpreter."""
         self.link = Path(link)
         self.root = Path(root)
         self.board = board
         self.ambient_c = ambient_c
+        self.panel_port = panel_port
         self.workdir = tempfile.TemporaryDirectory(prefix="laserctl-vdevice-")
         self.config_path = Path(self.workdir.name) / "world.json"
         self.port_fd = self.port_slave_fd = None
@@ -147,11 +151,13 @@ class PtyDevice:
     def start_interpreter(self, raw_repl=False):
         """Boot the device: boot.py and main.py, or boot.py and the raw REPL after a soft reset
         from the raw REPL."""
+        # Each interpreter's world opens the panel's channel afresh (from a new address).
+        panel = {} if self.panel_port is None else {"control_port": self.panel_port}
         config = vdevice.sim_config(
             self.board, realtime=True, ambient_c=self.ambient_c, run_main=not raw_repl,
             world_board=self.board, mount_root=True, exit_on_reset=True, announce_start=True,
             # ticks_ms runs on across soft resets, as on the chip; a hard reset restarts it.
-            clock_start_ms=int((time.monotonic() - self.power_on_at) * 1000))
+            clock_start_ms=int((time.monotonic() - self.power_on_at) * 1000), **panel)
         self.config_path.write_text(json.dumps(config))
         argv, env, cwd = vdevice.command(self.root, self.config_path, interactive=True)
         # The simulator imports the firmware's calibration module for its plant model: from the
@@ -373,7 +379,8 @@ def main(args):
         else:
             root = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="vdev-flash-")))
             vdevice.make_image(root, args.board, args.protocol)
-        device = PtyDevice(args.pty, root.resolve(), board, args.ambient)
+        device = PtyDevice(args.pty, root.resolve(), board, args.ambient,
+                           panel_port=getattr(args, "panel", None))
         cleanup.callback(device.close)
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, _raise_stop)
