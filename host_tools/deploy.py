@@ -169,11 +169,11 @@ def enter_maintenance(port, pin):
             status = link.call("status")
         except DeviceError:
             return False  # no firmware loop answers: a blank board, a REPL, a maintenance boot
-        print("the firmware runs (version %s, state %s): restarting it into a maintenance boot"
-              % (status.get("version"), status["state"]))
         pin = pin or os.environ.get(PIN_ENV) or getpass.getpass("service PIN: ")
         link.timeout_s = 5.0
         link.call("service", pin=pin)
+        print("the firmware runs (version %s, state %s): restarting it into a maintenance boot"
+              % (status.get("version"), status["state"]))
         link.call("restart", maintenance=True)
         deadline = time.monotonic() + BOOT_TIMEOUT_S
         while not any(event["ev"] == "maintenance" for event in link.poll()):
@@ -261,13 +261,16 @@ def main(args):
             if to_copy or to_remove or not current:
                 print("%swrite  %s (last)" % (verb, manifest.MANIFEST_NAME))
             print("%d files unchanged" % len(unchanged))
-            if args.dry_run or not (to_copy or to_remove or not current):
+            if args.dry_run:
                 if in_maintenance:  # leave the device as it was found: running its firmware
                     _mpremote(args.port, "fs", "rm", ":" + MAINTENANCE_FLAG, "+", "reset")
-                if args.dry_run:
-                    print("dry run: nothing was changed on the device")
-                    return 0
+                print("dry run: nothing was changed on the device")
+                return 0
+            if not (to_copy or to_remove or not current):
                 print("the device has this firmware already: nothing to copy")
+                flag = MAINTENANCE_FLAG in device["files"]  # ours, or left from before
+                _mpremote(args.port, *(["fs", "rm", ":" + MAINTENANCE_FLAG, "+"] if flag else []),
+                          "reset")
             else:
                 copy(args.port, out_dir, to_copy, to_remove, device)
         status = confirm(args.port, manifest.firmware_version(), manifest_id)

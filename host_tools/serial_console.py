@@ -24,6 +24,7 @@ the port or the log cannot be opened or the firmware does not answer at the star
 import cmd
 import collections
 import contextlib
+import datetime
 import getpass
 import json
 import os
@@ -80,8 +81,10 @@ def _pairs(fields):
                     for k, v in sorted((fields or {}).items()))
 
 
-def status_text(st):
-    """The status line from a `status` reply `st` (a status event lacks service and preset)."""
+def status_text(st, today=None):
+    """The status line from a `status` reply `st` (a status event lacks service and preset).
+    `today` ("YYYY-MM-DD", default the host's date): the device has no clock, so the host says
+    when its calibration is overdue."""
     thermal = st.get("thermal", "?")
     if st.get("derate_pct", 100) < 100:
         thermal += " derated to %d%%" % st["derate_pct"]
@@ -91,6 +94,9 @@ def status_text(st):
              "alarm %s%s" % (st.get("alarm"), " (silenced)" if st.get("silenced") else ""),
              "fault %s" % (st.get("fault") or "none")]
     parts += ["%s: %s" % (key.upper(), st[key]) for key in ("locked", "blocked") if st.get(key)]
+    due_on = (st.get("settings") or {}).get("due_on")
+    if due_on and due_on < (today or datetime.date.today().isoformat()):
+        parts.append("CALIBRATION OVERDUE since %s" % due_on)
     if "service" in st:
         parts.append("service session %s" % ("OPEN" if st["service"] else "closed"))
     if st.get("selected"):

@@ -28,7 +28,8 @@ class SerialLink:
 
     def __init__(self, port, timeout_s=5.0, on_line=None):
         try:
-            self._port = serial.Serial(port, BAUD, timeout=0.1)
+            # exclusive: a second tool on the same port would steal the replies (POSIX lock)
+            self._port = serial.Serial(port, BAUD, timeout=0.1, exclusive=True)
         except (serial.SerialException, OSError) as e:
             raise DeviceError("cannot open %s: %s" % (port, e)) from e
         self.timeout_s = timeout_s

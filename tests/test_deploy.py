@@ -12,7 +12,7 @@ import pytest
 from test_vdevice_mpremote import REPO, start_device  # noqa: F401 - a fixture
 
 from host_tools import deploy, manifest
-from host_tools.serial_link import SerialLink
+from host_tools.serial_link import DeviceError, SerialLink
 
 FIRMWARE_VERSION = manifest.firmware_version()
 MODULES = sorted(p.stem for p in (REPO / "firmware" / "lib").glob("*.py"))
@@ -98,6 +98,19 @@ def test_deploy_then_tamper_then_refusal_then_redeploy(start_device, flash):  # 
     assert done.returncode == 0, done.stdout + done.stderr
     assert "self-test: ok" in done.stdout
     assert status(dev.port)["locked"] is None
+
+    # Left in a maintenance boot (by hand, or a deploy cut short): deploy brings it back.
+    dev.mpremote("fs", "touch", ":maintenance", "+", "reset")
+    done = laserctl_deploy(dev.port)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "the device has this firmware already: nothing to copy" in done.stdout
+    assert not (flash / "maintenance").exists() and status(dev.port)["locked"] is None
+
+
+def test_one_tool_at_a_time_on_a_port(start_device):  # noqa: F811
+    dev = start_device()
+    with SerialLink(dev.port), pytest.raises(DeviceError, match="cannot open"):
+        SerialLink(dev.port)  # e.g. a console left open while deploying
 
 
 def test_a_wrong_pin_changes_nothing_and_the_firmware_keeps_running(start_device, flash):  # noqa: F811

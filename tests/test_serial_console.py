@@ -14,7 +14,7 @@ import pytest
 import test_vdevice_mpremote as vdevice_tests
 
 from host_tools.journal_export import PIN_ENV
-from host_tools.serial_console import event_text
+from host_tools.serial_console import event_text, status_text
 from host_tools.serial_link import SerialLink
 
 REPO = vdevice_tests.REPO
@@ -244,3 +244,9 @@ def test_event_lines_read_as_one_liners():
     assert event_text({"ev": "selftest", "ok": False, "problem": "manifest"}) == \
         "self-test FAILED: manifest"
     assert event_text({"ev": "new", "a": 1}) == 'event: {"ev": "new", "a": 1}'
+
+
+def test_the_status_line_says_when_the_calibration_is_overdue():
+    reply = {"state": "STANDBY", "power_w": 0.0, "settings": {"due_on": "2025-01-31"}}
+    assert "CALIBRATION OVERDUE since 2025-01-31" in status_text(reply, today="2026-11-21")
+    assert "OVERDUE" not in status_text(reply, today="2025-01-31")  # due that day: not yet

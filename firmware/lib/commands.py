@@ -215,6 +215,8 @@ class Commands:
         journal = self.app.journal
         if journal is not None:
             journal.append(record)
+            if self.app.logbook is not None:
+                self.app.logbook.check_space(self.app)  # this record may have filled it
 
     def _settings(self, request):
         settings = self.app.settings

@@ -302,6 +302,16 @@ def test_a_full_journal_refuses_arming_until_it_is_released():
     assert rig.send({"cmd": "arm"})["ok"] is True
 
 
+def test_a_journal_filled_by_service_records_refuses_the_next_arm():
+    rig = _rig()
+    rig.app.journal.file_bytes = 1
+    assert _service(rig)["ok"] is True  # its record fills the journal
+    rig.send({"cmd": "logout"})
+    assert rig.app.journal.full
+    reply = rig.send({"cmd": "arm"})
+    assert reply["ok"] is False and "journal full" in reply["error"]
+
+
 def test_no_settings_lock_the_device_and_say_why():
     rig = Rig()
     flash = FakeFlash()
