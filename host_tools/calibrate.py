@@ -16,18 +16,14 @@ Exit status: 0 stored and applied; 1 the technician aborted, or the readings mak
 
 import copy
 import datetime
-import getpass
 import math
-import os
 import sys
-import tempfile
 import time
 from contextlib import suppress
 from pathlib import Path
 
 from host_tools import paths, vdevice
-from host_tools.journal_export import PIN_ENV
-from host_tools.serial_link import DeviceError, SerialLink
+from host_tools.serial_link import DeviceError, SerialLink, service_pin
 from host_tools.virtual_panel import PanelError, VirtualPanel
 
 DEFAULT_POINTS = 6
@@ -180,10 +176,9 @@ def table(points):
 def plot(path, points, curve, board, max_power_w):
     """Draw `points` [(duty, reading W, the device's estimate W)], the new `curve`, `board`'s
     design curve and `max_power_w` to the PNG `path`, atomically; returns the absolute path."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display: straight to the file
     from matplotlib.figure import Figure
+
+    from host_tools.plot import write_png  # atomic; its import selects the Agg backend
 
     ax = (fig := Figure(figsize=(9, 6), dpi=100)).add_subplot()
     design = board["diode"]["calibration"]
@@ -200,14 +195,7 @@ def plot(path, points, curve, board, max_power_w):
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
     path = Path(path).resolve()
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:  # a half-written file never has the name
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    write_png(fig, path)
     return path
 
 
@@ -403,10 +391,8 @@ def run(link, panel, pin, board, args, date, plot_path, progress):
     print("stored: calibrated on %s, due on %s; restarting the device to apply it"
           % (stored["calibrated_on"], stored["due_on"]))
     link.call("restart")
-    deadline = time.monotonic() + BOOT_TIMEOUT_S
     # Its boot line says the old loop is gone (it may be lost in a chip's reset noise: go on).
-    while not any(ev.get("ev") == "boot" for ev in link.poll()) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    link.wait_event("boot", BOOT_TIMEOUT_S)
     status = link.wait_ready(BOOT_TIMEOUT_S)
     progress.append("restarted")
     settings = status.get("settings") or {}
@@ -446,7 +432,7 @@ def main(args):
     except (ValueError, OSError) as e:
         print("laserctl calibrate: %s" % e, file=sys.stderr)
         return 2
-    pin = args.pin or os.environ.get(PIN_ENV) or getpass.getpass("service PIN: ")
+    pin = service_pin(args.pin)
     panel = link = None
     progress, status = [], 2
     try:

@@ -23,10 +23,8 @@ Exit status: 0 deployed (or planned, with --dry-run); 1 the device does not repo
 deployed; 2 nothing was changed (the build, the device's MicroPython, the PIN or the port).
 """
 
-import getpass
 import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -36,8 +34,7 @@ import time
 from pathlib import Path
 
 from host_tools import manifest, paths, vdevice
-from host_tools.journal_export import PIN_ENV
-from host_tools.serial_link import DeviceError, SerialLink
+from host_tools.serial_link import DeviceError, SerialLink, service_pin
 
 MAINTENANCE_FLAG = "maintenance"  # firmware/lib/app.py's MAINTENANCE_FLAG
 PROBE_TIMEOUT_S = 2.0  # a running firmware answers `status` within a few ticks
@@ -169,19 +166,15 @@ def enter_maintenance(port, pin):
             status = link.call("status")
         except DeviceError:
             return False  # no firmware loop answers: a blank board, a REPL, a maintenance boot
-        pin = pin or os.environ.get(PIN_ENV) or getpass.getpass("service PIN: ")
         link.timeout_s = 5.0
-        link.call("service", pin=pin)
+        link.call("service", pin=service_pin(pin))
         print("the firmware runs (version %s, state %s): restarting it into a maintenance boot"
               % (status.get("version"), status["state"]))
         link.call("restart", maintenance=True)
-        deadline = time.monotonic() + BOOT_TIMEOUT_S
-        while not any(event["ev"] == "maintenance" for event in link.poll()):
-            if time.monotonic() > deadline:
-                raise DeployError("the device did not come back in a maintenance boot within "
-                                  "%d s; hold its reset button through a reset and deploy again"
-                                  % BOOT_TIMEOUT_S)
-            time.sleep(0.05)
+        if link.wait_event("maintenance", BOOT_TIMEOUT_S) is None:
+            raise DeployError("the device did not come back in a maintenance boot within %d s; "
+                              "hold its reset button through a reset and deploy again"
+                              % BOOT_TIMEOUT_S)
     return True
 
 
@@ -237,7 +230,8 @@ def main(args):
             files = build(args.board, out_dir)
             manifest_text = json.dumps(manifest.manifest(files), indent=1) + "\n"
             (out_dir / manifest.MANIFEST_NAME).write_text(manifest_text)
-            manifest_id = hashlib.sha256(manifest_text.encode()).hexdigest()[:16]
+            manifest_sha = hashlib.sha256(manifest_text.encode()).hexdigest()
+            manifest_id = manifest_sha[:16]  # what the firmware reports (integrity.manifest_id)
             in_maintenance = enter_maintenance(args.port, args.pin)
             device = inspect(args.port)
             if device["mpy"] is None:
@@ -251,14 +245,14 @@ def main(args):
                                   "flash a MicroPython that reads v%d.%d (docs/flashing.md)"
                                   % (*wanted, *found, *wanted))
             to_copy, to_remove, unchanged = plan(files, device["files"])
-            current = device["files"].get(manifest.MANIFEST_NAME) == \
-                hashlib.sha256(manifest_text.encode()).hexdigest()
+            changed = bool(to_copy or to_remove) or \
+                device["files"].get(manifest.MANIFEST_NAME) != manifest_sha
             verb = "would " if args.dry_run else ""
             for name, why in to_copy:
                 print("%scopy   %s (%s)" % (verb, name, why))
             for name in to_remove:
                 print("%sremove %s (not part of this firmware)" % (verb, name))
-            if to_copy or to_remove or not current:
+            if changed:
                 print("%swrite  %s (last)" % (verb, manifest.MANIFEST_NAME))
             print("%d files unchanged" % len(unchanged))
             if args.dry_run:
@@ -266,7 +260,7 @@ def main(args):
                     _mpremote(args.port, "fs", "rm", ":" + MAINTENANCE_FLAG, "+", "reset")
                 print("dry run: nothing was changed on the device")
                 return 0
-            if not (to_copy or to_remove or not current):
+            if not changed:
                 print("the device has this firmware already: nothing to copy")
                 flag = MAINTENANCE_FLAG in device["files"]  # ours, or left from before
                 _mpremote(args.port, *(["fs", "rm", ":" + MAINTENANCE_FLAG, "+"] if flag else []),

@@ -6,15 +6,11 @@ Exit status: 0 when the chain is intact, 1 when it is broken (the file is still 
 every break is reported with its line), 2 when the journal could not be read."""
 
 import csv
-import getpass
 import json
-import os
 import sys
 
 from host_tools import paths
-from host_tools.serial_link import DeviceError, SerialLink
-
-PIN_ENV = "LASERCTL_PIN"  # the service PIN for scripts; otherwise it is asked for
+from host_tools.serial_link import DeviceError, SerialLink, service_pin
 
 
 def download(link):
@@ -68,7 +64,7 @@ def write(records, lines, out):
 
 
 def main(args):
-    pin = args.pin or os.environ.get(PIN_ENV) or getpass.getpass("service PIN: ")
+    pin = service_pin(args.pin)
     try:
         with SerialLink(args.port) as link:
             link.wait_ready()

@@ -34,8 +34,7 @@ import threading
 
 import serial
 
-from host_tools.journal_export import PIN_ENV
-from host_tools.serial_link import DeviceError, SerialLink
+from host_tools.serial_link import PIN_ENV, DeviceError, SerialLink
 
 READY_TIMEOUT_S = 20.0  # for the firmware to answer at the start and after `restart` (a boot)
 REPLY_TIMEOUT_S = 5.0  # for one reply; a longer silence is a device that stopped answering

@@ -8,12 +8,20 @@ device's reply to it back, with the device's event lines (status, state, ...) sk
 
 Works with a board and with the virtual device's port (`laserctl vdevice --pty PATH`)."""
 
+import getpass
 import json
+import os
 import time
 
 import serial
 
 BAUD = 115200
+PIN_ENV = "LASERCTL_PIN"  # the service PIN for scripts; otherwise it is asked for
+
+
+def service_pin(given=None):
+    """The service PIN: `given` (a --pin option), else $LASERCTL_PIN, else asked for (hidden)."""
+    return given or os.environ.get(PIN_ENV) or getpass.getpass("service PIN: ")
 MAX_PARTIAL = 4096  # bytes kept of a line without its end: the device's lines are far shorter
 
 
@@ -61,6 +69,17 @@ class SerialLink:
                 return obj
         raise DeviceError("no reply to %r within %.0f s: is the firmware running (not at the "
                           "REPL, not in a maintenance boot)?" % (cmd, self.timeout_s))
+
+    def wait_event(self, ev, timeout_s):
+        """Read until an event line `ev` arrives (e.g. "boot" after a restart); return it, or
+        None after `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for event in self.poll():
+                if event.get("ev") == ev:
+                    return event
+            time.sleep(0.05)
+        return None
 
     def poll(self):
         """Read the lines already waiting, without sending anything; return the event lines among

@@ -13,9 +13,8 @@ import time
 import pytest
 import test_vdevice_mpremote as vdevice_tests
 
-from host_tools.journal_export import PIN_ENV
 from host_tools.serial_console import event_text, status_text
-from host_tools.serial_link import SerialLink
+from host_tools.serial_link import PIN_ENV, SerialLink
 
 REPO = vdevice_tests.REPO
 pytestmark = vdevice_tests.pytestmark  # the virtual device needs micropython and mpremote

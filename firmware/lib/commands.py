@@ -212,11 +212,11 @@ class Commands:
         self._write(json.dumps({"ev": "service", "open": False, "why": why}))
 
     def _journal_append(self, record):
-        journal = self.app.journal
-        if journal is not None:
-            journal.append(record)
-            if self.app.logbook is not None:
-                self.app.logbook.check_space(self.app)  # this record may have filled it
+        # Through the logbook: a record that fills the journal, or one the flash refuses,
+        # blocks new sessions there, as the loop's own records do.
+        logbook = self.app.logbook
+        if logbook is not None:
+            logbook.append(self.app, record)
 
     def _settings(self, request):
         settings = self.app.settings

@@ -46,7 +46,7 @@ class Logbook:
         reset's cause and what the checks found (`notes`: {name: text} of the non-empty ones)."""
         open_session = self.open_session
         if open_session is not None:
-            self._append(app, {
+            self.append(app, {
                 "ev": "session", "end": reset, "arm_n": open_session.get("n"),
                 "protocol": open_session.get("protocol"),
                 "skin_type": open_session.get("skin_type"),
@@ -57,7 +57,7 @@ class Logbook:
         record = {"ev": "boot", "version": app.version, "reset": reset, "boot": self.boots + 1}
         for key in notes:
             record[key] = notes[key]
-        self._append(app, record)
+        self.append(app, record)
         self._state = app.controller.state
         self._sessions = app.controller.sessions_ended
 
@@ -71,13 +71,13 @@ class Logbook:
                 self._pauses += 1
             elif state == READY and was == STANDBY:
                 self._pauses = 0
-                self._arm_n = self._append(app, self._session_fields(app, {"ev": "arm"}))
+                self._arm_n = self.append(app, self._session_fields(app, {"ev": "arm"}))
             if state == FAULT:
-                self._append(app, {"ev": "fault", "code": c.fault_code,
+                self.append(app, {"ev": "fault", "code": c.fault_code,
                                    "state": STATE_NAMES[was]})
         if c.sessions_ended != self._sessions:
             self._sessions = c.sessions_ended
-            self._append(app, self._session_fields(app, {
+            self.append(app, self._session_fields(app, {
                 "ev": "session", "end": c.session_end, "arm_n": self._arm_n,
                 "delivered_j": app.dosimeter.energy_mj / 1000,
                 "emitting_s": app.dosimeter.emitting_ms / 1000, "pauses": self._pauses,
@@ -102,7 +102,7 @@ class Logbook:
             record["power_w"] = treatment.power_w
         return record
 
-    def _append(self, app, record):
+    def append(self, app, record):
         """Append `record`; returns its number. A journal that cannot be written stops new
         sessions (never a running one: its light is the state machine's and the supervisor's)."""
         if self.journal is None:

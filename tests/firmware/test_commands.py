@@ -312,6 +312,19 @@ def test_a_journal_filled_by_service_records_refuses_the_next_arm():
     assert reply["ok"] is False and "journal full" in reply["error"]
 
 
+def test_a_service_record_the_flash_refuses_blocks_sessions_instead_of_faulting():
+    rig = _rig()
+
+    def refuse(record):
+        raise OSError(28, "no space")
+
+    rig.app.journal.append = refuse
+    reply = _service(rig, pin="0000")
+    assert reply["ok"] is False and "wrong PIN" in reply["error"]
+    assert rig.state == "STANDBY" and rig.events("fault") == []
+    assert rig.app.controller.blocked.startswith("journal cannot be written")
+
+
 def test_no_settings_lock_the_device_and_say_why():
     rig = Rig()
     flash = FakeFlash()
