@@ -9,6 +9,7 @@ import json
 import os
 import select
 import sys
+import time
 import types
 
 import pytest
@@ -71,7 +72,19 @@ class FakeMachine:
             def feed(self):
                 fake.calls.append(("feed",))
 
-        self.module = types.SimpleNamespace(Pin=Pin, PWM=PWM, ADC=ADC, WDT=WDT, WDT_RESET=3,
+        class Counter:
+            RISING = 1
+
+            def __init__(self, unit, src, *, edge=None):
+                fake.calls.append(("Counter", unit, src.id, edge))
+
+            def value(self, *args):
+                fake.calls.append(("Counter.value",) + args)
+                return fake.edges
+
+        self.edges = 0  # what the pulse counter on the enable sense pin has counted
+        self.module = types.SimpleNamespace(Pin=Pin, PWM=PWM, ADC=ADC, WDT=WDT, Counter=Counter,
+                                            WDT_RESET=3,
                                             reset_cause=lambda: fake.cause,
                                             reset=lambda: fake.calls.append(("reset",)))
 
@@ -113,6 +126,8 @@ def fake(monkeypatch):
     read_end, machine.serial_host = os.pipe()
     monkeypatch.setattr(sys, "stdin", _Stdin(read_end))
     monkeypatch.setitem(sys.modules, "select", _MICROPYTHON_SELECT)
+    machine.now_ms = 1000  # MicroPython's time.ticks_ms, which CPython's time lacks
+    monkeypatch.setattr(time, "ticks_ms", lambda: machine.now_ms, raising=False)
     yield machine
     sys.stdin.buffer.close()
     with contextlib.suppress(OSError):  # unless the test closed it

@@ -116,8 +116,7 @@ class App:
         if supervisor.trip is not None and c.state != FAULT:
             c.fault(supervisor.trip, now_ms)  # where the operator sees it, with its alarm
             c.drive(out, now_ms)  # FAULT's outputs: dark
-        self.hw.actuate(out)
-        self.dosimeter.applied(out.laser_enable, c.power_uw, now_ms)
+        self._count(out, self.hw.actuate(out))
         self.recorder.record(now_ms, self)
         if self.logbook is not None:
             self.logbook.record(self)
@@ -217,11 +216,19 @@ class App:
             self.recorder.halt(now, self)
 
     def _stop_emission(self, now_ms):
-        """Outputs off, and the light emitted until `now_ms` counted."""
-        self.hw.safe_off()
+        """Outputs off, and the light emitted until they went off counted."""
+        off_ms = self.hw.safe_off()
         self.outputs.safe()
-        self.dosimeter.account(now_ms)
-        self.dosimeter.applied(False, 0, now_ms)
+        self._count(self.outputs, now_ms if off_ms is None else off_ms)
+
+    def _count(self, out, at_ms):
+        """Both dosimeters: the light up to `at_ms`, when the hardware module applied `out`
+        (later than the tick's start if the tick ran slow: that light is counted too), and
+        from then on the light of `out`."""
+        self.dosimeter.account(at_ms)
+        self.dosimeter.applied(out.laser_enable, self.controller.peak_uw, at_ms, out.gate_hz,
+                               out.gate_duty_u16)
+        self.supervisor.actuated(out, at_ms)
 
 
 def load_treatment(path, board, library_path="protocols.json"):

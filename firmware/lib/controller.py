@@ -81,7 +81,9 @@ class Controller:
         self.refusals = 0  # counts refused arm requests, so that each one is reported
         self.session_end = None  # why the last session ended
         self.sessions_ended = 0  # counts them, so that each one is reported
+        self._ended_now = False  # a session ended in this tick (a fault then still wins)
         self.power_uw = 0  # the calibrated power commanded this tick (after derating)
+        self.peak_uw = 0  # the light while the enable line is high (a hardware gate's peak)
         self._heat_uw = 0  # the diode's heat bound at that power (for the runaway check)
         self.alarm = alarms.NONE  # the alarm priority sounding (or silenced) now
         self.silenced = False  # a high alarm muted by ack, for silence_ms
@@ -111,6 +113,7 @@ class Controller:
     def step(self, inp, dosimeter, out):
         """Advance one tick: read `inp`, use `dosimeter`'s count, and fill `out`."""
         now = inp.t_ms
+        self._ended_now = False
         self.footswitch.read(inp.footswitch_no_closed, inp.footswitch_nc_closed, now)
         # Both monitors judge the tick that just ended, with the power commanded for it.
         level_was = self.thermal.level
@@ -172,12 +175,11 @@ class Controller:
             self.silenced = True
         elif self.silenced and ticks_diff(now, self._silenced_until_ms) >= 0:
             self.silenced = False
-        # Reset clears the latch only once every cause is gone; the thermal history
-        # (jumps, rates, runaway references) starts again from here.
+        # Reset clears the latch only once every cause is gone. It restarts no monitor: their
+        # evidence (a frozen reading, a heatsink rising since) is not the operator's to clear.
         if reset and self.thermal.cause_gone() and self._fault_cause(inp, None) is None:
             self.fault_code = None
             self.silenced = False
-            self.thermal.restart(now)
             self._enter(STANDBY, now)
 
     def _operate(self, inp, dosimeter, arm, reset, ack, now):
@@ -225,11 +227,15 @@ class Controller:
             self._enter(STANDBY, now)
 
     def fault(self, code, now_ms):
-        """Latch a fault (also called by the loop when the firmware itself fails)."""
+        """Latch a fault (also called by the loop when the firmware itself fails). A session
+        that ended in this same tick (the key turned as the supervisor tripped) ended FAULT:
+        a fault always wins."""
         if self.state != FAULT:
             if self.state in (READY, EMITTING, PAUSED):
                 self.session_end = FAULTED
                 self.sessions_ended += 1
+            elif self._ended_now:
+                self.session_end = FAULTED
             self.fault_code = code
             self.silenced = False
             self._enter(FAULT, now_ms)
@@ -252,8 +258,6 @@ class Controller:
             self.refusals -= 1
             self.refusal = None
             dosimeter.clear()
-            if self.power_monitor is not None:
-                self.power_monitor.restart()
             self._seen_released = False
             self._enter(READY, now)
 
@@ -261,6 +265,7 @@ class Controller:
         """The session ends; the delivered dose stays on record and is reported with `why`."""
         self.session_end = why
         self.sessions_ended += 1
+        self._ended_now = True
         self._enter(state, now)
 
     def _dose_reached(self, dosimeter):
@@ -282,7 +287,7 @@ class Controller:
         the supervisor found)."""
         state = self.state
         out.safe()
-        self.power_uw = self._heat_uw = 0
+        self.power_uw = self.peak_uw = self._heat_uw = 0
         since = ticks_diff(now, self.entered_ms)
         if state == EMITTING:
             self._emit(out, since)
@@ -322,3 +327,4 @@ class Controller:
         if t.mode == "pulsed" and not t.gate_period_ms:
             out.gate_hz, out.gate_duty_u16 = t.pulse_hz, t.gate_duty_u16
         self.power_uw = t.power_uw_steps[step]
+        self.peak_uw = t.peak_uw_steps[step]

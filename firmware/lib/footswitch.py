@@ -2,7 +2,9 @@
 # when released). Pressed means NO closed and NC open, held for the debounce time; released means
 # NC closed and NO open. A release acts at once (the safe direction: light off within a tick).
 # Contacts that disagree for longer than the mismatch window are a broken wire or a stuck contact.
-from ticks import ticks_add, ticks_diff
+# The disagreement adds up across presses: only the pedal seen up on both contacts (each contact
+# then shows it switches) clears it, so that no rhythm of presses can hide a broken wire.
+from ticks import ticks_diff
 
 
 class Footswitch:
@@ -12,7 +14,9 @@ class Footswitch:
         self.pressed = False  # debounced press: may start or resume emission
         self.released = False  # both contacts agree it is up
         self._press_since_ms = None
-        self._mismatch_since_ms = None
+        self._mismatch_ms = 0  # disagreement since the pedal was last seen up on both contacts
+        self._disagreed = False  # at the last read ...
+        self._read_ms = 0  # ... which was then
 
     def read(self, no_closed, nc_closed, now_ms):
         down = no_closed and not nc_closed
@@ -25,18 +29,16 @@ class Footswitch:
             self.pressed = self.debounce_ms == 0
         else:
             self.pressed = ticks_diff(now_ms, self._press_since_ms) >= self.debounce_ms
-        if no_closed == nc_closed:
-            since = self._mismatch_since_ms
-            if since is None:
-                self._mismatch_since_ms = now_ms
-            elif ticks_diff(now_ms, since) > self.mismatch_ms:
-                # Keep the age bounded: an unbounded one would wrap after 2**29 ms (6.2 days)
-                # and clear the fault while the wire is still broken.
-                self._mismatch_since_ms = ticks_add(now_ms, -self.mismatch_ms)
-        else:
-            self._mismatch_since_ms = None
+        if self._disagreed:  # the time since the last read counts as disagreement
+            # Kept within the window: an unbounded sum would overflow the small integers.
+            self._mismatch_ms = min(self.mismatch_ms,
+                                    self._mismatch_ms + ticks_diff(now_ms, self._read_ms))
+        self._disagreed = no_closed == nc_closed
+        self._read_ms = now_ms
+        if self.released:
+            self._mismatch_ms = 0
 
     def miswired(self, now_ms):
-        """True once the contacts have disagreed for longer than the mismatch window."""
-        since = self._mismatch_since_ms
-        return since is not None and ticks_diff(now_ms, since) >= self.mismatch_ms
+        """True once the contacts have disagreed for the mismatch window in all, since the
+        pedal was last seen up on both."""
+        return self._mismatch_ms >= self.mismatch_ms

@@ -4,9 +4,10 @@
 # is read here too: byte by byte, only what is waiting, never blocking the loop.
 import select
 import sys
+import time
 
 import board as board_file
-from machine import ADC, PWM, WDT, WDT_RESET, Pin, reset, reset_cause
+from machine import ADC, PWM, WDT, WDT_RESET, Counter, Pin, reset, reset_cause
 
 _ATTEN = {0: ADC.ATTN_0DB, 2.5: ADC.ATTN_2_5DB, 6: ADC.ATTN_6DB, 11: ADC.ATTN_11DB}
 _PULL = {"up": Pin.PULL_UP, "down": Pin.PULL_DOWN, "none": None}
@@ -53,8 +54,13 @@ class Hardware:
         self._adc = ADC(Pin(th["adc_pin"]), atten=_ATTEN[th["atten_db"]])
         self._read_uv = self._adc.read_uv  # bound once: binding a method allocates
         self._enable_sense = None
+        self._read_edges = None
         if "enable_sense_pin" in laser:  # the driver's enable input, wired back to a GPIO
             self._enable_sense = Pin(laser["enable_sense_pin"], Pin.IN)
+            # A hardware pulse counter on it: while a gate pulses the line, a tick without a
+            # rising edge is a line stuck high (a pin read alone samples one moment of a pulse).
+            self._edge_counter = Counter(0, self._enable_sense, edge=Counter.RISING)
+            self._read_edges = self._edge_counter.value  # bound once: binding allocates
         self._wdt = None
         # Ctrl-C still interrupts the loop (the REPL's own handling sees it before this read).
         self._serial = select.poll()
@@ -82,10 +88,13 @@ class Hardware:
             samples[i] = self._read_uv()
         if self._read_monitor_uv is not None:
             inp.monitor_uv = self._read_monitor_uv()
-        if self._enable_sense is not None:
-            inp.enable_sensed = self._enable_sense.value() == 1
+        sense, read_edges = self._enable_sense, self._read_edges
+        if sense is not None and read_edges is not None:
+            inp.enable_sensed = sense.value() == 1
+            inp.enable_edges = read_edges(0)  # and start counting again
 
     def actuate(self, out):
+        """Apply `out`; return the ticks_ms at which it took effect (the dose counts to it)."""
         # Gate off before changing the duty; set the duty before gating on.
         if not out.laser_enable or (self._gate is not None and out.gate_hz != self._gate_hz):
             self._gate_off()
@@ -100,8 +109,10 @@ class Hardware:
                 # pin, created with its duty (never the ESP32's 50 % default).
                 self._gate = PWM(self._enable, freq=out.gate_hz, duty_u16=out.gate_duty_u16)
                 self._gate_hz = out.gate_hz
+        applied_ms = time.ticks_ms()
         self._led.value(1 if out.emission_led else 0)
         self._buzzer.value(1 if out.buzzer else 0)
+        return applied_ms
 
     def _gate_off(self):
         if self._gate is None:
@@ -162,8 +173,9 @@ class Hardware:
             self._wdt.feed()
 
     def safe_off(self):
-        """Emission off, indicators off. Safe to call from any error path, any number of times:
-        each step runs even if an earlier one raised."""
+        """Emission off, indicators off; return the ticks_ms at which the light went off. Safe
+        to call from any error path, any number of times: each step runs even if an earlier one
+        raised."""
         try:
             self._gate_off()
         finally:
@@ -173,6 +185,7 @@ class Hardware:
             finally:
                 self._led.value(0)
                 self._buzzer.value(0)
+        return time.ticks_ms()
 
 
 def reset_by_watchdog():

@@ -11,8 +11,8 @@ OUTPUT_POWER_DEVIATION = "OUTPUT_POWER_DEVIATION"
 
 class PowerMonitor:
     """`config` is a board's "power_monitor" section (validated by board.py); `loop_ms` the
-    board's tick. The window counts ticks of emission: a pause keeps its partial sums, so that
-    short presses add up to windows too. Arming a new session starts it afresh."""
+    board's tick. The window counts ticks of emission: a pause keeps its partial sums, and so
+    does a new session, so that short presses and short sessions add up to windows too."""
 
     def __init__(self, config, loop_ms):
         points = config["calibration"]  # [[uv, watts], ...], both rising, >= 1 mV apart

@@ -15,7 +15,8 @@ class Inputs:
 
     __slots__ = ("t_ms", "key_on", "interlock_closed", "estop_pressed", "footswitch_no_closed",
                  "footswitch_nc_closed", "arm_pressed", "reset_pressed", "ack_pressed",
-                 "thermistor_samples", "monitor_uv", "enable_sensed", "command")
+                 "thermistor_samples", "monitor_uv", "enable_sensed", "enable_edges",
+                 "command")
 
     def __init__(self, samples=1):
         self.t_ms = 0
@@ -30,6 +31,7 @@ class Inputs:
         self.thermistor_samples = array("i", [0] * samples)  # ADC microvolts, this tick
         self.monitor_uv = 0  # the power monitor's photodiode, where the board has one
         self.enable_sensed = False  # the enable line read back at the driver, where it can be
+        self.enable_edges = 0  # its rising edges since the last sense (a hardware counter)
         self.command = None  # ARM, DISARM, ACK or RESET from the serial port, for this tick only
 
 

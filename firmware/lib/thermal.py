@@ -1,8 +1,13 @@
 # Thermal protection, active in every state: the thermistor front end (several ADC samples per
 # tick, median), sensor faults, and the temperature levels: warning, derating, shutdown, a
-# rate-of-rise limit and a runaway check while emitting (the heatsink rising faster than the
-# diode's heat and working cooling can explain: a dead fan). Integer arithmetic throughout, so a
-# tick allocates nothing.
+# rate-of-rise limit and a runaway check (the heatsink rising faster than the diode's heat and
+# working cooling can explain: a dead fan). Integer arithmetic throughout, so a tick allocates
+# nothing.
+#
+# No operator action restarts a check's evidence: a pause, an arm or a fault reset leaves the
+# one-second history and the stuck-reading count as they are. Only evidence does: a sample that
+# differs restarts the stuck count, and a reading that was invalid (its history has a gap)
+# restarts the history when it becomes valid again.
 from array import array
 
 from thermistor import OK, OPEN, RANGE, SHORT, Thermistor
@@ -89,19 +94,14 @@ class ThermalMonitor:
         self.temp_mc = 0  # valid while status == OK
         self.level = NORMAL
         self.derate_step = DERATE_STEPS  # all of the power
-        self.restart(now_ms)
-
-    def restart(self, now_ms):
-        """Forget the history (after a reset): jumps, rates and stuck checks start again."""
-        self._have_reading = False
+        self._have_reading = False  # a valid reading last tick: the history runs on
         self._smooth_mc = 0
         self._seconds = 0  # readings in the rings
         self._next_second_ms = now_ms
         self._heat_uw = 0  # the most heat the diode made since the last one-second reading
-        self._emitting_seconds = 0  # whole seconds of uninterrupted emission
-        self._emitting = False
-        self._stuck_since_ms = now_ms
-        self._stuck_low = self._stuck_high = 0
+        self._last_ms = now_ms  # the last update
+        self._stuck_uv = -1  # the raw value every sample has had since ...
+        self._stuck_ms = 0  # ... for this much emission
 
     def update(self, samples, now_ms, heat_uw):
         """Read this tick's ADC samples; `heat_uw` is the diode's heat bound for the power
@@ -110,6 +110,8 @@ class ThermalMonitor:
         uv = median(samples, self._scratch)
         self.uv = uv
         self.status = status = self.sensor.check(uv)
+        dt_ms = ticks_diff(now_ms, self._last_ms)
+        self._last_ms = now_ms
         if status != OK:
             self._have_reading = False
             self.level, self.derate_step = NORMAL, 0
@@ -117,8 +119,11 @@ class ThermalMonitor:
         temp = self.sensor.temp_mc(uv)
         previous, self.temp_mc = self.temp_mc, temp
         jumped = self._have_reading and abs(temp - previous) > self.jump_mc
-        if not self._have_reading:
+        if not self._have_reading:  # the first valid reading, or the first after a gap
             self._smooth_mc = temp
+            self._seconds = 0
+            self._next_second_ms = now_ms
+            self._stuck_uv = -1
         # (+ half a step: >> rounds towards minus infinity, which would settle a little low)
         self._smooth_mc += (temp - self._smooth_mc + (1 << (_SMOOTH_SHIFT - 1))) >> _SMOOTH_SHIFT
         self._have_reading = True
@@ -129,22 +134,19 @@ class ThermalMonitor:
             return OVER_TEMP
         if heat_uw > self._heat_uw:
             self._heat_uw = heat_uw
-        if not emitting:
-            self._emitting_seconds = -1  # this second is not one of uninterrupted emission
         if ticks_diff(now_ms, self._next_second_ms) >= 0:
             fault = self._each_second(temp, now_ms)
             if fault is not None:
                 return fault
-        if emitting and not self._emitting:  # emission (re)started
-            self._restart_stuck(samples, now_ms)
-        self._emitting = emitting
-        if emitting and self._stuck(samples, now_ms):
+        if self._stuck(samples, dt_ms if emitting else 0):
             return THERMISTOR_STUCK
         return None
 
     def cause_gone(self):
-        """True when a latched thermal fault may be reset: a valid, cool-enough reading."""
-        return self.status == OK and self.temp_mc < self.clear_mc
+        """True when a latched thermal fault may be reset: a valid, cool-enough reading that
+        is not the frozen one."""
+        return self.status == OK and self.temp_mc < self.clear_mc and \
+            self._stuck_ms < self.stuck_ms
 
     def _grade(self, smooth):
         if smooth >= self.derate_mc:
@@ -170,38 +172,36 @@ class ThermalMonitor:
         temps[slot], heats[slot] = temp, self._heat_uw
         self._seconds += 1
         self._heat_uw = 0
-        self._emitting_seconds += 1
         window = self._rise_window_s
         if self._seconds > window and temp - temps[(slot - window) % size] > self._rise_limit_mc:
             return THERMAL_RATE
+        # Runaway, over any window that holds emission, paused or not: the heat it allows is
+        # the sum of each second's most heat, so pauses lower it as they lower the real heat.
+        # (A window without any is left alone: no heat, no hazard from a dead fan.)
         window = self._runaway_window_s
-        if self._emitting_seconds >= window and self._seconds > window:
+        if self._seconds > window:
             start = temps[(slot - window) % size]
-            heat = 0
+            heat_uj = 0
             for i in range(window):
-                h = heats[(slot - i) % size]
-                if h > heat:
-                    heat = h
-            cooling = self._conductance_uw_per_mc * (start - self._max_ambient_mc)
-            allowed = window * ((heat - cooling) // self._capacity_uj_per_mc)
+                heat_uj += heats[(slot - i) % size]  # uW over one second
+            if heat_uj == 0:
+                return None
+            cooling_uj = window * self._conductance_uw_per_mc * (start - self._max_ambient_mc)
+            allowed = (heat_uj - cooling_uj) // self._capacity_uj_per_mc
             if temp - start > allowed + self._runaway_margin_mc:
                 return THERMAL_RUNAWAY
         return None
 
-    def _restart_stuck(self, samples, now_ms):
-        self._stuck_since_ms = now_ms
-        self._stuck_low = self._stuck_high = samples[0]
-
-    def _stuck(self, samples, now_ms):
-        # A live sensor on a heating diode never returns one raw value for seconds on end.
+    def _stuck(self, samples, emitting_ms):
+        """True once every raw sample has had one value for stuck_s of emission in all. A
+        live sensor on a heating diode never does; any sample that differs restarts the count
+        (a pause does not: the frozen value would otherwise hide behind the pedal's rhythm)."""
+        value = self._stuck_uv
         for i in range(len(samples)):
-            v = samples[i]
-            if v < self._stuck_low:
-                self._stuck_low = v
-            elif v > self._stuck_high:
-                self._stuck_high = v
-        if ticks_diff(now_ms, self._stuck_since_ms) < self.stuck_ms:
-            return False
-        stuck = self._stuck_low == self._stuck_high
-        self._restart_stuck(samples, now_ms)
-        return stuck
+            if samples[i] != value:
+                self._stuck_uv = samples[i]
+                self._stuck_ms = 0
+                return False
+        if self._stuck_ms < self.stuck_ms:
+            self._stuck_ms += emitting_ms
+        return self._stuck_ms >= self.stuck_ms

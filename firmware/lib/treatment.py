@@ -28,7 +28,7 @@ class Treatment:
     __slots__ = ("power_w", "dose_j_cm2", "area_cm2", "target_j", "mode", "pulse_hz",
                  "duty_pct", "peak_w", "duty_u16", "gate_duty_u16", "gate_period_ms",
                  "gate_on_ms", "power_uw", "target_mj", "duty_steps", "power_uw_steps",
-                 "heat_uw_steps")
+                 "peak_uw_steps", "heat_uw_steps")
 
     def __init__(self, spec, calibration, max_energy_j, electrical_w_at_full_duty=0.0,
                  loop_ms=10, min_pulse_us=10):
@@ -66,6 +66,7 @@ class Treatment:
         self.target_mj = int(self.target_j * 1000 + 0.5)
         # Power and heat per derating step count while the enable output is on: the average
         # under a hardware gate, the peak under the loop's own gate (it switches them per tick).
+        # The dosimeters count a hardware gate's light from its peak and its phase.
         counted = 1.0 if self.gate_period_ms else fraction
         self._derating_steps(calibration, electrical_w_at_full_duty, counted, fraction)
 
@@ -126,6 +127,7 @@ class Treatment:
         # threshold the calibration is a straight line across a kink, not a measurement.
         self.duty_steps = array("i", [0] * (DERATE_STEPS + 1))
         self.power_uw_steps = array("i", [0] * (DERATE_STEPS + 1))
+        self.peak_uw_steps = array("i", [0] * (DERATE_STEPS + 1))
         self.heat_uw_steps = array("i", [0] * (DERATE_STEPS + 1))
         lowest_w = calibration.lowest_lasing_w()
         for step in range(1, DERATE_STEPS + 1):
@@ -139,6 +141,7 @@ class Treatment:
             optical_w = calibration.watts(duty)
             self.duty_steps[step] = duty
             self.power_uw_steps[step] = int(optical_w * counted * 1000000 + 0.5)
+            self.peak_uw_steps[step] = int(optical_w * 1000000 + 0.5)
             # The heat bound is the average over the pulses, on-ticks and off-ticks alike.
             self.heat_uw_steps[step] = _heat_uw(electrical_w_at_full_duty, duty, optical_w,
                                                 average)
@@ -182,6 +185,7 @@ class CalibrationPoint:
         self.heat_uw_steps = array("i", [0] * (top + 1))
         self.duty_steps[top] = duty
         self.power_uw_steps[top] = self.power_uw
+        self.peak_uw_steps = self.power_uw_steps  # CW: the light while on is the power
         self.heat_uw_steps[top] = _heat_uw(board["diode"]["electrical_w_at_full_duty"], duty,
                                            watts, 1.0)
 

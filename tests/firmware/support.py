@@ -5,7 +5,7 @@ import json
 import board as board_file
 import calibration as calibration_module
 import treatment as treatment_module
-from ticks import ticks_add
+from ticks import ticks_add, ticks_diff
 
 _HERE = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
 REPO = _HERE + "/../.."
@@ -71,12 +71,17 @@ class FakeHardware:
         self.serial_in = b""  # bytes waiting on the serial port
         self.restarts = 0
         self.optical_w = 0.0
+        self.gate_hz = 0  # the hardware gate pulsing the enable line (0: none)
+        self.actuate_delay_ms = 0  # how long after the tick's start the outputs take effect
+        self._now_ms = 0  # the tick's time, as sensed
 
     def press_footswitch(self, pressed=True):
         self.levels["footswitch_no_closed"] = pressed
         self.levels["footswitch_nc_closed"] = not pressed
 
     def sense(self, inp, now_ms):
+        elapsed_ms = ticks_diff(now_ms, self._now_ms)
+        self._now_ms = now_ms  # the outputs go off at this time if the read fails
         if self.fail_next_sense:
             self.fail_next_sense = False
             raise OSError("simulated sensor bus failure")
@@ -85,6 +90,10 @@ class FakeHardware:
             raise error
         inp.t_ms = now_ms
         inp.enable_sensed = self.enable or self.enable_stuck
+        # The sense pin's pulse counter: a gate's periods since the last tick (at least one at
+        # >= 100 Hz), none from a line stuck high.
+        pulsing = self.enable and self.gate_hz and not self.enable_stuck
+        inp.enable_edges = max(1, self.gate_hz * elapsed_ms // 1000) if pulsing else 0
         for name, value in self.levels.items():
             setattr(inp, name, value)
         if self.monitor is not None:
@@ -102,14 +111,17 @@ class FakeHardware:
 
     def actuate(self, out):
         if self.calibration is not None:
-            gate = out.gate_duty_u16 / 65536 if out.gate_hz else 1.0
-            on = out.laser_enable and out.pwm_duty_u16
+            # A stuck enable holds the driver on at the set-point's peak, whatever the gate.
+            gate = out.gate_duty_u16 / 65536 if out.gate_hz and not self.enable_stuck else 1.0
+            on = (out.laser_enable or self.enable_stuck) and out.pwm_duty_u16
             self.optical_w = self.calibration.watts(out.pwm_duty_u16) * gate if on else 0.0
             self.optical_w *= self.light_factor
         self.enable = out.laser_enable
+        self.gate_hz = out.gate_hz if out.laser_enable else 0
         self.duty_u16 = out.pwm_duty_u16
         self.led = out.emission_led
         self.buzzer = out.buzzer
+        return ticks_add(self._now_ms, self.actuate_delay_ms)
 
     def check_shutdown_path(self):
         return self.shutdown_path_problem
@@ -137,9 +149,12 @@ class FakeHardware:
     def safe_off(self):
         self.safe_off_calls += 1
         self.enable = False
+        self.gate_hz = 0
         self.duty_u16 = 0
+        self.optical_w = 0.0
         self.led = False
         self.buzzer = False
+        return ticks_add(self._now_ms, self.actuate_delay_ms)
 
 
 class Rig:
@@ -151,7 +166,10 @@ class Rig:
         from app import App
 
         self.board = board or load_board()
-        self.treatment = treatment(self.board, power_w, dose_j_cm2, area_cm2) if spec else None
+        if isinstance(spec, dict):  # a whole treatment spec (pulsed ones, say)
+            self.treatment = treatment_module.for_board(spec, self.board)
+        else:
+            self.treatment = treatment(self.board, power_w, dose_j_cm2, area_cm2) if spec else None
         self.hw = hw or FakeHardware(board=self.board)
         self.lines = []  # every event line but status lines, of which only the latest is kept
         self.last_status = None

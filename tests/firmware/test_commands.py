@@ -119,7 +119,13 @@ def test_a_serial_arm_starts_a_new_supervisor_budget():
     rig.run_ms(100)
     assert rig.app.supervisor.dose.energy_mj > 19000
     assert rig.send({"cmd": "arm"})["ok"] is True
-    assert rig.app.supervisor.dose.energy_mj == 0
+    # The new budget begins with the new session's light, after the emission delay in the dark.
+    rig.run_ms(rig.board["timing"]["emission_delay_ms"])
+    rig.press_footswitch()
+    assert rig.state == "EMITTING"
+    assert rig.app.supervisor.dose.energy_mj <= 10 * rig.period_ms * 2  # 10 W, two ticks
+    rig.run_ms(3000)
+    assert rig.state == "COMPLETE"  # the second session's dose, not stopped by the budget
 
 
 def test_reset_over_serial_clears_a_fault_only_once_its_cause_is_gone():

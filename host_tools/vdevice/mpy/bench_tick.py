@@ -212,17 +212,30 @@ def _adc_read_uv(self):
     return r
 
 
+def _counter_value(self, v=_NO):
+    a = gc.mem_alloc()
+    t = utime.ticks_us()
+    r = _ORIG["counter_value"](self) if v is _NO else _ORIG["counter_value"](self, v)
+    _SIM[1] += utime.ticks_diff(utime.ticks_us(), t)
+    _SIM[0] += gc.mem_alloc() - a
+    return r
+
+
 def _wrap_machine(on):
     if not _ORIG:
         _ORIG["pin_value"] = machine.Pin.value
         _ORIG["pwm_duty_u16"] = machine.PWM.duty_u16
         _ORIG["adc_read_uv"] = machine.ADC.read_uv
+        _ORIG["counter_value"] = machine.Counter.value
     machine.Pin.value = _pin_value if on else _ORIG["pin_value"]
     machine.PWM.duty_u16 = _pwm_duty_u16 if on else _ORIG["pwm_duty_u16"]
     machine.ADC.read_uv = _adc_read_uv if on else _ORIG["adc_read_uv"]
+    machine.Counter.value = _counter_value if on else _ORIG["counter_value"]
     hw_ = APP.hw
     if hasattr(hw_, "_read_uv"):  # the hardware module binds read_uv once: rebind it
         hw_._read_uv = hw_._adc.read_uv
+    if getattr(hw_, "_read_edges", None) is not None:  # and the pulse counter's value
+        hw_._read_edges = hw_._edge_counter.value
     if getattr(hw_, "_read_monitor_uv", None) is not None:
         hw_._read_monitor_uv = hw_._monitor_adc.read_uv
 
