@@ -194,6 +194,41 @@ def test_sense_decodes_active_low_and_active_high(fake):
     assert not inp.key_on and not inp.interlock_closed and inp.estop_pressed
 
 
+def test_an_open_wire_reads_safe_on_every_board_the_check_accepts(fake):
+    # Every input x active level x pull x external pull the board check accepts, built by hw.py:
+    # with every input's wire broken, each pin floats to the pull hw.py switched on, else to the
+    # board's declared external resistor. Each must then read the state that permits nothing.
+    import board as board_file
+    from records import Inputs
+    from test_board import SAFE_WHEN_OPEN, polarity_boards
+
+    fields = {"key": "key_on", "interlock": "interlock_closed", "estop": "estop_pressed",
+              "footswitch_no": "footswitch_no_closed", "footswitch_nc": "footswitch_nc_closed",
+              "arm": "arm_pressed", "reset": "reset_pressed", "ack": "ack_pressed"}
+    built = 0
+    for _, _, data, refused in polarity_boards():
+        try:
+            board = board_file.validate(data)
+        except board_file.BoardError:
+            assert refused is not None
+            continue
+        del fake.calls[:]
+        hw = _hw().Hardware(board)
+        internal = {c[1]: c[3] for c in fake.calls if c[0] == "Pin" and c[2] == 1}  # IN pins
+        fake.levels = {}
+        for spec in board["inputs"].values():
+            pull = {2: "up", 1: "down"}.get(internal[spec["pin"]], spec.get("external_pull"))
+            assert pull in ("up", "down"), spec  # never floating
+            fake.levels[spec["pin"]] = 1 if pull == "up" else 0
+        inp = Inputs(board["thermistor"]["samples"])
+        hw.sense(inp, 0)
+        for name, safe in SAFE_WHEN_OPEN.items():
+            assert getattr(inp, fields[name]) == safe, (name, board["inputs"][name])
+        assert not hw.maintenance_button_held()
+        built += 1
+    assert built == 64
+
+
 def test_safe_off_turns_everything_off(fake):
     hw = _hw().Hardware(load_board())
     del fake.calls[:]

@@ -22,12 +22,65 @@ _INPUT_ONLY = (34, 35, 36, 37, 38, 39)  # no output driver and no internal pulls
 _ADC1 = (32, 33, 34, 35, 36, 37, 38, 39)  # ADC2 stops working while Wi-Fi is on
 _ATTENUATIONS_DB = (0, 2.5, 6, 11)
 
-_SECTIONS = ("name", "description", "loop_ms", "laser", "indicators", "inputs", "thermistor",
-             "thermal", "diode", "power_monitor", "limits", "timing", "plant")
 _MODELS = ("table", "beta", "steinhart-hart")
 INPUT_NAMES = ("key", "interlock", "estop", "footswitch_no", "footswitch_nc", "arm", "reset",
                "ack")
+_PULLS = ("up", "down", "none")
 _MAX_PWM_FREQ_HZ = const(40000)
+# (field, default, lowest, highest): the warning must come before emission and last long enough
+# to be noticed; a long contact window would switch the dual-contact check off.
+_TIMING = (("emission_delay_ms", 2000, 1000, 10000),
+           ("footswitch_mismatch_ms", 50, 10, 500),
+           ("footswitch_debounce_ms", 20, 0, 200),
+           ("ready_timeout_ms", 60000, 5000, 600000),
+           ("paused_timeout_ms", 300000, 10000, 3600000),
+           ("alarm_silence_ms", 120000, 10000, 600000),
+           ("status_period_ms", 250, 50, 10000),
+           ("watchdog_ms", 500, 50, 8000),
+           ("overruns_per_s", 5, 1, 50))
+# Every object's fields, by path ("inputs.*" is any input). A field not listed is refused: a
+# misspelled one would otherwise be ignored and its default take its place unseen ("pul" for
+# "pull" leaves a contact input floating). A new field goes here and into its check. (One string
+# per object: a tuple of names costs the heap more, for as long as the firmware runs.)
+_FIELDS = {
+    "": "name description loop_ms laser indicators inputs thermistor thermal diode power_monitor "
+        "limits timing plant",
+    "laser": "pwm_pin enable_pin pwm_freq_hz min_pulse_us enable_sense_pin",
+    "indicators": "emission_led_pin buzzer_pin",
+    "inputs": " ".join(INPUT_NAMES),
+    "inputs.*": "pin active pull external_pull",
+    "thermistor": "adc_pin atten_db samples divider model table r25_ohm beta_k beta_pair_c "
+                  "steinhart_hart points",
+    "thermistor.divider": "supply_v fixed_ohm ntc",
+    "thermal": "warning_c derate_start_c shutdown_c hysteresis_c rating_c max_ambient_c jump_c "
+               "stuck_s max_rise_c_per_s rise_window_s cooling_c_per_w heatsink_capacity_j_per_c "
+               "runaway_window_s runaway_margin_c",
+    "diode": "rating_w max_power_w electrical_w_at_full_duty calibration",
+    "power_monitor": "adc_pin atten_db calibration tolerance_pct floor_w window_ms",
+    "limits": "max_energy_j",
+    "timing": " ".join(row[0] for row in _TIMING),
+    # The virtual device's plant model (host_tools/vdevice/mpy/simworld.py); a real board has none.
+    "plant": "thermistor_table electrical_w_at_full_duty junction_capacity_j_per_c "
+             "junction_to_heatsink_c_per_w heatsink_capacity_j_per_c heatsink_to_ambient_c_per_w "
+             "heatsink_to_ambient_fan_off_c_per_w adc_noise_uv",
+}
+# What each input must read when its wire breaks and the pin floats to its pull: the state that
+# permits nothing. "What it is/what True reads as/what False reads as", the safe one with its
+# reason where it is not plain. Only the e-stop is safe True (pressed).
+_OPEN_WIRE = {
+    "key": "the key switch/on/off",
+    "interlock": "the interlock/closed/open",
+    "estop": "the e-stop/pressed/not pressed",
+    "footswitch_no": "the footswitch's NO contact/closed (pressed)/open (released)",
+    # NC open beside the released NO contact: they disagree and FOOTSWITCH_FAULT latches within
+    # footswitch_mismatch_ms. Read as closed (released), a broken NC wire would hide until a press.
+    "footswitch_nc": "the footswitch's NC contact/closed (released)/open (so that it disagrees "
+                     "with the released NO contact: FOOTSWITCH_FAULT)",
+    "arm": "the arm button/pressed/not pressed",
+    "reset": "the reset button/pressed/not pressed (held at boot it starts a maintenance boot, "
+             "with the REPL)",
+    "ack": "the acknowledge button/pressed/not pressed",
+}
 
 
 class BoardError(ValueError):
@@ -49,10 +102,11 @@ def load(path):
 def validate(data):
     """Check a board dict, fill in defaults, and return it. Raise BoardError on the first fault."""
     _expect(isinstance(data, dict), "board", "must be a JSON object")
-    for key in data:
-        _expect(key in _SECTIONS, key, "unknown field (known: %s)" % ", ".join(_SECTIONS))
+    _known_fields(data, "", "")
     _expect(isinstance(data.get("name"), str) and data["name"] != "", "name",
             "must be a non-empty string")
+    _expect(isinstance(data.get("description", ""), str), "description", "must be text")
+    _expect(isinstance(data.get("plant", {}), dict), "plant", "must be an object")
     _section(data, "laser")
     _section(data, "indicators")
     _section(data, "inputs")
@@ -80,9 +134,12 @@ def validate(data):
     inputs = data["inputs"]
     for name in INPUT_NAMES:
         _input(inputs, name, used)
-    for name in inputs:
-        _expect(name in INPUT_NAMES, "inputs." + name, "unknown input (known: %s)"
-                % ", ".join(INPUT_NAMES))
+    # Both contacts to the same rail: a cable shorted to either rail makes them agree (closed
+    # and closed, or open and open), a disagreement that latches, never a press.
+    _expect(inputs["footswitch_nc"]["active"] == inputs["footswitch_no"]["active"],
+            "inputs.footswitch_nc.active", "must be %s like inputs.footswitch_no.active: with "
+            "the contacts on opposite rails, a cable shorted to one rail reads as a press"
+            % inputs["footswitch_no"]["active"])
 
     _thermistor(data["thermistor"], used)
     _diode(data["diode"])
@@ -99,17 +156,7 @@ def validate(data):
     _expect(data["diode"]["max_power_w"] * 1e6 * data["loop_ms"] * 2 < (1 << 30), "loop_ms",
             "%d ms at %g W is too much energy per tick for the chip's small integers"
             % (data["loop_ms"], data["diode"]["max_power_w"]))
-    # (default, lowest, highest): the warning must come before emission and last long enough
-    # to be noticed; a long contact window would switch the dual-contact check off.
-    for key, default, low, high in (("emission_delay_ms", 2000, 1000, 10000),
-                                    ("footswitch_mismatch_ms", 50, 10, 500),
-                                    ("footswitch_debounce_ms", 20, 0, 200),
-                                    ("ready_timeout_ms", 60000, 5000, 600000),
-                                    ("paused_timeout_ms", 300000, 10000, 3600000),
-                                    ("alarm_silence_ms", 120000, 10000, 600000),
-                                    ("status_period_ms", 250, 50, 10000),
-                                    ("watchdog_ms", 500, 50, 8000),
-                                    ("overruns_per_s", 5, 1, 50)):
+    for key, default, low, high in _TIMING:
         _number(timing, key, "timing." + key, low, high, default)
         _expect(isinstance(timing[key], int), "timing." + key, "must be a whole number of ms")
     _expect(timing["ready_timeout_ms"] > timing["emission_delay_ms"], "timing.ready_timeout_ms",
@@ -211,9 +258,6 @@ def _thermistor(th, used):
 def _power_monitor(pm, used, max_power_w):
     """The optional photodiode: its pin, and a calibration from microvolts to optical watts."""
     _expect(isinstance(pm, dict), "power_monitor", "must be an object")
-    for key in pm:
-        _expect(key in ("adc_pin", "atten_db", "calibration", "tolerance_pct", "floor_w",
-                        "window_ms"), "power_monitor." + key, "unknown field")
     _adc_input(pm, "power_monitor", used)
     low_uv, high_uv = linear_range_uv(pm["atten_db"])
     points = pm.get("calibration")
@@ -323,10 +367,37 @@ def _input(inputs, name, used):
     _gpio(pin, where + ".pin")
     _claim(pin, where + ".pin", used)
     _expect(spec.get("active") in ("low", "high"), where + ".active", 'must be "low" or "high"')
+    # pull: the chip's own resistor, which hw.py switches on; external_pull: a resistor on the
+    # board, declared so that the open-wire check below can count on it.
     pull = spec.setdefault("pull", "none")
-    _expect(pull in ("up", "down", "none"), where + ".pull", 'must be "up", "down" or "none"')
+    _expect(pull in _PULLS, where + ".pull", 'must be "up", "down" or "none"')
+    external = spec.get("external_pull", "none")  # not filled in: 8 more entries per board copy
+    _expect(external in _PULLS, where + ".external_pull",
+            'must be "up", "down" or "none": the resistor the board has on this line')
     _expect(not (pin in _INPUT_ONLY and pull != "none"), where + ".pull",
-            "GPIO %d has no internal pull resistor: use an external one and pull none" % pin)
+            'GPIO %d has no internal pull resistor: fit one on the board and declare it '
+            '("pull": "none", "external_pull": "up" or "down")' % pin)
+    _expect(pull == "none" or external in ("none", pull), where + ".external_pull",
+            "a pull-%s against the internal pull-%s: an open wire would read neither level for "
+            "sure" % (external, pull))
+    _open_wire(name, where, spec["active"], pull if pull != "none" else external)
+
+
+def _open_wire(name, where, active, pull):
+    """Prove from the active level and the pull that an open wire reads the safe value."""
+    what, true_means, false_means = _OPEN_WIRE[name].split("/")
+    safe = name == "estop"  # pressed; every other input's safe value is False
+    _expect(pull != "none", where + ".pull",
+            "none, and no external_pull: a broken wire leaves the pin floating, reading either "
+            "level, and %s must read %s when its wire breaks; use a pull (internal or declared "
+            "external)" % (what, true_means if safe else false_means))
+    level = "high" if pull == "up" else "low"  # where a pin left open floats to
+    fix = ("high", "low") if safe else ("low", "high")  # the active level for a pull-up, -down
+    _expect((level == active) == safe, where + ".active",
+            "with a pull-%s, an open wire reads %s = %s; %s must read %s when its wire breaks: "
+            "use active %s with a pull-up, or active %s with a pull-down"
+            % (pull, level, true_means if level == active else false_means, what,
+               true_means if safe else false_means, fix[0], fix[1]))
 
 
 def _output_pin(section, key, where, used):
@@ -346,6 +417,20 @@ def _gpio(pin, where):
 def _claim(pin, where, used):
     _expect(pin not in used, where, "GPIO %d is already used by %s" % (pin, used.get(pin)))
     used[pin] = where
+
+
+def _known_fields(obj, where, kind):
+    """Refuse a field _FIELDS does not list for `kind`, in `obj` and every object within it."""
+    fields = _FIELDS[kind]
+    for key in obj:
+        path = where + "." + key if where else key
+        if key not in fields.split():  # the message only when needed: most boards have no typo
+            raise BoardError("%s: unknown field (known: %s)" % (path, fields.replace(" ", ", ")))
+        inner = kind + "." + key if kind else key
+        if inner not in _FIELDS:
+            inner = kind + ".*"
+        if isinstance(obj[key], dict) and inner in _FIELDS:
+            _known_fields(obj[key], path, inner)
 
 
 def _section(data, key, prefix=""):

@@ -1,4 +1,6 @@
 # Board files: both shipped boards pass, and each kind of mistake is refused naming its field.
+import json
+
 import board as board_file
 from support import load_board, raises, raw_board
 
@@ -187,3 +189,192 @@ def test_defaults_are_filled_in():
     assert board["loop_ms"] == 10
     assert board["timing"]["emission_delay_ms"] == 2000
     assert board["timing"]["footswitch_mismatch_ms"] == 50
+
+
+# -- every object's fields -------------------------------------------------------------------------
+
+
+def _objects(obj, path=""):
+    """[(path, object)] for `obj` and every object within it."""
+    found = [(path, obj)]
+    for key in obj:
+        if isinstance(obj[key], dict):
+            found += _objects(obj[key], path + "." + key if path else key)
+    return found
+
+
+def _at(data, path):
+    for key in path.split(".") if path else ():
+        data = data[key]
+    return data
+
+
+def test_a_misspelled_field_is_refused_at_every_depth():
+    # Each field of each object, in turn, loses its last letter ("pull" -> "pul"): an optional
+    # field's default would otherwise take its place unseen.
+    paths = []
+    for board_name in ("sim", "esp32-devkitc"):
+        original = raw_board(board_name)
+        for path, obj in _objects(original):
+            paths.append(path)
+            for key in obj:
+                data = json.loads(json.dumps(original))
+                inner = _at(data, path)
+                inner[key[:-1]] = inner.pop(key)
+                field = (path + "." if path else "") + key[:-1]
+                e = raises(board_file.BoardError, board_file.validate, data)
+                message = str(e)
+                assert message.startswith(field + ": unknown field (known: "), (field, message)
+                for known in obj:  # the error lists the fields the object may have
+                    assert known in message, (field, known, message)
+    for path in ("", "laser", "indicators", "inputs", "inputs.estop", "thermistor",
+                 "thermistor.divider", "thermal", "diode", "power_monitor", "limits", "timing",
+                 "plant"):
+        assert path in paths, path
+    # Settings apply the calibration over a validated board and validate the copy again: every
+    # default validate fills in must be a field it knows.
+    for board_name in ("sim", "esp32-devkitc"):
+        board = board_file.validate(raw_board(board_name))
+        assert board_file.validate(json.loads(json.dumps(board))) == board
+
+
+def test_the_description_is_text_and_the_plant_an_object():
+    _refused(lambda b: b.update(description=["two", "lines"]), "description")
+    _refused(lambda b: b.update(plant=[1, 2]), "plant")
+
+
+# -- what an open wire reads ---------------------------------------------------------------------
+
+# What each input must read when its wire breaks (the pin floats to its pull), written out here
+# again rather than imported: the board check must agree with this table.
+SAFE_WHEN_OPEN = {"key": False, "interlock": False, "estop": True, "footswitch_no": False,
+                  "footswitch_nc": False, "arm": False, "reset": False, "ack": False}
+_PARTNER = {"footswitch_no": "footswitch_nc", "footswitch_nc": "footswitch_no"}
+
+
+def _expected(name, active, pull, external):
+    """(field refused, or None if accepted) from the truth table: the pin floats to its pull,
+    level 1 for up and 0 for down; it reads True where that level is the active one."""
+    if pull != "none" and external not in (None, "none", pull):
+        return "inputs.%s.external_pull" % name  # two pulls fighting: no level for sure
+    floats_to = pull if pull != "none" else external
+    if floats_to in (None, "none"):
+        return "inputs.%s.pull" % name  # floating: nothing proves what it reads
+    level_open = 1 if floats_to == "up" else 0
+    reads = level_open == (1 if active == "high" else 0)
+    return None if reads == SAFE_WHEN_OPEN[name] else "inputs.%s.active" % name
+
+
+def polarity_boards(board_name="esp32-devkitc"):
+    """Every input x active level x internal pull x external pull, as (name, spec, board data,
+    the field expected refused or None). The footswitch's other contact is given the same active
+    level and the pull that makes it safe, so each case tests one input."""
+    cases = []
+    for name in SAFE_WHEN_OPEN:
+        for active in ("low", "high"):
+            for pull in ("up", "down", "none"):
+                for external in (None, "none", "up", "down"):
+                    data = raw_board(board_name)
+                    spec = {"pin": data["inputs"][name]["pin"], "active": active, "pull": pull}
+                    if external is not None:
+                        spec["external_pull"] = external
+                    data["inputs"][name] = spec
+                    if name in _PARTNER:
+                        data["inputs"][_PARTNER[name]].update(
+                            active=active, pull="up" if active == "low" else "down")
+                    cases.append((name, spec, data, _expected(name, active, pull, external)))
+    return cases
+
+
+def test_every_polarity_of_every_input_against_the_open_wire_truth_table():
+    accepted = 0
+    for name, spec, data, refused in polarity_boards():
+        if refused is None:
+            board_file.validate(data)
+            accepted += 1
+            continue
+        e = raises(board_file.BoardError, board_file.validate, data)
+        assert str(e).startswith(refused + ":"), (name, spec, refused, str(e))
+        if refused.endswith(".active") or refused.endswith(".pull"):
+            assert "wire breaks" in str(e), str(e)  # it says why
+    # Each input: active low with a pull-up or high with a pull-down (or the reverse for the
+    # e-stop), internal, external or both.
+    assert accepted == 8 * 2 * 4, accepted
+
+
+def test_the_unsafe_boards_of_issue_14_are_refused():
+    message = _refused(lambda b: b["inputs"]["estop"].update(active="low"), "inputs.estop.active")
+    assert "open wire reads high = not pressed" in message
+    assert "use active high with a pull-up, or active low with a pull-down" in message
+    message = _refused(lambda b: b["inputs"]["key"].update(pull="down"), "inputs.key.active")
+    assert "open wire reads low = on" in message
+
+    def pedal_active_high(b):
+        b["inputs"]["footswitch_no"].update(active="high")
+
+    message = _refused(pedal_active_high, "inputs.footswitch_no.active")
+    assert "reads high = closed (pressed)" in message
+
+    def typo(b):
+        del b["inputs"]["key"]["pull"]
+        b["inputs"]["key"]["pul"] = "up"
+
+    message = _refused(typo, "inputs.key.pul")
+    assert "known: pin, active, pull, external_pull" in message
+    message = _refused(lambda b: b["inputs"]["key"].update(pull="none"), "inputs.key.pull")
+    assert "floating" in message
+
+
+def test_an_open_nc_contact_reads_open_and_disagrees():
+    # NC active high with a pull-up: a broken NC wire would read closed (released), unseen until
+    # the next press. Refused, with the reason.
+    def nc_reads_released(b):
+        b["inputs"]["footswitch_nc"].update(active="high", pull="up")
+        b["inputs"]["footswitch_no"].update(active="high", pull="down")
+
+    message = _refused(nc_reads_released, "inputs.footswitch_nc.active")
+    assert "FOOTSWITCH_FAULT" in message
+
+
+def test_the_footswitch_contacts_share_a_rail():
+    # Each contact alone reads open when its wire breaks, but on opposite rails a cable shorted to
+    # ground reads NO closed and NC open: a press. The same active level makes it a disagreement.
+    def opposite_rails(b):
+        b["inputs"]["footswitch_nc"].update(active="high", pull="down")
+
+    message = _refused(opposite_rails, "inputs.footswitch_nc.active")
+    assert "must be low like inputs.footswitch_no.active" in message
+
+    data = raw_board("esp32-devkitc")
+    for name in ("footswitch_no", "footswitch_nc"):  # both to 3.3 V, with pull-downs: fine
+        data["inputs"][name].update(active="high", pull="down")
+    board_file.validate(data)
+
+
+def test_input_only_pins_take_a_declared_external_pull():
+    def on_gpio36(**spec):
+        def mutate(b):
+            b["inputs"]["ack"] = dict({"pin": 36, "active": "low"}, **spec)
+
+        return mutate
+
+    message = _refused(on_gpio36(pull="up"), "inputs.ack.pull")
+    assert '"external_pull": "up" or "down"' in message
+    _refused(on_gpio36(pull="none"), "inputs.ack.pull")  # floating
+    _refused(on_gpio36(), "inputs.ack.pull")  # "none" by default
+    _refused(on_gpio36(pull="none", external_pull="down"), "inputs.ack.active")  # reads pressed
+    _refused(on_gpio36(pull="none", external_pull="sideways"), "inputs.ack.external_pull")
+    data = raw_board("esp32-devkitc")
+    on_gpio36(pull="none", external_pull="up")(data)
+    board = board_file.validate(data)
+    assert board["inputs"]["ack"] == {"pin": 36, "active": "low", "pull": "none",
+                                      "external_pull": "up"}
+
+
+def test_an_internal_pull_must_not_fight_the_external_one():
+    message = _refused(lambda b: b["inputs"]["arm"].update(external_pull="down"),
+                       "inputs.arm.external_pull")
+    assert "against the internal pull-up" in message
+    data = raw_board("esp32-devkitc")
+    data["inputs"]["arm"]["external_pull"] = "up"  # both up: the external one for noise
+    board_file.validate(data)
