@@ -9,6 +9,14 @@ A scenario file is JSON:
                 {"at_s": 60, "fault": "fan_failure"}, {"at_s": 90, "ambient_c": 35.0}],
      "expect": {"final_state": "COMPLETE", "delivered_j": {"approx": 800, "rel": 0.001}}}
 
+An event that recurs is written once, with "every_s" (its period) and "until_s" (the last time it
+may recur, inclusive): {"at_s": 10, "input": "footswitch", "value": false, "every_s": 4,
+"until_s": 70} and {"at_s": 10.3, "input": "footswitch", "value": true, "every_s": 4,
+"until_s": 70.3} lift the pedal for 0.3 s every 4 s for a minute. Any event may recur (a host
+polling "status", an arm press every 3 s, repeated power cuts). The runner writes the repetitions
+out before the device starts (expand_events), so the device, its trace and the report see exactly
+the events a longer file would have listed; at the same instant they keep the file's order.
+
 "protocol" may instead name a preset of the device's library (firmware/protocols.json), with an
 optional Fitzpatrick "skin_type" 1..6: {"protocol": "low-back-chronic", "skin_type": 5}. The
 preset is resolved on the host with the firmware's own lib/protocols.py before treatment.json is
@@ -52,7 +60,11 @@ FAULTS = _simulator_faults() + ("diode_degraded",)
 STOPPING_FAULTS = ("thermistor_open", "thermistor_short")
 AMBIENT_RANGE_C = (-20, 60)
 _EVENT_FORMS = ('{"at_s": S, "input": NAME, "value": V}, {"at_s": S, "fault": NAME}, '
-                '{"at_s": S, "ambient_c": C} or {"at_s": S, "serial": LINE}')
+                '{"at_s": S, "ambient_c": C} or {"at_s": S, "serial": LINE}, each optionally '
+                'recurring with "every_s": P and "until_s": U')
+_RECUR = ("every_s", "until_s")
+MIN_EVERY_S = 0.001  # a recurring event's shortest period: one millisecond
+MAX_EVENTS = 100000  # the events of a scenario, repetitions written out
 MAX_SERIAL_CHARS = 4096  # a scenario may send an over-long line on purpose (the limit is 512)
 _FIELDS = ("description", "board", "protocol", "skin_type", "ambient_c", "until_s", "events",
            "initial", "expect", "clock_start_ms")
@@ -106,11 +118,13 @@ def validate(data):
     if not isinstance(events, list):
         raise ScenarioError("events: must be a list")
     last = 0.0
+    count = 0
     for i, event in enumerate(events):
         where = "events[%d]" % i
         if not isinstance(event, dict) or "at_s" not in event or \
-                set(event) - {"at_s"} not in ({"input", "value"}, {"fault"}, {"fault", "factor"},
-                                              {"ambient_c"}, {"serial"}):
+                set(event) - {"at_s", *_RECUR} not in ({"input", "value"}, {"fault"},
+                                                       {"fault", "factor"}, {"ambient_c"},
+                                                       {"serial"}):
             raise ScenarioError("%s: must be exactly one of %s" % (where, _EVENT_FORMS))
         at_s = event["at_s"]
         if not _is_number(at_s) or not 0 <= at_s <= until_s:
@@ -118,6 +132,10 @@ def validate(data):
         if at_s < last:
             raise ScenarioError("%s.at_s: events must be in time order" % where)
         last = at_s
+        count += _check_recurrence(where, event, until_s)
+        if count > MAX_EVENTS:
+            raise ScenarioError("events: with their repetitions they make more than %d events"
+                                % MAX_EVENTS)
         if "fault" in event:
             if not isinstance(event["fault"], str) or event["fault"] not in FAULTS:
                 raise ScenarioError("%s.fault: unknown fault %r (known: %s)"
@@ -146,6 +164,45 @@ def validate(data):
     if not isinstance(expect, dict):
         raise ScenarioError("expect: must be an object of report field: expectation")
     return data, board
+
+
+def _check_recurrence(where, event, until_s):
+    """How many times the event happens (1 unless it recurs); ScenarioError naming the field."""
+    given = [key for key in _RECUR if key in event]
+    if not given:
+        return 1
+    if len(given) == 1:
+        raise ScenarioError("%s: a recurring event needs both every_s and until_s" % where)
+    every_s, last_s = event["every_s"], event["until_s"]
+    if not _is_number(every_s) or not MIN_EVERY_S <= every_s <= until_s:
+        raise ScenarioError("%s.every_s: the period must be a number within %g..until_s (%g), "
+                            "got %r" % (where, MIN_EVERY_S, until_s, every_s))
+    if not _is_number(last_s) or not event["at_s"] <= last_s <= until_s:
+        raise ScenarioError("%s.until_s: the last time it may recur must be within at_s (%g).."
+                            "until_s (%g), got %r" % (where, event["at_s"], until_s, last_s))
+    return len(_times_us(event))
+
+
+def _times_us(event):
+    """The microseconds at which an event happens: at_s, then every every_s up to until_s. In
+    whole microseconds, the world's resolution, so that the 100th repetition does not drift."""
+    at_us = round(event["at_s"] * 1e6)
+    if "every_s" not in event:
+        return [at_us]
+    every_us = round(event["every_s"] * 1e6)
+    return list(range(at_us, round(event["until_s"] * 1e6) + 1, every_us))
+
+
+def expand_events(events):
+    """A validated scenario's events with every recurring one written out: the list the device
+    runs, in time order, events at the same instant in the file's order."""
+    timed = []
+    for i, event in enumerate(events):
+        once = {key: value for key, value in event.items() if key not in _RECUR}
+        for k, t_us in enumerate(_times_us(event)):
+            timed.append((t_us, i, k, dict(once, at_s=t_us / 1e6)))
+    timed.sort(key=lambda row: row[:3])
+    return [row[3] for row in timed]
 
 
 def treatment_spec(data):
@@ -211,7 +268,7 @@ def run(scenario, board, heap=vdevice.DEFAULT_HEAP):
         vdevice.make_image(root, scenario.get("board", "sim"), treatment_spec(scenario))
         trace_path = tmp / "trace.json"
         config = vdevice.sim_config(
-            board, until_s=scenario["until_s"], events=scenario.get("events", []),
+            board, until_s=scenario["until_s"], events=expand_events(scenario.get("events", [])),
             initial=scenario.get("initial", {}), ambient_c=scenario.get("ambient_c", 25.0),
             clock_start_ms=scenario.get("clock_start_ms", 0), trace_path=str(trace_path))
         config_path = tmp / "vdev.json"

@@ -374,3 +374,303 @@ def test_the_watchdog_resets_at_its_deadline_and_records_the_cause():
     assert w.now_us == 500001  # at the deadline, not at the end of the sleep
     assert machine.reset_cause() == machine.WDT_RESET
     assert w.wdt_timeout_ms is None  # the reset stopped it until the firmware starts it again
+
+
+# -- the watchdog against what is scheduled during a hang (issue 14, point 10) -------------------
+
+
+def _hung_world(until_s=10.0):
+    """Emitting from 0 s, the watchdog (500 ms) fed every 10 ms, loop_hang at 1.0 s; during the
+    hang inputs, a fault, a serial line and a Timer callback are due, and more inputs after the
+    watchdog's deadline."""
+    events = [{"at_s": 1.0, "fault": "loop_hang"},
+              {"at_s": 1.1, "input": "arm", "value": True},
+              {"at_s": 1.2, "fault": "fan_failure"},
+              {"at_s": 1.3, "serial": '{"cmd": "status"}'},
+              {"at_s": 1.5, "input": "arm", "value": False},
+              {"at_s": 1.6, "input": "footswitch", "value": True},
+              {"at_s": 2.0, "input": "key", "value": True}]
+    w = _world(until_s=until_s, events=events)
+    w._serial = open("/dev/null", "wb")  # noqa: SIM115 - what the scenario runner's pipe is
+    _emit(32000)
+    wdt = machine.WDT(timeout=500)
+    fired = []
+    machine.Timer(0, mode=machine.Timer.PERIODIC, period=100,
+                  callback=lambda t: fired.append(w.now_us))
+    for _ in range(100):  # the control loop, up to the hang's start at 1.0 s
+        time.sleep_ms(10)
+        wdt.feed()
+    return w, fired
+
+
+def test_the_watchdog_bites_at_its_deadline_whatever_falls_inside_a_hang():
+    w, fired = _hung_world()
+    fed_us = w.wdt_fed_us
+    assert fed_us == 1000000 and w.optical_w > 0
+    key = machine.Pin(18, machine.Pin.IN, machine.Pin.PULL_UP)
+    _raises(simworld.HardReset, key.value)  # the read hangs; the watchdog bites
+    deadline_us = fed_us + 500 * 1000 + 1
+    assert w.now_us == deadline_us, w.now_us
+    assert w.trace["resets"] == [(deadline_us, "watchdog")]
+    assert w.trace["optical"][-2:] == [deadline_us, 0], "the light goes off at the reset"
+    # Before the deadline: the world's events and the timer, at their times. After it: nothing.
+    inputs = w.trace["inputs"]
+    assert inputs[0::3] == [1000000, 1100000, 1200000, 1300000, 1500000], inputs
+    assert inputs[1::3] == ["fault", "arm", "fault", "serial", "arm"]
+    assert fired[-6:] == [1000000, 1100000, 1200000, 1300000, 1400000, 1500000], fired
+    assert w.timers == {} and not w.fan_running
+
+
+def test_the_world_goes_on_after_the_watchdog_reset_in_its_own_order():
+    w, fired = _hung_world()
+    _raises(simworld.HardReset, machine.Pin(18, machine.Pin.IN).value)
+    reset_us = w.now_us
+    # The operator's pedal and key do not wait for the chip: after the reset (the boot sleeps),
+    # each event lands at its own time, in the scenario's order.
+    time.sleep_ms(500)
+    time.sleep_ms(1000)
+    inputs = w.trace["inputs"]
+    assert inputs[15:] == [1600000, "footswitch", True, 2000000, "key", True], inputs
+    assert fired[-1] == 1500000 and len(fired) == 15  # the reset stopped the timer
+    assert reset_us < 1600000 and w.now_us == reset_us + 1500000
+    assert machine.Pin(18, machine.Pin.IN).value() == 0  # key on (active low)
+    assert w.optical_w == 0.0
+
+
+def test_a_hang_that_ends_before_the_deadline_does_not_reset():
+    events = [{"at_s": 0.2, "input": "arm", "value": True}]
+    w = _world(events=events)
+    wdt = machine.WDT(timeout=500)
+    w._stall_us = 499000  # a read that takes 499 ms: slow, not hung
+    machine.Pin(18, machine.Pin.IN).value()
+    wdt.feed()
+    assert w.now_us == 499000 and w.trace["resets"] == []
+    assert w.trace["inputs"] == [200000, "arm", True]
+    time.sleep_ms(400)
+    assert w.trace["resets"] == []
+
+
+# -- the driver's enable stuck high during hardware-gated pulses (issue 14, point 7) --------------
+
+
+def _gate(duty_u16=16384, freq=5000):
+    """Hardware-gated pulses: the enable line driven by a PWM, as hw.py does for fast rates."""
+    return machine.PWM(machine.Pin(26, machine.Pin.OUT, value=0), freq=freq, duty_u16=duty_u16)
+
+
+def test_enable_stuck_during_a_gate_pwm_runs_the_diode_continuously_at_peak():
+    w = _world()
+    full = _plant(w)[5]
+    laser = machine.PWM(machine.Pin(25), freq=5000, duty_u16=32000)  # 7.9 W peak
+    gate = _gate(16384)  # 25 % of each 200 us period
+    monitor = machine.ADC(machine.Pin(35), atten=machine.ADC.ATTN_11DB)
+    sense = machine.Pin(39, machine.Pin.IN)
+    assert abs(w.optical_w - 7.9 * 0.25) < 1e-9
+    gated_uv = monitor.read_uv()
+    time.sleep(1)
+    assert abs(w.emitted_j - 7.9 * 0.25) < 1e-6  # the gate's exact on-time
+    w.set_input("fault", "enable_stuck")
+    # The driver's enable input is held high: the diode runs at the peak, whatever the gate does.
+    assert abs(w.optical_w - 7.9) < 1e-9
+    assert abs(w.heat_w - (full * 32000 / 65535 - 7.9)) < 1e-9
+    # The photodiode sees the peak: four times the light (its calibration read backwards).
+    assert abs(gated_uv - (200000 + 1800000 * 7.9 * 0.25 / 15)) <= 3000, gated_uv
+    assert abs(monitor.read_uv() - (200000 + 1800000 * 7.9 / 15)) <= 3000
+    levels = []
+    for _ in range(40):
+        time.sleep_us(13)  # every phase of the gate's period
+        levels.append(sense.value())
+    assert levels == [1] * 40
+    emitted = w.emitted_j
+    time.sleep(1)
+    assert abs(w.emitted_j - emitted - 7.9) < 1e-6
+    gate.deinit()  # the pedal released: the firmware stops the gate and drives enable low
+    machine.Pin(26, machine.Pin.OUT, value=0)
+    assert abs(w.optical_w - 7.9) < 1e-9 and sense.value() == 1
+    laser.duty_u16(0)  # only the current set-point darkens it now
+    assert w.optical_w == 0.0
+
+
+def test_the_enable_sense_pin_reads_the_gate_pwm_level_of_the_moment():
+    w = _world()
+    _gate(16384)  # high for the first 50 us of every 200 us
+    sense = machine.Pin(39, machine.Pin.IN)
+    levels = []
+    for _ in range(8):
+        levels.append(sense.value())
+        time.sleep_us(25)
+    assert levels == [1, 1, 0, 0, 0, 0, 0, 0], levels
+    assert w.now_us == 200
+    assert sense.value() == 1  # the next period
+
+
+# -- machine.Counter (the ESP32's PCNT), counting the edges at its source pin ---------------------
+
+
+def _sense_counter():
+    """As the firmware counts the enable line at the driver: Counter(0, Pin(sense), RISING)."""
+    return machine.Counter(0, machine.Pin(39, machine.Pin.IN), edge=machine.Counter.RISING)
+
+
+def test_a_counter_counts_the_periods_of_a_5_khz_gate():
+    w = _world()
+    counter = _sense_counter()
+    assert counter.value(0) == 0
+    _gate(16384, 5000)  # starts high: a rising edge now, then one every 200 us
+    time.sleep_ms(10)
+    assert counter.value(0) == 50  # the periods that began in the 10 ms
+    time.sleep_ms(10)
+    assert counter.value() == 50 and counter.value() == 50  # value() alone does not reset
+    time.sleep_ms(10)
+    assert counter.value(0) == 100 and counter.value() == 0
+    assert w.now_us == 30000
+
+
+def test_a_counter_counts_exactly_the_periods_begun_across_uneven_intervals():
+    w = _world()
+    counter = _sense_counter()
+    time.sleep_us(1234)
+    start_us = w.now_us
+    _gate(40000, 150)  # a 6666.67 us period: no whole number of microseconds
+    total = 0
+    for step_us in (1, 6665, 1, 1, 10000, 3333, 3334, 12345, 99999, 7, 500000, 20000):
+        time.sleep_us(step_us)
+        got = counter.value(0)
+        total += got
+        elapsed_us = w.now_us - start_us
+        # Periods begun in [start, now): the first at the start itself.
+        begun = (elapsed_us * 150 + 999999) // 1000000
+        assert total == begun, (elapsed_us, got, total, begun)
+    assert total == 99  # 655.686 ms at 150 Hz: 98.35 periods, the 99th begun
+
+
+def test_a_counter_counts_the_rising_edges_of_a_plain_output():
+    _world()
+    counter = _sense_counter()
+    enable = machine.Pin(26, machine.Pin.OUT, value=0)
+    for level in (1, 1, 0, 1, 0, 0, 1):
+        enable.value(level)
+        time.sleep_ms(1)
+    assert counter.value(0) == 3
+    enable.value(0)
+    enable.value(1)  # a glitch within the same instant is still an edge
+    assert counter.value(0) == 1
+    falling = machine.Counter(1, machine.Pin(39), edge=machine.Counter.FALLING,
+                              direction=machine.Counter.DOWN)
+    enable.value(0)
+    enable.value(1)
+    enable.value(0)
+    assert falling.value() == -2 and counter.value() == 1
+
+
+def test_a_counter_on_a_stuck_enable_line_counts_nothing():
+    w = _world()
+    machine.PWM(machine.Pin(25), freq=5000, duty_u16=32000)
+    counter = _sense_counter()
+    _gate(16384, 5000)
+    time.sleep_us(1100)  # in the low part of the 6th period
+    assert counter.value(0) == 6
+    w.set_input("fault", "enable_stuck")  # the line goes high and stays there
+    assert counter.value(0) == 1
+    for _ in range(5):
+        time.sleep_ms(10)
+        assert counter.value(0) == 0  # no edges: the gate's periods no longer show
+    assert abs(w.optical_w - 7.9) < 1e-9
+
+
+def test_a_counter_sees_the_gate_restart_and_stop():
+    w = _world()
+    counter = _sense_counter()
+    gate = _gate(16384, 5000)
+    time.sleep_us(1050)  # inside the 6th period's pulse: 6 begun
+    gate.deinit()
+    machine.Pin(26, machine.Pin.OUT, value=0)
+    time.sleep_ms(5)
+    assert counter.value(0) == 6
+    gate = _gate(16384, 5000)  # resumed: starts high again, a fresh period
+    time.sleep_us(399)
+    assert counter.value(0) == 2
+    gate.duty_u16(32768)  # a new duty keeps the period running
+    time.sleep_us(1)
+    assert counter.value(0) == 0  # the third period begins at the very instant of this read:
+    time.sleep_us(1)  # it counts at the next
+    assert counter.value(0) == 1 and w.now_us == 1050 + 5000 + 401
+
+
+def test_counter_construction_and_errors_follow_the_esp32_port():
+    _world()
+    pin = machine.Pin(39, machine.Pin.IN)
+    counter = machine.Counter(0, pin)
+    assert machine.Counter(0) is counter  # a singleton per PCNT unit, kept as it is
+    assert (machine.Counter.RISING, machine.Counter.FALLING) == (1, 2)
+    assert (machine.Counter.UP, machine.Counter.DOWN) == (1, 2)
+    _raises(ValueError, machine.Counter, 8, pin)  # PCNT units 0..7
+    _raises(ValueError, machine.Counter, -1, pin)
+    _raises(TypeError, machine.Counter, "0", pin)
+    _raises(ValueError, machine.Counter, 2, 40)  # not a pin
+    _raises(TypeError, machine.Counter, 3)  # a new unit needs its source
+    counter.deinit()
+    _raises(RuntimeError, counter.value)
+    counter.init(pin, edge=machine.Counter.RISING)
+    assert counter.value() == 0
+    assert machine.Counter(4, 39).value() == 0  # a pin number does as well as a Pin
+
+
+def test_a_counter_counts_from_zero_again_when_reinitialised_and_stops_at_a_reset():
+    w = _world()
+    counter = _sense_counter()
+    enable = machine.Pin(26, machine.Pin.OUT, value=0)
+    enable.value(1)
+    enable.value(0)
+    counter.init(machine.Pin(39), edge=machine.Counter.RISING)
+    assert counter.value() == 0
+    enable.value(1)
+    assert counter.value() == 1
+    w.reset_pins("watchdog")  # the chip's reset stops every PCNT unit
+    _raises(RuntimeError, counter.value)
+
+
+def test_a_counter_glitch_filter_drops_pulses_shorter_than_it():
+    _world()
+    # 1 % of a 5 kHz period: 2 us pulses. The filter (at most 1023 cycles of 80 MHz, 12.8 us).
+    narrow = machine.Counter(0, machine.Pin(39), filter_ns=5000)
+    plain = machine.Counter(1, machine.Pin(39))
+    _gate(655, 5000)
+    time.sleep_ms(10)
+    assert narrow.value() == 0 and plain.value() == 50
+
+
+def test_reading_a_counter_allocates_nothing():
+    import gc
+
+    _world()
+    counter = _sense_counter()
+    _gate(16384, 5000)
+    time.sleep_ms(10)
+    counter.value(0)
+    gc.collect()
+    before = gc.mem_alloc()
+    for _ in range(10):
+        counter.value(0)
+    assert gc.mem_alloc() == before
+
+
+# -- as unkind as the chip ---------------------------------------------------------------------
+
+
+def test_a_soft_reset_leaves_plain_outputs_driven_and_stops_the_pwms_low():
+    w = _world()
+    _emit(32000)  # enable high (a plain output), the current set by a PWM
+    machine.Pin(27, machine.Pin.OUT, value=1)
+    w.reset_pins("soft reset")
+    assert w.pwm == {} and w.outputs == {26: 1, 27: 1, 25: 0}
+    assert w.optical_w == 0.0  # the current's PWM idles low: dark, though the enable is high
+    assert machine.Pin(39, machine.Pin.IN).value() == 1  # and the enable line reads so
+    w.reset_pins("watchdog")
+    assert w.outputs == {} and machine.Pin(39, machine.Pin.IN).value() == 0
+
+
+def test_input_only_pins_have_no_pulls():
+    _world()
+    assert machine.Pin(36, machine.Pin.IN, machine.Pin.PULL_UP).value() == 0  # floating
+    assert machine.Pin(27, machine.Pin.IN, machine.Pin.PULL_UP).value() == 1

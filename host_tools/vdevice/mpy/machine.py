@@ -1,9 +1,10 @@
 # A simulated ESP32 `machine` module for the virtual device. It keeps the ESP32 behaviours the
 # firmware must survive: PWM starts at 50 % duty when no duty is given and rejects out-of-range
 # duty, the ADC reads 0 below ~100 mV with millivolt resolution, a WDT cannot be stopped, GPIO 6-11
-# do not exist for you and 34-39 are input-only. The levels and the plant live in simworld.
+# do not exist for you and 34-39 are input-only, without internal pulls. The levels and the plant
+# live in simworld.
 import simworld
-from simworld import HardReset, SoftReset
+from simworld import HardReset, SoftReset, last_fall, last_rise, level_at
 
 _FLASH_PINS = (6, 7, 8, 9, 10, 11)
 _INPUT_ONLY = (34, 35, 36, 37, 38, 39)
@@ -57,6 +58,8 @@ class Pin:
         if not args:
             pull = "up" if self._pull == Pin.PULL_UP else "down" if self._pull == Pin.PULL_DOWN \
                 else None
+            if self.id in _INPUT_ONLY:
+                pull = None  # GPIO 34-39 have no pull resistors: the setting does nothing
             return w.pin_level(self.id, pull)
         if self._mode in (Pin.OUT, Pin.OPEN_DRAIN):
             w.set_output(self.id, 1 if args[0] else 0)
@@ -109,7 +112,7 @@ class PWM:
         if not 0 <= duty <= 65535:
             raise ValueError("duty_u16 must be from 0 to 65535")
         if not self._active:
-            raise OSError("PWM is deinitialised")
+            raise RuntimeError("PWM is inactive")  # the ESP32 port's words
         self._duty = duty
         _world().set_pwm(self._pin.id, duty, self._freq)
         return None
@@ -170,6 +173,144 @@ class Timer:
 
     def deinit(self):
         _world().stop_timer(self)
+
+
+class Counter:
+    """The ESP32's pulse counter, machine.Counter of MicroPython 1.28 (a PCNT unit): counts the
+    edges of the electrical level at its source pin, as simworld drives it: a plain output's or an
+    input contact's changes, each period a PWM begins (it starts high), the enable sense pin's
+    driver input (the enable line, or high and still when stuck). An edge at the very instant of
+    a read counts at the next read: a read counts the periods begun since the last one.
+
+    As on the chip: one object per unit 0..7 (Counter(id) alone returns it as it is), keyword
+    arguments only after the source, init() starts again from 0, a reset or deinit() stops it
+    (value() then raises RuntimeError), the glitch filter (filter_ns, at most 1023 cycles of the
+    80 MHz clock) drops pulses shorter than itself, and the PCNT driver makes its source pin an
+    input with a pull-up: a counter on an output stops the output driving its line, and one on
+    a floating pin (other than 34-39, which have no pulls) reads it high."""
+
+    RISING = 1
+    FALLING = 2
+    UP = 1
+    DOWN = 2
+    _UNITS = 8  # PCNT_UNIT_MAX on the ESP32
+
+    def __new__(cls, id, *args, **kwargs):
+        if not isinstance(id, int):
+            raise TypeError("id")
+        if not 0 <= id < Counter._UNITS:
+            raise ValueError("invalid id")
+        w = _world()
+        self = w.counters.get(id)
+        if self is None:
+            self = object.__new__(cls)
+            self._pin = None
+            w.counters[id] = self
+        return self
+
+    def __init__(self, id, *args, **kwargs):
+        if self._pin is not None and not (args or kwargs):
+            return  # the unit as it is, counting on
+        self.init(*args, **kwargs)
+
+    def init(self, src, *, edge=RISING, direction=UP, filter_ns=0):
+        pin = src.id if isinstance(src, Pin) else Pin(src).id
+        if direction not in (Counter.UP, Counter.DOWN):
+            raise ValueError("rising")  # the PCNT's check of the edge action it is given
+        w = _world()
+        if pin in w.outputs or pin in w.pwm:
+            w.release_pin(pin)  # the PCNT makes it an input: it no longer drives its line
+        if pin not in _INPUT_ONLY:
+            w.pulls[pin] = "up"
+        cycles = min(max(0, filter_ns * 80 // 1000), 1023)
+        self._filter_x2_ns = cycles * 25  # cycles of 12.5 ns, doubled to stay in integers
+        self._edge = edge
+        self._sign = 1 if direction == Counter.UP else -1
+        self._pin = pin
+        self._count = 0
+        self._drive = self._seen(w)
+        self._lvl = level_at(self._drive, w.now_us)
+        self._mark_edges(w.now_us)
+        if self not in w.counting:
+            w.counting.append(self)
+
+    def deinit(self):
+        w = _world()
+        if self in w.counting:
+            w.counting.remove(self)
+        self._pin = None
+
+    def value(self, value=None):
+        if self._pin is None:
+            raise RuntimeError("not initialised")
+        self._sync(_world().now_us)
+        count = self._count
+        if value is not None:
+            self._count = value
+        return count
+
+    # -- the edges ---------------------------------------------------------------------------
+
+    def _seen(self, w):
+        """The source's drive as the counter sees it: a PWM whose pulses or gaps are shorter
+        than the glitch filter is a steady level; a floating pin reads its pull."""
+        drive = w.drive(self._pin)
+        if drive is None:
+            return 1 if w.pulls.get(self._pin) == "up" else 0
+        if type(drive) is tuple and self._filter_x2_ns:
+            duty, freq = drive[0], drive[1]
+            filter_x2 = self._filter_x2_ns * 65536 * freq
+            if duty * 2000000000 < filter_x2:
+                return 0
+            if (65536 - duty) * 2000000000 < filter_x2:
+                return 1
+        return drive
+
+    def _mark_edges(self, now):
+        """Every edge of the present drive up to now, inclusive, is accounted for."""
+        if type(self._drive) is tuple:
+            self._rise = last_rise(self._drive, now, False)
+            self._fall = last_fall(self._drive, now, False)
+
+    def _sync(self, now):
+        """Count the present drive's edges since the last sync, up to (not at) now."""
+        drive = self._drive
+        if type(drive) is not tuple:
+            return
+        rises = last_rise(drive, now, True) - self._rise
+        falls = last_fall(drive, now, True) - self._fall
+        if rises > 0:
+            self._rise += rises
+        else:
+            rises = 0
+        if falls > 0:
+            self._fall += falls
+        else:
+            falls = 0
+        if rises or falls:
+            self._lvl = 1 if self._rise > self._fall else 0  # the later of the two
+            self._add(rises, falls)
+
+    def _follow(self):
+        """simworld: a level may have changed now. A change of the drive is an edge now if the
+        level after it differs from the level before it."""
+        w = _world()
+        drive = self._seen(w)
+        if drive == self._drive:
+            return
+        now = w.now_us
+        self._sync(now)
+        level = level_at(drive, now)
+        if level != self._lvl:
+            self._add(level, 1 - level)
+            self._lvl = level
+        self._drive = drive
+        self._mark_edges(now)
+
+    def _add(self, rises, falls):
+        n = (rises if self._edge & Counter.RISING else 0) + \
+            (falls if self._edge & Counter.FALLING else 0)
+        self._count += self._sign * n
 
 
 class WDT:

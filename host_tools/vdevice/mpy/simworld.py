@@ -29,6 +29,37 @@ _POWER_ON_RESET, _WDT_RESET = 1, 3  # machine.reset_cause() values
 _MAX_CATCH_UP_US = 2000  # real-time mode: the most virtual time one clock read may jump
 
 
+_US = 1000000
+
+
+def level_at(drive, t_us):
+    """The level a pin's drive (see World.drive) gives at t_us, after any edge at t_us itself. A
+    PWM starts high: each period is high for duty/65536 of it, then low."""
+    if type(drive) is not tuple:
+        return drive
+    duty, freq, start = drive
+    return 1 if (t_us - start) * freq % _US * 65536 < duty * _US else 0
+
+
+def last_rise(drive, t_us, strict):
+    """A PWM drive's last rising edge at or before t_us (before it if strict), as its index: the
+    k-th begins period k, at start + k * 1e6 / freq us (-1: none yet). Integers only: exact for
+    any frequency, and no allocation (a counter is read every tick)."""
+    duty, freq, start = drive
+    p = (t_us - start) * freq  # in millionths of a period
+    return (p - 1) // _US if strict else p // _US
+
+
+def last_fall(drive, t_us, strict):
+    """A PWM drive's last falling edge at or before t_us (before it if strict): the j-th ends
+    period j's pulse, at start + (j + duty / 65536) * 1e6 / freq us (-1: none yet)."""
+    duty, freq, start = drive
+    p = (t_us - start) * freq
+    phase = p % _US * 65536
+    passed = phase > duty * _US if strict else phase >= duty * _US
+    return p // _US - (0 if passed else 1)
+
+
 class SimEnd(BaseException):
     """The scenario's end: unwinds the firmware like a power cut (its `finally` still runs)."""
 
@@ -91,7 +122,7 @@ class World:
         self.until_us = int(config["until_s"] * 1e6) if "until_s" in config else None
         # (at_us, order, name, value); name is an input, "fault" or "ambient_c". The order keeps
         # events at the same instant as the scenario lists them (MicroPython's sort is unstable).
-        self._events = [(int(e["at_s"] * 1e6), i) + _event(e)
+        self._events = [(round(e["at_s"] * 1e6), i) + _event(e)
                         for i, e in enumerate(config.get("events", ()))]
         self._events.sort(key=lambda e: (e[0], e[1]))
         self._next_event = 0
@@ -102,6 +133,9 @@ class World:
         self.timers = {}  # Timer -> [due_us, period_us or 0, callback]
         self.wdt_timeout_ms = None
         self.wdt_fed_us = 0
+        self.counters = {}  # PCNT unit -> machine.Counter (the singletons, initialised or not)
+        self.counting = []  # the initialised ones, told of every change of a level
+        self.pulls = {}  # pin -> "up": pulls set by a peripheral (a PCNT pulls its source up)
         self.reset_cause = _POWER_ON_RESET
         self._stall_us = 0  # loop_hang: the next input read takes this long
         self._slow_until_us = 0  # slow_ticks: until then every tick's input read is slow
@@ -240,16 +274,18 @@ class World:
         gate = self.pwm.get(self.enable_pin)  # the enable line driven by a PWM: pulses
         self._gate = None
         self.peak_w = self.cal.watts(duty) * self.degradation
-        if gate is not None and gate[0]:
+        if self.enable_stuck or (gate is None and self.outputs.get(self.enable_pin) == 1):
+            # Enabled continuously; stuck, the driver's enable input stays high whatever the gate
+            # PWM does: the diode runs at the peak (the current set-point), not the gated average.
+            watts = self.peak_w
+            # The driver's current flows below the lasing threshold too: heat without light.
+            self.electrical_w = self.electrical_full_w * duty / 65535
+        elif gate is not None and gate[0]:
             period_us = 1e6 / gate[1]
             fraction = gate[0] / 65536
             self._gate = (period_us, period_us * fraction, gate[2])
             watts = self.peak_w * fraction
             self.electrical_w = self.electrical_full_w * duty / 65535 * fraction
-        elif self.outputs.get(self.enable_pin) == 1 or self.enable_stuck:
-            watts = self.peak_w
-            # The driver's current flows below the lasing threshold too: heat without light.
-            self.electrical_w = self.electrical_full_w * duty / 65535
         else:
             watts = 0.0
             self.electrical_w = 0.0
@@ -301,6 +337,7 @@ class World:
     def _enable_stuck(self):
         self.enable_stuck = True
         self._update_optics()
+        self._levels_changed()
 
     def _power_cut(self):
         """Power lost: every output dies at once; the chip starts again from power-on."""
@@ -445,25 +482,45 @@ class World:
     def _drive(self, name, active):
         pin, active_level = self.pins[name]
         self.driven[pin] = active_level if active else 1 - active_level
+        self._levels_changed()
 
     def pin_level(self, pin, pull):
         if pin == self.pins["key"][0]:
             self.read_stall()
-        if pin == self.enable_sense_pin:  # the driver's enable input
-            gate = self.pwm.get(self.enable_pin)
-            on = self.outputs.get(self.enable_pin) == 1 or (gate is not None and gate[0] > 0)
-            return 1 if on or self.enable_stuck else 0
-        if pin in self.outputs:
-            return self.outputs[pin]
-        if pin in self.driven:
-            return self.driven[pin]
-        return 1 if pull == "up" else 0  # floating: the pull decides, else it reads low
+        drive = self.drive(pin)
+        if drive is None:  # floating: the pull decides, else it reads low
+            return 1 if self.pulls.get(pin, pull) == "up" else 0
+        return level_at(drive, self.now_us)
+
+    def drive(self, pin):
+        """What sets a pin's electrical level now: a PWM's (duty_u16, freq_hz, start_us) while it
+        pulses, else the steady level 0 or 1, or None where nothing drives it. The enable sense
+        pin is the driver's enable input: the enable line (a gate PWM's pulses of the moment, not
+        their average; low where nothing drives it, the board's pull-down), or high when stuck."""
+        if pin == self.enable_sense_pin:
+            if self.enable_stuck:
+                return 1
+            drive = self.drive(self.enable_pin)
+            return 0 if drive is None else drive
+        pwm = self.pwm.get(pin)
+        if pwm is not None:  # the PWM has the pad, whatever the pin's output register holds
+            return pwm if pwm[0] else 0
+        level = self.outputs.get(pin)
+        if level is None:
+            level = self.driven.get(pin)
+        return level
+
+    def _levels_changed(self):
+        """Any pin's level may have changed now: the counters count its edge."""
+        for counter in self.counting:
+            counter._follow()
 
     # -- outputs -------------------------------------------------------------------------------
 
     def set_output(self, pin, level):
         self.outputs[pin] = level
         self._update_optics()
+        self._levels_changed()
 
     def set_pwm(self, pin, duty_u16, freq_hz):
         shift = 16 - pwm_resolution_bits(freq_hz)
@@ -472,17 +529,31 @@ class World:
         start = old[2] if old is not None and old[1] == freq_hz else self.now_us
         self.pwm[pin] = ((duty_u16 >> shift) << shift, freq_hz, start)
         self._update_optics()
+        self._levels_changed()
 
     def release_pin(self, pin):
         self.pwm.pop(pin, None)
         self.outputs.pop(pin, None)
         self._update_optics()
+        self._levels_changed()
 
     def reset_pins(self, cause):
-        """A reset: every GPIO returns to an input, every PWM and timer stops."""
+        """A reset: every PWM, timer and counter stops. A hard reset (the watchdog, a power cut,
+        machine.reset) returns every GPIO to an input. A soft reset does not: the ESP32 port
+        stops the PWMs at their idle level (low) but leaves a plain output driving its level
+        (machine_pins_deinit only removes the interrupt handlers), until boot.py changes it."""
         self.timers.clear()
+        if cause == "soft reset":
+            for pin in self.pwm:
+                self.outputs[pin] = 0
+        else:
+            self.outputs.clear()
         self.pwm.clear()
-        self.outputs.clear()
+        for counter in self.counting:
+            counter._pin = None
+        self.counting = []
+        self.counters.clear()
+        self.pulls.clear()
         self._update_optics()
         self.trace["resets"].append((self.now_us, cause))
 
@@ -530,10 +601,20 @@ class World:
                 self._advance_to(wall)
 
     def _advance_to(self, target_us):
+        """Run the world to target_us: the scenario's events and the timers at their times, and
+        the watchdog at its deadline. The deadline wins over whatever is due at or after it: the
+        reset comes first, and the events still pending land after it, each at its own time (the
+        operator's pedal does not wait for the chip to boot). A timer callback or an event before
+        the deadline may feed the watchdog or cut the power: the deadline is read afresh after
+        each."""
         events = self._events
         while True:
-            due = self._next_timer(target_us)
-            if self._next_event < len(events) and events[self._next_event][0] <= target_us and \
+            limit = target_us
+            bite = self._wdt_deadline()
+            if bite is not None and bite <= limit:
+                limit = bite - 1  # due at the deadline itself: after the reset
+            due = self._next_timer(limit)
+            if self._next_event < len(events) and events[self._next_event][0] <= limit and \
                     (due is None or events[self._next_event][0] <= due[0]):
                 at_us, _, name, value = events[self._next_event]
                 self._step_to(at_us)
@@ -544,13 +625,17 @@ class World:
                 self._fire(due[1])
             else:
                 break
-        if self.wdt_timeout_ms is not None:  # the watchdog bites at its deadline, not later
-            deadline = self.wdt_fed_us + self.wdt_timeout_ms * 1000 + 1
-            if deadline < target_us:
-                self._step_to(deadline)
-                self._check_watchdog()
+        if bite is not None and bite <= target_us:
+            self._step_to(bite)
+            self._check_watchdog()
         self._step_to(target_us)
         self._check_watchdog()
+
+    def _wdt_deadline(self):
+        """The instant the watchdog resets the chip unless fed before it, or None."""
+        if self.wdt_timeout_ms is None:
+            return None
+        return self.wdt_fed_us + self.wdt_timeout_ms * 1000 + 1
 
     # -- timers --------------------------------------------------------------------------------
 
