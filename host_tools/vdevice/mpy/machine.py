@@ -367,20 +367,3 @@ WDT_RESET = 3
 DEEPSLEEP_RESET = 4
 SOFT_RESET = 5
 
-
-class Counter:
-    """The ESP32's pulse counter (PCNT) on a pin: rising edges of its level between reads."""
-
-    RISING = 1
-    FALLING = 2
-    UP = 1
-    DOWN = 2
-
-    def __init__(self, id, src=None, *, edge=RISING, direction=UP, filter_ns=0):
-        self._src = src
-
-    def value(self, *args):
-        w = _world()
-        gate = w.pwm.get(w.enable_pin)
-        pulsing = gate is not None and gate[0] > 0 and not w.enable_stuck
-        return 1 if pulsing else 0
