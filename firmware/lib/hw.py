@@ -56,7 +56,7 @@ class Hardware:
         if "enable_sense_pin" in laser:  # the driver's enable input, wired back to a GPIO
             self._enable_sense = Pin(laser["enable_sense_pin"], Pin.IN)
         self._wdt = None
-        # Ctrl-C still interrupts the loop (the REPL's own handling sees it before this read).
+        # Ctrl-C is a byte like any other here: boot.py and main.py turn the interrupt off.
         self._serial = select.poll()
         self._serial.register(sys.stdin, select.POLLIN)
         self._serial_in = sys.stdin.buffer
@@ -188,6 +188,9 @@ def boot_safe(path="board.json"):
     try:
         board = board_file.load(path)
     except board_file.BoardError as e:
-        print("boot: laser lines left to their pull-downs:", e)
+        from link import dumps
+
+        print(dumps({"ev": "error", "where": path,
+                     "error": "boot: laser lines left to their pull-downs: %s" % e}))
         return None
     return Hardware(board)
