@@ -128,7 +128,7 @@ def run_device(root, config):
     serial_in, serial_out = os.pipe()
     try:
         proc = subprocess.run(argv, env=env, cwd=str(root), stdin=serial_in, capture_output=True,
-                              text=True, timeout=600)
+                              text=True, errors="replace", timeout=600)
     finally:
         os.close(serial_in)
         os.close(serial_out)

@@ -158,6 +158,9 @@ def main(argv=None):
     p.add_argument("--panel", type=int, metavar="UDP_PORT",
                    help="talk to a virtual panel on this local UDP port: the operator's switches "
                    "and a power meter for laserctl calibrate --virtual-panel")
+    p.add_argument("--maintenance", action="store_true",
+                   help="boot with the reset button held: a maintenance boot (no control loop; "
+                   "the REPL, for mpremote); it is released after that boot")
     p.set_defaults(func=_vdevice)
 
     p = sub.add_parser("scenario", help="run a scenario file on the virtual device")

@@ -26,7 +26,7 @@ import time
 from collections import deque
 from pathlib import Path
 
-from host_tools import vdevice
+from host_tools import device_lines, vdevice
 from host_tools.terminal import RawTerminal, Screen, color_wanted
 
 HELP = ("k key", "i interlock", "e e-stop", "a arm", "r reset", "s silence/ack",
@@ -43,7 +43,7 @@ PRESS_MIN_S = 0.15  # a button press lasts at least this long (wall clock) ...
 PRESS_SEEN_S = 0.05  # ... and this long after the device reported it down
 PRESS_GIVE_UP_S = 2.0  # release anyway if the device never reports the press
 REDRAW_S = 0.05
-STOP_WAIT_S = 1.5  # for the firmware to halt (laser off) after SIGINT before it is killed
+STOP_WAIT_S = 1.0  # for the firmware's last lines to be read once its power is off
 
 # SGR styles
 _BOLD, _DIM, _RED, _GREEN, _YELLOW = "1", "2", "31", "32", "33"
@@ -146,11 +146,13 @@ class Device:
     def running(self):
         return self.proc is not None and self.proc.poll() is None
 
-    def interrupt(self):
-        """Ctrl-C to the firmware, as mpremote does on a board: the loop ends with the laser off."""
+    def switch_off(self):
+        """The power switch: the interpreter ends, and with it the world and its light. The
+        firmware cannot be stopped any other way: a Ctrl-C on its serial port is only a byte
+        (docs/threat-model.md)."""
         if self.running():
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGINT)
+                os.killpg(self.proc.pid, signal.SIGKILL)
 
     def close(self):
         """Kill the interpreter (if still running), close the channel, remove the image."""
@@ -195,7 +197,6 @@ class Console:
         self.dirty = True
         self.last_draw = 0.0
         self.state = None
-        self.stopping = False
 
     # -- input -----------------------------------------------------------------------------------
 
@@ -268,8 +269,6 @@ class Console:
     def firmware_line(self, line):
         ev = _json_object(line)
         if not isinstance(ev, dict) or "ev" not in ev:
-            if self.stopping and line.strip() == "KeyboardInterrupt":
-                return  # the interpreter confirming the stop the console asked for
             if line.strip():
                 self.note("device: " + line.strip(), _DIM)
             return
@@ -308,6 +307,8 @@ class Console:
         elif kind == "halt":
             self.note("firmware loop stopped in %s, laser off   %s"
                       % (ev.get("state"), _dose_text(ev)), _YELLOW, t)
+        elif kind == "halted":
+            self.note("firmware HALTED, no control loop: %s" % ev.get("reason"), _RED + ";1", t)
         elif kind != "status":
             self.note("device: " + line.strip(), _DIM, t)
 
@@ -429,11 +430,11 @@ class Console:
             handle(line)
 
     def stop(self):
-        """Halt the firmware (its loop ends with the laser off, as on Ctrl-C from mpremote) and
-        show its last words; the caller kills the interpreter if it is still running after."""
+        """Switch the device off and show the lines it wrote before; the caller cleans up."""
         dev = self.device
-        self.stopping = True
-        dev.interrupt()
+        dev.switch_off()
+        self.note("virtual device switched off in %s: no power, no light" % (self.state or "BOOT"),
+                  _YELLOW)
         deadline = time.monotonic() + STOP_WAIT_S
         while time.monotonic() < deadline and dev.pipes():
             ready, _, _ = select.select(dev.pipes(), [], [], 0.05)
@@ -456,14 +457,14 @@ def _level_word(name, value):
 
 
 def _json_object(line):
-    """The JSON object on a line; a line cut short by the interrupt that stops the firmware
-    (the rest of its line never printed) is followed on the same line by the next object."""
+    """The JSON object on a line (device_lines.parse: safe to show whatever the bytes); a line
+    cut short (the rest of it never printed) may be followed on the same line by the next one."""
     start = line.find("{")
     while start >= 0:
-        try:
-            return json.loads(line[start:])
-        except ValueError:
-            start = line.find("{", start + 1)
+        obj = device_lines.parse(line[start:])
+        if obj is not None:
+            return obj
+        start = line.find("{", start + 1)
     return None
 
 

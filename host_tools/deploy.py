@@ -33,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from host_tools import manifest, paths, vdevice
+from host_tools import device_lines, manifest, paths, vdevice
 from host_tools.serial_link import DeviceError, SerialLink, service_pin
 
 MAINTENANCE_FLAG = "maintenance"  # firmware/lib/app.py's MAINTENANCE_FLAG
@@ -82,7 +82,9 @@ class NotConfirmed(DeployError):
 def _mpremote(port, *args, timeout_s=300):
     argv = [sys.executable, "-m", "mpremote", "connect", port, *args]
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s)
+        # errors="replace": what the device prints may be any bytes (docs/serial.md)
+        proc = subprocess.run(argv, capture_output=True, text=True, errors="replace",
+                              timeout=timeout_s)
     except subprocess.TimeoutExpired as e:
         raise DeployError("mpremote got no answer from %s within %d s (is the port right, "
                           "and no other program using it?)" % (port, timeout_s)) from e
@@ -164,7 +166,11 @@ def enter_maintenance(port, pin):
     with SerialLink(port, timeout_s=PROBE_TIMEOUT_S) as link:
         try:
             status = link.call("status")
-        except DeviceError:
+        except DeviceError as e:
+            if str(e).startswith("halted: "):  # the firmware's safe halt (firmware/lib/halt.py)
+                raise DeployError("the device's firmware is %s; it has no control loop to "
+                                  "restart itself into a maintenance boot (docs/"
+                                  "troubleshooting.md)" % e) from e
             return False  # no firmware loop answers: a blank board, a REPL, a maintenance boot
         link.timeout_s = 5.0
         link.call("service", pin=service_pin(pin))
@@ -182,8 +188,9 @@ def inspect(port):
     """What the device has: {"mpy", "micropython", "files": {name: sha256}, "dirs"}."""
     out = _mpremote(port, "exec", _INSPECT)
     for line in reversed(out.splitlines()):
-        if line.startswith("{"):
-            return json.loads(line)
+        found = device_lines.parse(line) if line.startswith("{") else None
+        if isinstance(found, dict) and isinstance(found.get("files"), dict):
+            return found
     raise DeployError("the device did not list its files: %r" % out[-400:])
 
 

@@ -14,12 +14,22 @@ Two pseudo-terminal pairs, bridged by this process:
   in the friendly REPL, as the board's console does for print(), so that `mpremote repl` shows
   lines rather than a staircase; the raw REPL, which mpremote parses, passes unchanged.
 * **Ctrl-C** is the supervisor's job, as it is the UART driver's on the board: a 0x03 that reaches
-  the interpreter while it runs Python code becomes SIGINT, i.e. KeyboardInterrupt (which stops
-  main.py and leaves the REPL, or stops an `mpremote exec`); at a prompt it stays a character.
-  "Runs code" is read from /proc: the unix port catches SIGINT exactly while it executes, and
-  not at its prompts (where a SIGINT would kill it) nor after micropython.kbd_intr(-1), which
-  `mpremote mount` uses to pass binary data. The terminal's own ISIG cannot do this: the unix
-  port leaves the terminal raw while it runs raw-paste code, which is how mpremote sends code.
+  the interpreter while it runs Python code with the interrupt character on becomes SIGINT, i.e.
+  KeyboardInterrupt (which stops an `mpremote exec` in a maintenance boot); otherwise it stays a
+  byte of input, as the board's driver then puts it in the input buffer. That is the case at a
+  prompt, and while the firmware runs: boot.py and main.py turn the interrupt character off
+  (micropython.kbd_intr(-1)), so the JSON protocol receives a 0x03 as a byte of a line and
+  refuses that line. "Runs code with the interrupt on" is read from /proc: the unix port catches
+  SIGINT exactly then, and not at its prompts (where a SIGINT would kill it) nor after
+  kbd_intr(-1) (SIGINT back to its default: it would kill it too). The terminal's own ISIG cannot
+  do this: the unix port leaves the terminal raw while it runs raw-paste code, which is how
+  mpremote sends code. One difference from the chip remains: a SIGINT sent just as the
+  interpreter turns the interrupt off ends the process, and the supervisor restarts it as a
+  power-on reset (safe, dark, booting again); the chip decides in its receive interrupt instead.
+* **--maintenance** holds the reset button through the first boot (the world's initial input
+  levels), which the firmware takes as a maintenance boot: no control loop, the REPL for
+  mpremote. The button is released after that boot, so a hard reset (`mpremote reset`) boots
+  the firmware normally again; a soft reset from the raw REPL runs boot.py only, as on a board.
 
 Resets are where the unix port differs from a board, and the supervisor fills the gap:
 
@@ -87,11 +97,14 @@ class _Stop(Exception):
 class PtyDevice:
     """The port, the interpreter behind it, and the bridge between them."""
 
-    def __init__(self, link, root, board, ambient_c, panel_port=None):
+    def __init__(self, link, root, board, ambient_c, panel_port=None, maintenance=False):
         """`link`: the port's path; `root`: the flash folder; `board`: the validated board dict;
         `ambient_c`: the room; `panel_port`: None, or the UDP port on 127.0.0.1 the world reports
-        to and takes operator inputs from (host_tools/virtual_panel.py), for every interpreter."""
+        to and takes operator inputs from (host_tools/virtual_panel.py), for every interpreter;
+        `maintenance`: the reset button is held through the first boot (then released, as a
+        technician's thumb is), which makes it a maintenance boot."""
         self.link = Path(link)
+        self.button_held_at_boot = maintenance
         self.root = Path(root)
         self.board = board
         self.ambient_c = ambient_c
@@ -153,11 +166,13 @@ class PtyDevice:
         from the raw REPL."""
         # Each interpreter's world opens the panel's channel afresh (from a new address).
         panel = {} if self.panel_port is None else {"control_port": self.panel_port}
+        held = {"initial": {"reset": True}} if self.button_held_at_boot else {}
+        self.button_held_at_boot = False  # released once the boot has seen it
         config = vdevice.sim_config(
             self.board, realtime=True, ambient_c=self.ambient_c, run_main=not raw_repl,
             world_board=self.board, mount_root=True, exit_on_reset=True, announce_start=True,
             # ticks_ms runs on across soft resets, as on the chip; a hard reset restarts it.
-            clock_start_ms=int((time.monotonic() - self.power_on_at) * 1000), **panel)
+            clock_start_ms=int((time.monotonic() - self.power_on_at) * 1000), **panel, **held)
         self.config_path.write_text(json.dumps(config))
         argv, env, cwd = vdevice.command(self.root, self.config_path, interactive=True)
         # The simulator imports the firmware's calibration module for its plant model: from the
@@ -380,15 +395,18 @@ def main(args):
             root = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="vdev-flash-")))
             vdevice.make_image(root, args.board, args.protocol)
         device = PtyDevice(args.pty, root.resolve(), board, args.ambient,
-                           panel_port=getattr(args, "panel", None))
+                           panel_port=getattr(args, "panel", None),
+                           maintenance=getattr(args, "maintenance", False))
         cleanup.callback(device.close)
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, _raise_stop)
         try:
             device.open_port()
             device.start_interpreter()
-            print("virtual device (board %s) on %s -> %s, flash %s; Ctrl-C to stop"
-                  % (board["name"], args.pty, os.ttyname(device.port_slave_fd), root), flush=True)
+            print("virtual device (board %s%s) on %s -> %s, flash %s; Ctrl-C to stop"
+                  % (board["name"], ", reset button held: a maintenance boot"
+                     if getattr(args, "maintenance", False) else "", args.pty,
+                     os.ttyname(device.port_slave_fd), root), flush=True)
             device.serve()
         except _Stop:
             return 0

@@ -35,7 +35,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from host_tools import paths, vdevice
+from host_tools import device_lines, paths, vdevice
 
 INPUTS = ("key", "interlock", "estop", "footswitch", "footswitch_no", "footswitch_nc", "arm",
           "reset", "ack")
@@ -280,27 +280,35 @@ def run(scenario, board, heap=vdevice.DEFAULT_HEAP):
         config["serial_fd"] = serial_out
         config_path.write_text(json.dumps(config))
         try:
+            # errors="replace": the port may carry any bytes, and the report must still come.
             proc = subprocess.run(argv, env=env, cwd=cwd, stdin=serial_in, pass_fds=(serial_out,),
-                                  capture_output=True, text=True, timeout=600)
+                                  capture_output=True, text=True, errors="replace", timeout=600)
         finally:
             os.close(serial_in)
             os.close(serial_out)
         if proc.returncode != 0 or not trace_path.exists():
             raise RuntimeError("the virtual device failed (exit %d):\n%s%s"
                                % (proc.returncode, proc.stdout[-3000:], proc.stderr[-3000:]))
-        world = json.loads(trace_path.read_text())
+        world = json.loads(_trace_text(trace_path.read_bytes()))
     return build_report(scenario, proc.stdout, world)
+
+
+def _trace_text(data):
+    """The world's trace file as text. MicroPython's json writes a string's characters as their
+    UTF-8 bytes, a lone surrogate (a scenario's "\\ud800") as its three-byte form: read back,
+    the serial lines in the trace are exactly what the scenario sent."""
+    try:
+        return data.decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError:
+        return device_lines.text(data)
 
 
 def parse_lines(stdout):
     """The firmware's JSON lines: its events, its replies to serial requests ({"ok": ...}), and
     any other output (tracebacks, prints) kept as text."""
     lines, replies, other = [], [], []
-    for line in stdout.splitlines():
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            obj = None
+    for line in device_lines.text(stdout).splitlines():
+        obj = device_lines.parse(line)
         if isinstance(obj, dict) and "ev" in obj:
             lines.append(obj)
         elif isinstance(obj, dict) and "ok" in obj:

@@ -67,6 +67,7 @@ EVENTS = {  # kind: its one-liner from its fields ("-" for a missing one); "stat
     "thermal": "thermal {level} at {temp_c} °C, power {derate_pct}%",
     "boot": "boot: firmware {version}, board {board}",
     "maintenance": "maintenance boot ({why}): no loop, no protocol; to leave: {leave}",
+    "halted": "HALTED: the control loop cannot run: {reason}",
 }
 
 

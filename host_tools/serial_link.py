@@ -15,6 +15,8 @@ import time
 
 import serial
 
+from host_tools import device_lines
+
 BAUD = 115200
 PIN_ENV = "LASERCTL_PIN"  # the service PIN for scripts; otherwise it is asked for
 
@@ -45,6 +47,15 @@ class SerialLink:
         self.on_line = on_line
         self._next_id = 1
         self._partial = b""  # a line's start that arrived without its end (yet)
+        # A line end first: it closes whatever another program left unfinished in the device's
+        # line buffer (mpremote's Ctrl-C and Ctrl-A, which the firmware takes as bytes of a line),
+        # so that the first request is a line of its own. The device refuses that line, which no
+        # request waits for.
+        try:
+            self._port.write(b"\n")
+        except (serial.SerialException, OSError) as e:
+            self._port.close()
+            raise DeviceError("cannot write to %s: %s" % (port, e)) from e
 
     def close(self):
         self._port.close()
@@ -66,6 +77,8 @@ class SerialLink:
             obj = self._read_line()
             # "ok" too: a REPL echoes the request line itself, id and all
             if obj is not None and "ok" in obj and obj.get("id") == ident:
+                if obj["ok"] is not True and not isinstance(obj.get("error"), str):
+                    obj["error"] = "refused, without a reason: %s" % json.dumps(obj)
                 return obj
         raise DeviceError("no reply to %r within %.0f s: is the firmware running (not at the "
                           "REPL, not in a maintenance boot)?" % (cmd, self.timeout_s))
@@ -98,14 +111,11 @@ class SerialLink:
             self._partial = (self._partial + chunk)[-MAX_PARTIAL:]  # REPL prompts never end
             return None
         line, self._partial = self._partial + chunk, b""
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            return None  # the REPL's banner, noise
+        obj = device_lines.parse(line)  # never raises, whatever the bytes
         if not isinstance(obj, dict):
-            return None
+            return None  # the REPL's banner, noise
         if self.on_line is not None:
-            self.on_line(line.decode("utf-8", "replace").rstrip("\r\n"))
+            self.on_line(device_lines.text(line).rstrip("\r\n"))
         if "ev" in obj:
             self.events.append(obj)
         return obj
@@ -113,7 +123,7 @@ class SerialLink:
     def call(self, cmd, **fields):
         """request(), raising DeviceError with the device's own words if it refused."""
         reply = self.request(cmd, **fields)
-        if not reply["ok"]:
+        if reply["ok"] is not True:
             raise DeviceError(reply["error"])
         return reply
 
@@ -125,8 +135,9 @@ class SerialLink:
             while True:
                 try:
                     return self.call("status")
-                except DeviceError:
-                    if time.monotonic() > deadline:
+                except DeviceError as e:
+                    # A halted firmware (firmware/lib/halt.py) stays halted: no use waiting.
+                    if time.monotonic() > deadline or str(e).startswith("halted: "):
                         raise
         finally:
             self.timeout_s = saved

@@ -198,7 +198,7 @@ def test_ctrl_c_quits_cleanly(console, how):
     else:
         os.killpg(term.proc.pid, signal.SIGINT)  # what the terminal would do in cooked mode
     _assert_closed_cleanly(term)
-    assert "firmware loop stopped in STANDBY, laser off" in term.text(), term.text()
+    assert "virtual device switched off in STANDBY: no power, no light" in term.text(), term.text()
 
 
 def test_the_firmware_refuses_to_arm_without_the_key(console):

@@ -82,9 +82,11 @@ def test_deploy_then_tamper_then_refusal_then_redeploy(start_device, flash):  # 
     assert (reported["version"], reported["manifest"], reported["locked"]) == \
         (FIRMWARE_VERSION, manifest_id, None)
 
-    # One byte appended to a module over mpremote, as a careless or malicious hand would.
+    # One byte appended to a module over mpremote (the REPL: a maintenance boot, through the
+    # service PIN), as a careless or malicious hand with the PIN would.
+    assert deploy.enter_maintenance(dev.port, "000000")
     dev.mpremote("exec", "f = open('lib/dose.mpy', 'ab'); f.write(b'\\x00'); f.close()",
-                 "+", "reset")
+                 "+", "fs", "rm", ":maintenance", "+", "reset")
     assert status(dev.port)["locked"] == "firmware file altered: lib/dose.mpy"
     refused = arm(dev.port)
     assert refused["ok"] is False
@@ -100,7 +102,7 @@ def test_deploy_then_tamper_then_refusal_then_redeploy(start_device, flash):  # 
     assert status(dev.port)["locked"] is None
 
     # Left in a maintenance boot (by hand, or a deploy cut short): deploy brings it back.
-    dev.mpremote("fs", "touch", ":maintenance", "+", "reset")
+    assert deploy.enter_maintenance(dev.port, "000000")
     done = laserctl_deploy(dev.port)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "the device has this firmware already: nothing to copy" in done.stdout

@@ -1,15 +1,25 @@
 """Fuzzing the serial protocol (hypothesis, CPython): random bytes, random JSON and random
 requests that look valid go through the real App's control loop, tick by tick. Whatever arrives,
 no exception escapes the loop, nothing changes without a valid command, no service command
-succeeds without a service session, and no light comes on (the footswitch is never pressed)."""
+succeeds without a service session, and no light comes on (the footswitch is never pressed).
+Bytes that are not text (0x80-0xFF, NUL, control bytes, lone surrogates) give only ASCII JSON
+lines, on CPython and on the MicroPython unix port."""
 
 import json
+import os
 import string
+import subprocess
+import tempfile
+from pathlib import Path
 
 import commands
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support import PIN, Rig
+
+from host_tools import paths
+
+FIRMWARE_TESTS = Path(__file__).resolve().parent / "firmware"
 
 SERVICE = tuple(sorted(commands._SERVICE))
 OPERATOR = tuple(sorted(set(commands._OPERATOR) | set(commands._BUTTON_COMMANDS)))
@@ -119,3 +129,78 @@ def test_random_text_of_printable_characters_is_answered_line_by_line():
     lines = ["".join(string.printable[(i * 7 + j) % 94] for j in range(30)) for i in range(5)]
     _send_raw(rig, "\n".join(lines).encode() + b"\n")
     assert [r["ok"] for r in rig.replies()] == [False] * 5
+
+
+# -- what the port may carry that is not text ----------------------------------------------------
+# Raw bytes 0x80-0xFF, NUL and the REPL's control bytes, lone surrogates in the three-byte form
+# WTF-8 and CESU-8 give them, and requests whose text holds all that, written as JSON escapes or
+# as those raw bytes. Whatever comes, every line the firmware writes must be ASCII JSON that
+# decodes to text without a lone surrogate, and the loop must run on.
+
+# Any character, with the surrogates (a thousandth of the code points) and a few others drawn
+# often enough to matter.
+any_char = st.characters() | st.integers(0xD800, 0xDFFF).map(chr) | \
+    st.sampled_from("\x00\x03\x7f\x80\xe9\U0001f600")
+lone_surrogate = st.integers(0xD800, 0xDFFF).map(lambda c: chr(c).encode("utf-8", "surrogatepass"))
+fragments = st.one_of(
+    st.binary(max_size=12), lone_surrogate, st.integers(0x80, 0xFF).map(lambda b: bytes([b])),
+    st.sampled_from([b"\x00", b"\x01", b"\x02", b"\x03", b"\x04", b"\x05", b"\xc3\xa9",
+                     b"\xf0\x9f\x98\x80", b'{"cmd": "status"}']))
+text_requests = st.fixed_dictionaries(
+    {"cmd": st.sampled_from(OPERATOR + SERVICE) | st.text(any_char, max_size=8)},
+    optional={"id": st.text(any_char, max_size=8) | st.integers(), "protocol": st.text(any_char,
+              max_size=8), "pin": st.text(any_char, max_size=6)})
+encoded_requests = st.tuples(text_requests, st.booleans()).map(
+    lambda r: json.dumps(r[0], ensure_ascii=r[1]).encode("utf-8", "surrogatepass"))
+not_text_lines = st.lists(st.one_of(encoded_requests, st.lists(fragments, max_size=6).map(
+    b"".join)), min_size=1, max_size=8).map(
+    lambda lines: b"".join(line.replace(b"\n", b" ") + b"\n" for line in lines))
+
+
+def _lone_surrogates(value):
+    if isinstance(value, str):
+        return [c for c in value if 0xD800 <= ord(c) < 0xE000]
+    if isinstance(value, dict):
+        return _lone_surrogates(list(value)) + _lone_surrogates(list(value.values()))
+    if isinstance(value, list):
+        return [c for v in value for c in _lone_surrogates(v)]
+    return []
+
+
+def _check_written_line(raw):
+    """`raw` (bytes) is one line the firmware wrote: ASCII JSON, an object, no lone surrogate."""
+    assert all(b < 128 for b in raw), raw
+    obj = json.loads(raw)
+    assert isinstance(obj, dict) and not _lone_surrogates(obj), raw
+
+
+@FUZZ
+@given(not_text_lines)
+def test_whatever_bytes_come_every_line_written_is_ascii_json(data):
+    rig = _device()
+    _send_raw(rig, data)
+    _check_loop_healthy(rig)
+    for line in rig.lines + [rig.last_status]:
+        _check_written_line(line.encode("utf-8", "surrogatepass"))
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(not_text_lines)
+def test_on_micropython_whatever_bytes_come_every_line_written_is_ascii_json(data):
+    """The same on the real interpreter, whose json.dumps writes what is beyond ASCII as raw
+    bytes, during a treatment: tests/firmware/feed_serial.py prints every line as written."""
+    with tempfile.NamedTemporaryFile(suffix=".bin") as f:
+        f.write(data)
+        f.flush()
+        proc = subprocess.run(
+            [paths.micropython_executable(), str(FIRMWARE_TESTS / "feed_serial.py"), f.name],
+            env=dict(os.environ, MICROPYPATH=os.pathsep.join(
+                [".frozen", str(paths.FIRMWARE_LIB), str(FIRMWARE_TESTS)])),
+            cwd=paths.REPO, capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    *written, verdict = proc.stdout.splitlines()
+    assert verdict.endswith(b" fault None"), verdict  # the loop ran on (a disarm may end it)
+    assert written
+    for raw in written:
+        _check_written_line(raw)
+        assert json.loads(raw).get("ev") != "error", raw

@@ -1,5 +1,7 @@
 """The virtual device as a serial port: the real `mpremote` against `laserctl vdevice --pty PATH`,
-as an engineer would use it against a board (exec, fs, soft-reset, repl, reset, make deploy)."""
+as an engineer would use it against a board (exec, fs, soft-reset, repl, reset, make deploy).
+mpremote needs the REPL, which only a maintenance boot has: `--maintenance` (the reset button
+held through the first boot), or the PIN-guarded restart that `laserctl deploy` uses."""
 
 import csv
 import json
@@ -50,13 +52,16 @@ def read_until(fd, needle, timeout=10.0, seen=b""):
 
 
 class Device:
-    """`laserctl vdevice --pty PORT [--root ROOT]`, started and stopped like an engineer would."""
+    """`laserctl vdevice --pty PORT [--root ROOT] [--maintenance]`, started and stopped like an
+    engineer would."""
 
-    def __init__(self, tmp_path, root=None):
+    def __init__(self, tmp_path, root=None, maintenance=False):
         self.port = str(tmp_path / "ttyV")
         argv = [sys.executable, "-m", "host_tools.cli", "vdevice", "--pty", self.port]
         if root is not None:
             argv += ["--root", str(root)]
+        if maintenance:
+            argv.append("--maintenance")
         self.log_path = tmp_path / "device.log"
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(argv, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
@@ -75,6 +80,13 @@ class Device:
         assert result.returncode == 0, "mpremote %s: %s%s" % (args, result.stdout, result.stderr)
         return result.stdout
 
+    def enter_maintenance(self):
+        """Restart the running firmware into a maintenance boot, as `laserctl deploy` does: a
+        service session (the factory PIN), then restart with the maintenance flag."""
+        from host_tools import deploy
+
+        assert deploy.enter_maintenance(self.port, "000000"), "the firmware did not answer"
+
     def stop(self):
         """SIGINT, as Ctrl-C in its terminal; returns its exit status."""
         if self.proc.poll() is None:
@@ -92,8 +104,8 @@ def start_device(tmp_path):
     """Start devices; every one is stopped when the test ends, however it ends."""
     started = []
 
-    def start(root=None):
-        started.append(Device(tmp_path, root))
+    def start(root=None, maintenance=False):
+        started.append(Device(tmp_path, root, maintenance))
         started[-1].wait_for_port()
         return started[-1]
 
@@ -104,16 +116,24 @@ def start_device(tmp_path):
 
 @pytest.fixture
 def device(start_device):
+    """A device running its firmware: the serial port carries the JSON protocol only."""
     return start_device()
 
 
-def test_exec_prints_like_a_board(device):
+@pytest.fixture
+def maintenance_device(start_device):
+    """`laserctl vdevice --maintenance`: no control loop, the REPL for mpremote."""
+    return start_device(maintenance=True)
+
+
+def test_exec_prints_like_a_board(maintenance_device):
+    device = maintenance_device
     assert device.mpremote("exec", "print(6*7)").strip() == "42"
-    # The first command had to stop main.py with Ctrl-C; the next one finds the REPL.
     assert device.mpremote("eval", "1 + 1").strip() == "2"
 
 
-def test_fs_ls_shows_the_flash_with_sizes(device):
+def test_fs_ls_shows_the_flash_with_sizes(maintenance_device):
+    device = maintenance_device
     listing = device.mpremote("fs", "ls")
     sizes = dict((name, int(size)) for size, name in re.findall(r"(\d+) (\S+)", listing))
     assert sizes["main.py"] == (REPO / "firmware" / "main.py").stat().st_size
@@ -122,7 +142,8 @@ def test_fs_ls_shows_the_flash_with_sizes(device):
     assert "app.py" in device.mpremote("fs", "ls", ":/lib")  # "/" is the flash, not the host
 
 
-def test_fs_cp_to_the_device_and_back(device, tmp_path):
+def test_fs_cp_to_the_device_and_back(maintenance_device, tmp_path):
+    device = maintenance_device
     text = tmp_path / "notes.txt"
     text.write_text("line one\nline two: 6*7 = 42\n")
     blob = tmp_path / "blob.bin"
@@ -133,7 +154,8 @@ def test_fs_cp_to_the_device_and_back(device, tmp_path):
     assert (tmp_path / "back.bin").read_bytes() == blob.read_bytes()
 
 
-def test_soft_reset_clears_the_interpreter_and_exec_still_works(device):
+def test_soft_reset_clears_the_interpreter_and_exec_still_works(maintenance_device):
+    device = maintenance_device
     out = device.mpremote("exec", "x = 1; print('x' in globals())", "+", "soft-reset", "+",
                           "exec", "print('x' in globals())")
     assert out.split() == ["True", "False"]
@@ -141,25 +163,28 @@ def test_soft_reset_clears_the_interpreter_and_exec_still_works(device):
     assert device.mpremote("exec", "print(6*7)").strip() == "42"
 
 
-def test_repl_through_a_terminal(device):
-    """mpremote repl on a pseudo-terminal, as in a shell: the firmware's output, Ctrl-C into the
-    REPL, a line typed, Ctrl-D for a soft reboot that runs main.py again, Ctrl-] to leave."""
+def test_repl_through_a_terminal(maintenance_device):
+    """mpremote repl on a pseudo-terminal, as in a shell, in a maintenance boot: the prompt, a line
+    typed, Ctrl-D for a soft reboot that runs main.py again (the reset button is released by
+    now: a normal boot), then Ctrl-C is only a byte of a line, which the firmware refuses and
+    runs on; Ctrl-] to leave."""
+    device = maintenance_device
     master, slave = os.openpty()
     repl = subprocess.Popen([str(MPREMOTE), "connect", device.port, "repl"], cwd=REPO,
                             stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
     os.close(slave)
     try:
-        seen = read_until(master, b"Use Ctrl-] or Ctrl-x to exit this shell")
-        read_until(master, b'"ev": "status"', seen=seen)  # main.py's loop is running
-        stopped_at_the_prompt = re.compile(rb"KeyboardInterrupt.*>>> $", re.S)
-        os.write(master, CTRL_C)
-        read_until(master, stopped_at_the_prompt)
+        read_until(master, b"Use Ctrl-] or Ctrl-x to exit this shell")
+        os.write(master, CTRL_C)  # at the prompt: a fresh one
+        read_until(master, b">>> ")
         os.write(master, b"print(6*7)\r")
         read_until(master, b"print(6*7)\r\n42\r\n>>> ")  # lines end in CRLF, as on a board
         os.write(master, CTRL_D)
-        read_until(master, re.compile(rb'MPY: soft reboot\r\n.*"ev": "boot"', re.S))
-        os.write(master, CTRL_C)
-        read_until(master, stopped_at_the_prompt)
+        seen = read_until(master, re.compile(rb'MPY: soft reboot\r\n.*"ev": "selftest"', re.S))
+        os.write(master, CTRL_C + b"\n")  # the loop runs: a line holding one byte, 0x03
+        seen = read_until(master, b"byte 0x03 (Ctrl-C) at column 1", seen=seen)
+        seen = read_until(master, re.compile(rb'byte 0x03.*"ev": "status"', re.S), seen=seen)
+        assert b">>> " not in seen.split(b"MPY: soft reboot")[-1]  # no prompt: the loop runs on
         os.write(master, CTRL_RIGHT_BRACKET)
         assert repl.wait(timeout=10) == 0
     finally:
@@ -246,22 +271,24 @@ def test_the_serial_protocol_runs_on_the_port_and_the_memory_survives_resets(dev
         assert _request(port, {"cmd": "service", "pin": "1"})["ok"] is False  # on the journal
     finally:
         os.close(port)
+    device.enter_maintenance()  # the service PIN's door to the REPL
     journal = device.mpremote("fs", "cat", ":journal.log")
     assert '"ev":"pin_wrong"' in journal
     device.mpremote("soft-reset")
     assert device.mpremote("fs", "cat", ":journal.log") == journal
     assert json.loads(device.mpremote("fs", "cat", ":treatment.json")) == {"protocol": "knee"}
-    device.mpremote("reset")  # boots again, main.py and all
+    device.mpremote("fs", "rm", ":maintenance", "+", "reset")  # boots again, main.py and all
     port = os.open(device.port, os.O_RDWR | os.O_NOCTTY)
     try:
         read_until(port, re.compile(rb'"ev": "selftest"[^\n]*\n'), 20)
         status = _request(port, {"cmd": "status"})
         assert status["selected"] == {"protocol": "knee"}, status
-        records = _request(port, {"cmd": "journal", "count": 4})["records"]
+        records = _request(port, {"cmd": "journal", "from": 1, "count": 4})["records"] + \
+            _request(port, {"cmd": "journal", "from": 5, "count": 4})["records"]
     finally:
         os.close(port)
-    events = [r["ev"] for r in records]
-    assert events.count("boot") == 2 and "pin_wrong" in events, records
+    assert [r["ev"] for r in records] == ["boot", "pin_wrong", "service_open", "service", "boot"]
+    assert records[3]["action"] == "maintenance", records
 
 
 def _laserctl_journal(port, out, pin="000000"):
@@ -285,10 +312,12 @@ def test_laserctl_journal_downloads_verifies_and_finds_a_tampered_record(device,
     assert [row["ev"] for row in rows] == ["boot", "pin_wrong", "pin_wrong", "pin_wrong",
                                            "service_open"]
     assert [row["n"] for row in rows] == ["1", "2", "3", "4", "5"]
-    # One byte of the first record changed on the flash, then the device restarted.
+    # One byte of the first record changed on the flash (from a maintenance boot: the REPL),
+    # then the device restarted into its firmware.
+    device.enter_maintenance()
     device.mpremote("exec", "s = open('journal.log').read(); open('journal.log', 'w')"
                             ".write(s.replace('\"boot\":1', '\"boot\":7', 1))")
-    device.mpremote("reset")
+    device.mpremote("fs", "rm", ":maintenance", "+", "reset")
     result = _laserctl_journal(device.port, tmp_path / "journal.json")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "line 1: record n=1 fails its hash (altered)" in result.stdout

@@ -10,6 +10,7 @@ import integrity
 import treatment as treatment_module
 from controller import FAULT, LOOP_OVERRUN, OUT_OF_MEMORY, SOFTWARE, WATCHDOG_RESET, Controller
 from dosimeter import Dosimeter
+from link import dumps
 from recorder import Recorder
 from records import Inputs, Outputs
 from supervisor import Supervisor
@@ -259,7 +260,7 @@ def load_treatment(path, board, library_path="protocols.json"):
 
 
 def _report_error(where, error):
-    print(json.dumps({"ev": "error", "where": where, "error": error}))
+    print(dumps({"ev": "error", "where": where, "error": error}))
 
 
 def maintenance_requested(hw):
@@ -317,22 +318,23 @@ def open_memory(board, flash=None):
 
 
 def main(hw_module, board_path="board.json", treatment_path="treatment.json"):
+    """Returns only in a maintenance boot; anything else that stops it raises (main.py halts)."""
     try:
         board = board_file.load(board_path)
     except board_file.BoardError as e:
         _report_error(board_path, str(e))
-        return
+        raise
     hw = hw_module.Hardware(board)
     why = maintenance_requested(hw)
     if why is not None:
         hw.safe_off()
-        print(json.dumps({"ev": "maintenance", "version": VERSION, "why": why,
-                          "leave": "remove the flag file (mpremote rm :%s), release the button, "
-                                   "reset" % MAINTENANCE_FLAG}))
+        print(dumps({"ev": "maintenance", "version": VERSION, "why": why,
+                     "leave": "remove the flag file (mpremote rm :%s), release the button, "
+                              "reset" % MAINTENANCE_FLAG}))
         return
     app, notes = assemble(hw, board, treatment_path)
-    print(json.dumps({"ev": "boot", "version": VERSION, "board": app.board["name"],
-                      "loop_ms": app.period_ms, "watchdog_ms": app.watchdog_ms}))
+    print(dumps({"ev": "boot", "version": VERSION, "board": app.board["name"],
+                 "loop_ms": app.period_ms, "watchdog_ms": app.watchdog_ms}))
     watchdog_reset = hw_module.reset_by_watchdog()
     app.manifest_id = integrity.manifest_id()
     problem = app.self_test(time.ticks_ms(), integrity.check(), watchdog_reset,

@@ -7,11 +7,13 @@
 # (settings, PIN, journal export and release, calibration points) need a service session opened
 # with the PIN; it ends after SERVICE_IDLE_MS without a request and as soon as a treatment begins
 # (a calibration point is not one: the technician measures several in one session).
+# A request is printable ASCII, its text too (a JSON escape may not smuggle in anything else); a
+# reply is ASCII JSON (link.dumps), whatever the request held.
 import json
 
 from controller import COMPLETE, EMITTING, FAULT, PAUSED, READY, STANDBY, STATE_NAMES
 from flash import write_atomic
-from link import TOO_LONG, LineReader
+from link import NOT_TEXT, TOO_LONG, LineReader, dumps
 from records import ACK, ARM, DISARM, RESET
 from ticks import ticks_diff
 
@@ -28,12 +30,44 @@ MAX_PIN_TRIES = const(5)  # wrong PINs in a row before the lockout ...
 LOCKOUT_MS = const(900000)  # ... which lasts this long (counted again from boot after a reset)
 JOURNAL_PAGE = const(4)  # records per journal reply: a reply stays short on a 115200 baud port
 MAX_POINT_S = const(60)  # the longest calibration point: a thermal power meter settles in ~10 s
+MAX_DEPTH = const(4)  # objects and lists in a request: {"points": [[duty, W], ...]} is 3 deep
 _IN_SESSION = (READY, EMITTING, PAUSED)
 _BUTTON_COMMANDS = {"arm": ARM, "disarm": DISARM, "ack": ACK, "reset": RESET}
 
 
 class CommandError(ValueError):
     pass
+
+
+# Ctrl-C: what a terminal sends to stop a program; Ctrl-A, -B, -D, -E: the REPL's raw mode, friendly
+# mode, soft reset and paste mode. Named in the refusal: whoever typed one wanted a REPL.
+_CONTROL_NAMES = {3: " (Ctrl-C)", 1: " (Ctrl-A)", 2: " (Ctrl-B)", 4: " (Ctrl-D)", 5: " (Ctrl-E)"}
+
+
+def _check_request(request, escaped):
+    """Raise CommandError if the parsed request nests deeper than MAX_DEPTH or, if its line held
+    an escape (`escaped`; else its bytes were checked already), a string in it (keys too) holds
+    a character outside printable ASCII. A walk with its own stack: the firmware never recurses
+    over what a request holds (a deep nesting would exhaust the chip's 16 KB stack, in the
+    loop)."""
+    pending = [(request, None, 1)]
+    while pending:
+        value, key, depth = pending.pop()
+        if isinstance(value, str):
+            for ch in value if escaped else ():
+                if not " " <= ch <= "~":
+                    raise CommandError("%s: text must be printable ASCII, found \\u%04x"
+                                       % (key or "a field name", ord(ch)))
+        elif isinstance(value, (dict, list)):
+            if depth > MAX_DEPTH:
+                raise CommandError("%s: nested deeper than %d" % (key, MAX_DEPTH))
+            if isinstance(value, dict):
+                for name in value:
+                    pending.append((name, None, depth))
+                    pending.append((value[name], name, depth + 1))
+            else:
+                for item in value:
+                    pending.append((item, key, depth + 1))
 
 
 def _check_fields(request, allowed):
@@ -157,12 +191,20 @@ class Commands:
         if line is TOO_LONG:
             raise CommandError("line too long: a request is one line of at most %d bytes"
                                % self.lines.max_line)
+        if line is NOT_TEXT:
+            byte = self.lines.bad_byte
+            name = _CONTROL_NAMES.get(byte)
+            raise CommandError("byte 0x%02x%s at column %d: a request is one line of printable "
+                               "ASCII%s" % (byte, name or "", self.lines.bad_column,
+                                            "; the REPL is only in a maintenance boot "
+                                            "(docs/serial.md)" if name else ""))
         try:
             request = json.loads(line)
         except (ValueError, UnicodeError) as e:
             raise CommandError("not JSON: %s" % e)
         if not isinstance(request, dict):
             raise CommandError('a request is a JSON object: {"cmd": "status"}')
+        _check_request(request, b"\\" in line)
         name = request.get("cmd")
         if not isinstance(name, str):
             raise CommandError('cmd: missing or not text: {"cmd": "status"}')
@@ -183,7 +225,7 @@ class Commands:
                 reply["id"] = request["id"]
         if fields:
             reply.update(fields)
-        self._write(json.dumps(reply))
+        self._write(dumps(reply))
 
     def _press(self, request, name):
         _check_fields(request, ())
@@ -209,7 +251,7 @@ class Commands:
 
     def _close_service(self, why):
         self.service_open = False
-        self._write(json.dumps({"ev": "service", "open": False, "why": why}))
+        self._write(dumps({"ev": "service", "open": False, "why": why}))
 
     def _journal_append(self, record):
         # Through the logbook: a record that fills the journal, or one the flash refuses,

@@ -62,7 +62,7 @@ class Hardware:
             self._edge_counter = Counter(0, self._enable_sense, edge=Counter.RISING)
             self._read_edges = self._edge_counter.value  # bound once: binding allocates
         self._wdt = None
-        # Ctrl-C still interrupts the loop (the REPL's own handling sees it before this read).
+        # Ctrl-C is a byte like any other here: boot.py and main.py turn the interrupt off.
         self._serial = select.poll()
         self._serial.register(sys.stdin, select.POLLIN)
         self._serial_in = sys.stdin.buffer
@@ -201,6 +201,9 @@ def boot_safe(path="board.json"):
     try:
         board = board_file.load(path)
     except board_file.BoardError as e:
-        print("boot: laser lines left to their pull-downs:", e)
+        from link import dumps
+
+        print(dumps({"ev": "error", "where": path,
+                     "error": "boot: laser lines left to their pull-downs: %s" % e}))
         return None
     return Hardware(board)

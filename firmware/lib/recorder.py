@@ -1,10 +1,10 @@
 # The record step: one JSON object per line on the serial port, for the host console, the
 # scenario runner and a technician with a terminal. Events when something changes, a status line
-# every status period; nothing is printed (or allocated) on a quiet tick.
-import json
-
+# every status period; nothing is printed (or allocated) on a quiet tick. Every line is ASCII JSON
+# (link.dumps): a reason or an error may hold text from a file on the flash, or an exception's.
 from alarms import PRIORITY_NAMES
 from controller import STATE_NAMES
+from link import dumps
 from thermal import DERATE_STEPS, LEVEL_NAMES
 from ticks import ticks_diff
 
@@ -28,27 +28,27 @@ class Recorder:
         if c.state != self._state:
             self._emit("state", now_ms, app)
             if c.fault_code is not None:
-                self._write(json.dumps({"ev": "fault", "t_ms": now_ms, "code": c.fault_code}))
+                self._write(dumps({"ev": "fault", "t_ms": now_ms, "code": c.fault_code}))
             self._state = c.state
         if c.refusals != self._refusals:
-            self._write(json.dumps({"ev": "refused", "t_ms": now_ms, "reason": c.refusal}))
+            self._write(dumps({"ev": "refused", "t_ms": now_ms, "reason": c.refusal}))
             self._refusals = c.refusals
         if c.sessions_ended != self._sessions:
-            self._write(json.dumps({"ev": "session", "t_ms": now_ms, "end": c.session_end,
-                                    "delivered_j": app.dosimeter.energy_mj / 1000,
-                                    "target_j": self.target_j,
-                                    "emitting_ms": app.dosimeter.emitting_ms}))
+            self._write(dumps({"ev": "session", "t_ms": now_ms, "end": c.session_end,
+                               "delivered_j": app.dosimeter.energy_mj / 1000,
+                               "target_j": self.target_j,
+                               "emitting_ms": app.dosimeter.emitting_ms}))
             self._sessions = c.sessions_ended
         vetoing = app.requested and not app.supervisor.permitted
         if vetoing and not self._vetoing:  # the state machine asked, the supervisor refused
-            self._write(json.dumps({"ev": "veto", "t_ms": now_ms, "state": STATE_NAMES[c.state],
-                                    "why": app.supervisor.why}))
+            self._write(dumps({"ev": "veto", "t_ms": now_ms, "state": STATE_NAMES[c.state],
+                               "why": app.supervisor.why}))
         self._vetoing = vetoing
         thermal = c.thermal
         if thermal.level != self._thermal_level:
-            self._write(json.dumps({"ev": "thermal", "t_ms": now_ms,
-                                    "level": LEVEL_NAMES[thermal.level], "temp_c": c.temp_c,
-                                    "derate_pct": thermal.derate_step * 100 // DERATE_STEPS}))
+            self._write(dumps({"ev": "thermal", "t_ms": now_ms,
+                               "level": LEVEL_NAMES[thermal.level], "temp_c": c.temp_c,
+                               "derate_pct": thermal.derate_step * 100 // DERATE_STEPS}))
             self._thermal_level = thermal.level
         last = self._last_status_ms
         if last is None or ticks_diff(now_ms, last) >= self.status_period_ms:
@@ -56,15 +56,15 @@ class Recorder:
             self._last_status_ms = now_ms
 
     def self_test(self, now_ms, problem):
-        self._write(json.dumps({"ev": "selftest", "t_ms": now_ms, "ok": problem is None,
-                                "problem": problem}))
+        self._write(dumps({"ev": "selftest", "t_ms": now_ms, "ok": problem is None,
+                           "problem": problem}))
 
     def error(self, now_ms, exc):
-        self._write(json.dumps({"ev": "error", "t_ms": now_ms, "error": "%s: %s"
-                                % (type(exc).__name__, exc)}))
+        self._write(dumps({"ev": "error", "t_ms": now_ms, "error": "%s: %s"
+                           % (type(exc).__name__, exc)}))
 
     def error_text(self, where, error):
-        self._write(json.dumps({"ev": "error", "where": where, "error": error}))
+        self._write(dumps({"ev": "error", "where": where, "error": error}))
 
     def halt(self, now_ms, app):
         self._emit("halt", now_ms, app)
@@ -73,7 +73,7 @@ class Recorder:
         fields = self.status_fields(app)
         fields["ev"] = ev
         fields["t_ms"] = now_ms
-        self._write(json.dumps(fields))
+        self._write(dumps(fields))
 
     def status_fields(self, app):
         """What a status line reports (also the serial status command's reply)."""

@@ -20,6 +20,7 @@ import json
 import os
 import sys
 
+import micropython
 import simworld
 from simworld import HardReset, SimEnd, SoftReset
 
@@ -32,17 +33,27 @@ _RESETTING = "\x1b_vdev resetting\x1b\\"
 def _forget_firmware_modules():
     # A reset clears every imported module on the chip; the world itself survives.
     for name in list(sys.modules):
-        if name not in _SIM_MODULES and name not in ("json", "os", "sys", "math"):
+        if name not in _SIM_MODULES and name not in ("json", "os", "sys", "math", "micropython"):
             del sys.modules[name]
 
 
 def _run_file(name):
+    # As the board's script runner (pyexec_file in MicroPython's shared/runtime/pyexec.c) runs
+    # boot.py and main.py: compiled, then run with Ctrl-C turned on, which the file may turn off
+    # (the firmware does, first thing), and off again after it. Outside the files a 0x03 on the
+    # port is data (the unix port raises KeyboardInterrupt from SIGINT only while it catches it,
+    # and the supervisor sends SIGINT only then: host_tools/pty_device.py).
     try:
         with open(name) as f:
             source = f.read()
     except OSError:
         return
-    exec(compile(source, name, "exec"), {"__name__": "__main__"})
+    code = compile(source, name, "exec")
+    micropython.kbd_intr(3)
+    try:
+        exec(code, {"__name__": "__main__"})
+    finally:
+        micropython.kbd_intr(-1)
 
 
 def _boot(run_main):
@@ -139,6 +150,7 @@ simworld.WORLD = world
 if config.get("mount_root"):
     _mount_device_folder_as_root()
 
+micropython.kbd_intr(-1)  # the launcher is not one of the board's files: see _run_file
 try:
     _announce(_STARTED)
     _boot(config.get("run_main", True))

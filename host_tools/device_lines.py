@@ -1,0 +1,44 @@
+"""What a device sends, as text every host tool can handle, whatever the bytes.
+
+The firmware writes ASCII JSON lines (firmware/lib/link.py), but a port also carries what is not
+the firmware's: a REPL's banner, a traceback, line noise, another firmware, bytes cut by a reset.
+Host tools read it through these functions, never with a strict decode: a byte that is not UTF-8
+becomes U+FFFD, and so does a lone surrogate that a "\\ud800" escape puts into a JSON string
+(Python keeps it, and printing or encoding it as UTF-8 would then raise).
+
+    parse(b'{"ev": "status", ...}\\r\\n')  # -> the dict, or None for a line that is not JSON
+    text(b"\\xff\\xfe raw")                 # -> "\\ufffd\\ufffd raw"
+"""
+
+import json
+import re
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def text(data):
+    """`data` (bytes or str) as a str that encodes as UTF-8."""
+    if isinstance(data, (bytes, bytearray)):
+        data = bytes(data).decode("utf-8", "replace")
+    return _LONE_SURROGATE.sub("\ufffd", data)
+
+
+def clean(value):
+    """`value` (parsed JSON) with every string, keys too, made safe by text()."""
+    if isinstance(value, str):
+        return text(value)
+    if isinstance(value, dict):
+        return {clean(k): clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clean(v) for v in value]
+    return value
+
+
+def parse(line):
+    """The JSON value a line holds (bytes or str; its line end is ignored), cleaned; None if it
+    is not JSON (or nests deeper than Python parses)."""
+    try:
+        return clean(json.loads(text(line)))
+    except (ValueError, RecursionError):
+        return None
+
