@@ -17,7 +17,7 @@ REQUIRED = ("emission at boot", "interlock open", "key removal", "footswitch stu
             "power cut",
             # issue 14's: holes an attacker found with operator rhythms, wiring and bytes
             "hardware-gated pulses", "broken wire", "neither counted nor timed",
-            "operator's end of a session")
+            "operator's end of a session", "serial port reaches Python", "host tool")
 # The monitors the rule (no operator action resets a monitor's evidence) was reviewed against.
 MONITORS = ("stuck reading", "rate of rise", "runaway", "energy budget", "footswitch disagreement",
             "power monitor windows", "enable line", "overruns", "watchdog")

@@ -185,40 +185,23 @@ _NO = object()
 _ORIG = {}
 
 
-def _pin_value(self, v=_NO):
-    a = gc.mem_alloc()
-    t = utime.ticks_us()
-    r = _ORIG["pin_value"](self) if v is _NO else _ORIG["pin_value"](self, v)
-    _SIM[1] += utime.ticks_diff(utime.ticks_us(), t)
-    _SIM[0] += gc.mem_alloc() - a
-    return r
+def _simulated(key):
+    """A stand-in for the simulated machine's method _ORIG[key], `(self)` or `(self, v)`, whose
+    bytes and us are counted apart (no *args: the tuple would be counted as the firmware's)."""
+
+    def call(self, v=_NO):
+        a = gc.mem_alloc()
+        t = utime.ticks_us()
+        r = _ORIG[key](self) if v is _NO else _ORIG[key](self, v)
+        _SIM[1] += utime.ticks_diff(utime.ticks_us(), t)
+        _SIM[0] += gc.mem_alloc() - a
+        return r
+
+    return call
 
 
-def _pwm_duty_u16(self, v=_NO):
-    a = gc.mem_alloc()
-    t = utime.ticks_us()
-    r = _ORIG["pwm_duty_u16"](self) if v is _NO else _ORIG["pwm_duty_u16"](self, v)
-    _SIM[1] += utime.ticks_diff(utime.ticks_us(), t)
-    _SIM[0] += gc.mem_alloc() - a
-    return r
-
-
-def _adc_read_uv(self):
-    a = gc.mem_alloc()
-    t = utime.ticks_us()
-    r = _ORIG["adc_read_uv"](self)
-    _SIM[1] += utime.ticks_diff(utime.ticks_us(), t)
-    _SIM[0] += gc.mem_alloc() - a
-    return r
-
-
-def _counter_value(self, v=_NO):
-    a = gc.mem_alloc()
-    t = utime.ticks_us()
-    r = _ORIG["counter_value"](self) if v is _NO else _ORIG["counter_value"](self, v)
-    _SIM[1] += utime.ticks_diff(utime.ticks_us(), t)
-    _SIM[0] += gc.mem_alloc() - a
-    return r
+_WRAPPED = {"pin_value": _simulated("pin_value"), "pwm_duty_u16": _simulated("pwm_duty_u16"),
+            "adc_read_uv": _simulated("adc_read_uv"), "counter_value": _simulated("counter_value")}
 
 
 def _wrap_machine(on):
@@ -227,10 +210,11 @@ def _wrap_machine(on):
         _ORIG["pwm_duty_u16"] = machine.PWM.duty_u16
         _ORIG["adc_read_uv"] = machine.ADC.read_uv
         _ORIG["counter_value"] = machine.Counter.value
-    machine.Pin.value = _pin_value if on else _ORIG["pin_value"]
-    machine.PWM.duty_u16 = _pwm_duty_u16 if on else _ORIG["pwm_duty_u16"]
-    machine.ADC.read_uv = _adc_read_uv if on else _ORIG["adc_read_uv"]
-    machine.Counter.value = _counter_value if on else _ORIG["counter_value"]
+    table = _WRAPPED if on else _ORIG
+    machine.Pin.value = table["pin_value"]
+    machine.PWM.duty_u16 = table["pwm_duty_u16"]
+    machine.ADC.read_uv = table["adc_read_uv"]
+    machine.Counter.value = table["counter_value"]
     hw_ = APP.hw
     if hasattr(hw_, "_read_uv"):  # the hardware module binds read_uv once: rebind it
         hw_._read_uv = hw_._adc.read_uv
