@@ -23,9 +23,10 @@ Two pseudo-terminal pairs, bridged by this process:
   SIGINT exactly then, and not at its prompts (where a SIGINT would kill it) nor after
   kbd_intr(-1) (SIGINT back to its default: it would kill it too). The terminal's own ISIG cannot
   do this: the unix port leaves the terminal raw while it runs raw-paste code, which is how
-  mpremote sends code. One difference from the chip remains: a SIGINT sent just as the
-  interpreter turns the interrupt off ends the process, and the supervisor restarts it as a
-  power-on reset (safe, dark, booting again); the chip decides in its receive interrupt instead.
+  mpremote sends code. The chip decides in its receive interrupt, while no code runs; the
+  supervisor stops the interpreter (SIGSTOP) to look and signal, then lets it go on: a SIGINT
+  sent as it turned the interrupt off would end the process (a power-on reset, a maintenance
+  boot lost), and on a loaded machine the supervisor can be preempted between the two.
 * **--maintenance** holds the reset button through the first boot (the world's initial input
   levels), which the firmware takes as a maintenance boot: no control loop, the REPL for
   mpremote. The button is released after that boot, so a hard reset (`mpremote reset`) boots
@@ -270,9 +271,7 @@ class PtyDevice:
         while pending:
             ctrl_c_at = pending.find(CTRL_C)
             if ctrl_c_at == 0:
-                if self._interpreter_runs_code():
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(self.interp_pid, signal.SIGINT)
+                if self._interrupt():
                     del pending[:1]  # consumed, as the board's UART driver consumes it
                     continue
                 chunk = pending[:1]  # at a prompt it is a character like any other
@@ -289,6 +288,23 @@ class PtyDevice:
             del pending[:written]
             if written < len(chunk):
                 return
+
+    def _interrupt(self):
+        """SIGINT, and True, if the interpreter catches it; decided while it is stopped, so that it
+        cannot turn the interrupt off in between (SIGINT would then end it: its default action)."""
+        if not self._interpreter_runs_code():
+            return False  # a byte, as the chip's driver decides on arrival: no need to stop it
+        pid = self.interp_pid
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            # Stopped (or ended); WNOWAIT leaves an end to _interpreter_ended to collect.
+            os.waitid(os.P_PID, pid, os.WSTOPPED | os.WEXITED | os.WNOWAIT)
+            catches = self._interpreter_runs_code()
+            if catches:
+                os.kill(pid, signal.SIGINT)  # pending until it goes on, then its handler's
+            return catches
+        finally:
+            os.kill(pid, signal.SIGCONT)
 
     def _interpreter_runs_code(self):
         """Whether the interpreter catches SIGINT now, i.e. executes Python code with Ctrl-C

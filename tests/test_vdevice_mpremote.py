@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 
@@ -99,6 +100,15 @@ class Device:
         return self.proc.returncode
 
 
+def wait_for_raw_terminal(master):
+    """Wait until the program on the pseudo-terminal has made it raw, as `mpremote repl` does just
+    after its greeting: typed before that, a Ctrl-C is the line discipline's (echoed as "^C",
+    never read by the program)."""
+    typed_as_is = termios.ICANON | termios.ECHO | termios.ISIG
+    wait_until(lambda: not termios.tcgetattr(master)[3] & typed_as_is, 10,
+               "the terminal in raw mode")
+
+
 @pytest.fixture
 def start_device(tmp_path):
     """Start devices; every one is stopped when the test ends, however it ends."""
@@ -175,6 +185,7 @@ def test_repl_through_a_terminal(maintenance_device):
     os.close(slave)
     try:
         read_until(master, b"Use Ctrl-] or Ctrl-x to exit this shell")
+        wait_for_raw_terminal(master)
         os.write(master, CTRL_C)  # at the prompt: a fresh one
         read_until(master, b">>> ")
         os.write(master, b"print(6*7)\r")
