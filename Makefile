@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 BOARD ?= esp32-devkitc
 
-.PHONY: run test pytest lint typecheck bench explore deploy scenarios clean
+.PHONY: run test pytest lint typecheck bench explore verify deploy scenarios clean
 
 run: $(STAMP)  ## the virtual device with its operator console: make run [ARGS="--speed 10"]
 	$(BIN)/laserctl run $(ARGS)
@@ -38,6 +38,13 @@ bench: $(STAMP)  ## tick cost, allocation, heap, .mpy size; every injected fault
 DEPTH ?= 12
 explore: $(STAMP)
 	$(BIN)/python tests/explore.py --depth $(DEPTH) --progress
+
+# make test, harder (not what CI runs): every test with ten times the property tests' examples
+# (the hypothesis profile "verify", tests/conftest.py), then the exhaustive search at depth 12
+# and the monitors' search at depth 4.
+verify: lint typecheck $(STAMP)
+	HYPOTHESIS_PROFILE=verify $(BIN)/pytest -q
+	$(BIN)/python tests/explore.py --depth 12 --monitor-depth 4 --progress
 
 scenarios: $(STAMP)  ## run every shipped scenario and check its expectations
 	@for f in tests/scenarios/*.json; do echo "$$f"; $(BIN)/laserctl scenario $$f || exit 1; done

@@ -1,5 +1,8 @@
+import os
 import sys
 from pathlib import Path
+
+from hypothesis import HealthCheck, settings
 
 REPO = Path(__file__).resolve().parent.parent
 # The firmware's modules and the dual-interpreter tests import each other by bare name, as on the
@@ -10,3 +13,12 @@ for path in (REPO / "firmware" / "lib", REPO / "tests" / "firmware"):
 
 # tests/sim runs only on MicroPython (the simulated machine lives there): see test_sim_machine.py.
 collect_ignore = ["sim"]
+
+# How hard the property tests try: HYPOTHESIS_PROFILE=default (make test, CI) or verify (make
+# verify: ten times the examples). Every hypothesis test takes its example count as a multiple
+# of settings.default.max_examples, the profile's, so that one switch scales them all. Virtual
+# time only, so no deadline; a slow example is a long scenario, not a hang.
+_COMMON = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
+settings.register_profile("default", max_examples=100, **_COMMON)
+settings.register_profile("verify", max_examples=1000, **_COMMON)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))

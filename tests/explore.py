@@ -1,10 +1,12 @@
-"""Exhaustive exploration of the real firmware (issue 6, item 7).
+"""Exhaustive exploration of the real firmware (issue 6, item 7; issue 14).
 
 Drives the real `App` (firmware/lib/app.py) on `support.FakeHardware` through `support.Rig`, in
 virtual time, through every sequence of input symbols up to a depth N (default 8) from every
-reachable abstract state, and checks safety invariants after EVERY tick.
+reachable abstract state, and checks safety invariants after EVERY tick. Two searches: the
+inputs' (ALPHABET, one tick a symbol) and the monitors' (MONITOR_ALPHABET, symbols of up to a
+hundred ticks: pauses of several lengths and the monitors' faults, default depth 3).
 
-    python tests/explore.py [--depth 8] [--board quick|sim] [--progress]
+    python tests/explore.py [--depth 8] [--monitor-depth 3] [--board quick|sim] [--progress]
 
 Exit status 0 when no invariant was violated, 1 otherwise, 2 when the exploration itself is
 invalid (ExplorationError: its merging assumptions did not hold).
@@ -22,11 +24,30 @@ board's `loop_ms`. The treatment is 10 W, 1 J/cm2 over 10 cm2 (10 J: one second 
                              "arm arm" is one press held for two ticks, "arm wait arm" two presses
     temp_normal              the heatsink reads 25 C
     temp_high                it reads shutdown_c + 5 C: THERMISTOR_JUMP after a normal reading,
-                             OVER_TEMP when a reset has just restarted the thermal history
+                             OVER_TEMP when the monitor has no previous reading to jump from
     temp_invalid             the ADC reads the open-sensor rail, 3.1 V (THERMISTOR_OPEN)
 
 Symbols with the same effect on the inputs in a state (footswitch_down while it is down, and
 wait) are ticked once and count for all of them.
+
+The monitors' alphabet
+----------------------
+No operator action may reset a monitor's evidence (issue 14): a window the pedal's rhythm
+restarts must be reachable within the search's depth. The monitors' search runs the quick board
+(stuck_s 1 s, rise and runaway windows 2 s: 100 and 200 ticks) with the key on from boot and a
+3 s treatment (10 W, 3 J/cm2 over 10 cm2), on these symbols:
+
+    wait_90                  90 ticks with the inputs unchanged (emission goes on)
+    pause_1, _10, _100       the pedal up for 1, 10 or 100 ticks, then down again
+    temp_normal              the heatsink reads 25 C
+    temp_stuck               ... and every sample is that one value (a stuck ADC)
+    temp_warm                it reads 0.9 C more: a dead fan's rise, abstracted (within the
+                             jump and rise limits, beyond what the runaway check allows)
+    arm, reset               a one-tick press
+
+Its symbols are dearer (up to 101 ticks), so it runs shallower: at depth 3 a stuck reading
+frozen across pauses (wait_90 pause_1 wait_90 from an EMITTING state with the sensor stuck), or
+a warm step after a pause (pause_1 temp_warm wait_90), are within reach.
 
 The search
 ----------
@@ -73,21 +94,31 @@ attributes added to the firmware are in the key), except for four reductions:
    comparison phase 1 had not, it starts again with it.
 3. Dead records: the per-tick Inputs and Outputs (rewritten before they are read), sort
    scratch buffers, the outputs FakeHardware records for the invariants, the Rig's event log.
-4. History that cannot reach the invariants within N ticks of this alphabet (KEY_LEAVES_OUT):
+4. History that cannot reach the invariants (KEY_LEAVES_OUT, HISTORY, thermal_key):
    report-only counters (refusals, sessions, the recorder's copies, the status-line clock,
-   emitting_ms), and the thermal monitor's history (the one-second rings of the rate and
-   runaway checks, the smoothing average, the stuck-sensor tracking). Why it is safe here: a
-   high or invalid reading latches FAULT in the same tick, so outside FAULT every reading is
-   the normal one; the only way out of FAULT is a reset, which restarts that history (the next
-   reading re-seeds the average); the rate check needs 5 s of readings, the runaway check 20 s
-   of emission (a treatment lasts 1 s), the stuck check one raw value for 5 s (FakeHardware's
-   samples are spread). In FAULT the smoothing still moves the thermal level, which only
-   changes the buzzer and the status line.
+   emitting_ms); and of the thermal monitor's history, what the search's alphabet cannot make
+   count. It used to be left out whole, on the argument that a reset restarts it; since no
+   operator action may restart a monitor's evidence (issue 14), that argument is gone, and each
+   part now has its own:
+   - The one-second clock, rings and heat, and the stuck-reading tracking (HISTORY, the rings
+     and `_seconds`): the inputs' alphabet makes only the normal reading, readings beyond
+     shutdown_c and invalid ones. The rate and runaway checks fire only on a rise to a valid
+     reading below shutdown_c (one beyond latches OVER_TEMP or THERMISTOR_JUMP first, an
+     invalid one its sensor fault), and the rings hold only the normal reading and hotter
+     ones, so no rise to the normal reading exists; FakeHardware's samples are spread, so none
+     is ever stuck. Left out there, at any depth. The monitors' search makes stuck and warm
+     readings: it keys all of it, the rings in their canonical order (thermal_key).
+   - The smoothing average (thermal_key): it sets the thermal level (the alarm's priority
+     only) and the derate step (the power, from READY on). Keyed as "cool" outside a session
+     when the horizon is shorter than the emission delay (no session can take power from it
+     within the horizon), and while the level is NORMAL and the average cannot reach warning_c
+     within the horizon even on the alphabet's hottest valid reading; else exactly.
 
 Why reduce at all: with exact snapshots (time shift only) the states multiply by about 5 per
 level of depth (2.4 million states within 8 symbols of a single representative, measured);
-keeping any one group of KEY_LEAVES_OUT in the key doubles the states at depth 6. Depth 8 from
-every representative is then out of reach in CPython.
+keeping the smoothing average exact, or the one-second history in the inputs' search, triples
+to quadruples the states at depth 5 (measured). Depth 8 from every representative is then out
+of reach in CPython.
 
 Reductions 2 and 4 are claims about the firmware, so they are also checked by experiment (the
 merge checks): for a sample of merges (up to MERGE_CHECKS per state name) of states whose raw
@@ -125,7 +156,12 @@ The invariants (after every tick, on the real objects)
   exactly when a session state (READY, EMITTING, PAUSED) is left for another state;
 - the delivered dose (app.dosimeter.energy_mj) never exceeds the target by more than half a
   tick's energy at full power;
-- the emission LED is lit exactly in READY, EMITTING and PAUSED.
+- the emission LED is lit exactly in READY, EMITTING and PAUSED;
+- the monitors' search (check_monitors): every sample one value for stuck_s of emission in all
+  (the ticks the state machine commanded heat; pauses left out) latches THERMISTOR_STUCK within
+  3 ticks more; a step up to the warm reading after runaway_window_s + 1 s at the normal
+  temperature, followed by a second of heat without a break, latches a fault within 2 ticks
+  more.
 """
 
 import argparse
@@ -149,7 +185,7 @@ if __name__ == "__main__":  # as a script: the path set-up tests/conftest.py doe
 from array import array  # noqa: E402
 
 import ticks  # noqa: E402
-from controller import STATE_NAMES  # noqa: E402
+from controller import EMITTING, PAUSED, READY, STATE_NAMES  # noqa: E402
 from support import Rig  # noqa: E402
 from test_state_machine import (  # noqa: E402
     ALLOWED,
@@ -158,17 +194,31 @@ from test_state_machine import (  # noqa: E402
     SESSION_STATES,
     TREATMENTS,
 )
+from thermal import _SMOOTH_SHIFT, NORMAL  # noqa: E402
+from thermistor import OK  # noqa: E402
 from ticks import ticks_add, ticks_diff  # noqa: E402
 
 ALPHABET = ("wait", "footswitch_down", "footswitch_up", "key", "interlock", "estop", "arm",
             "reset", "ack", "temp_normal", "temp_high", "temp_invalid")
+# The monitors' search: time in long strides (emission goes on for 90 ticks; the pedal goes up for
+# 1, 10 or 100 ticks and down again), the monitors' faults, and the buttons that restart
+# sessions. The quick board's windows: stuck 1 s, rise and runaway 2 s (100 and 200 ticks).
+MONITOR_ALPHABET = ("wait_90", "pause_1", "pause_10", "pause_100", "temp_normal", "temp_stuck",
+                    "temp_warm", "arm", "reset")
 IDLE = "idle"  # phase 1 only
 BUTTONS = {"arm": "arm_pressed", "reset": "reset_pressed", "ack": "ack_pressed"}
 TOGGLES = {"key": "key_on", "interlock": "interlock_closed", "estop": "estop_pressed"}
-TEMPERATURES = ("temp_normal", "temp_high", "temp_invalid")
+TEMPERATURES = ("temp_normal", "temp_high", "temp_invalid", "temp_stuck", "temp_warm")
+VALID_READINGS = ("temp_normal", "temp_stuck", "temp_warm")  # below every limit
 NORMAL_C = 25.0
 HIGH_ABOVE_SHUTDOWN_C = 5.0
+# A dead fan, abstracted: the heatsink 0.9 C warmer than normal. Within the jump (2 C) and rise
+# (0.5 C/s over 2 s) limits, but beyond what the runaway check allows a rise over its 2 s window
+# with the 10 W treatment's heat (0.45 C + 0.3 C of margin from 25 C, the room up to 35 C).
+WARM_ABOVE_NORMAL_C = 0.9
+SPREAD_UV = 1000  # FakeHardware's: a live sensor's samples differ within a tick
 TREATMENT = TREATMENTS[0]  # 10 W, 1 J/cm2, 10 cm2: 10 J, one second of emission
+MONITOR_TREATMENT = (10.0, 3.0, 10.0)  # 30 J: 3 s, longer than the windows
 LEAD = 3  # near-deadline representatives: this many ticks before a time-driven change
 TWIN_OFFSET_MS = (1 << 29) + 12345  # the twin Rig's start: far from the main one's, off the grid
 MAX_VIOLATIONS = 20
@@ -189,13 +239,55 @@ KEY_LEAVES_OUT = {
     ("Recorder", "_thermal_level"), ("Recorder", "_last_status_ms"),
     ("FakeHardware", "safe_off_calls"), ("FakeHardware", "watchdog_feeds"),
     ("Dosimeter", "emitting_ms"),
-    # thermal history: restarted by the reset that leaves FAULT (see the docstring)
+    # keyed in a canonical form instead (thermal_key)
     ("ThermalMonitor", "_temp_ring"), ("ThermalMonitor", "_heat_ring"),
-    ("ThermalMonitor", "_seconds"), ("ThermalMonitor", "_next_second_ms"),
-    ("ThermalMonitor", "_emitting_seconds"), ("ThermalMonitor", "_heat_uw"),
-    ("ThermalMonitor", "_smooth_mc"), ("ThermalMonitor", "_stuck_since_ms"),
-    ("ThermalMonitor", "_stuck_low"), ("ThermalMonitor", "_stuck_high"),
+    ("ThermalMonitor", "_seconds"), ("ThermalMonitor", "_smooth_mc"),
 }
+# The thermal monitor's evidence over time: its one-second clock and heat, and its stuck-reading
+# tracking (today's names and those of issue 14's fix). The inputs' search leaves it out of the
+# key; the monitors' search keys it (see the module docstring).
+HISTORY = {("ThermalMonitor", name) for name in (
+    "_next_second_ms", "_heat_uw", "_emitting_seconds", "_emitting", "_stuck_since_ms",
+    "_stuck_low", "_stuck_high", "_last_ms", "_stuck_uv", "_stuck_ms")}
+
+
+def thermal_key(monitor, snaps):
+    """What the merge key holds of the thermal monitor beyond its plain attributes:
+
+    - the smoothed temperature, as "cool" where its value cannot show within the search's horizon:
+      while the level is NORMAL and the smoothing cannot reach warning_c even if every reading
+      were the hottest valid one of the alphabet (it then gives NORMAL and all of the power
+      throughout), or outside a session (READY, EMITTING, PAUSED) with a horizon shorter than
+      the emission delay (no power is taken from the derate step before a session's delay is
+      over; the level meanwhile sets only the alarm's priority, and the buzzer is not checked);
+      else exactly;
+    - in the monitors' search, the one-second rings as its checks read them: from the oldest
+      reading to the newest, and how many readings there are up to the rings' size (the checks
+      index the rings only relative to the newest slot, `_seconds % size`, and compare the count
+      only with windows smaller than the size)."""
+    smooth = monitor._smooth_mc
+    c, ticks = snaps.root.app.controller, snaps.horizon
+    if c.state not in (READY, EMITTING, PAUSED) and \
+            ticks * snaps.period_ms < c.emission_delay_ms:
+        smooth = "cool"
+    elif monitor.level == NORMAL:
+        hottest = snaps.hottest_mc
+        # Each tick moves the average 1/2**_SMOOTH_SHIFT of the way, rounded up by < 1 mC.
+        reach = hottest - (hottest - smooth) * (1 - 2.0 ** -_SMOOTH_SHIFT) ** ticks + ticks
+        if max(smooth, min(reach, hottest + (1 << _SMOOTH_SHIFT))) < monitor.warning_mc:
+            smooth = "cool"
+    if not snaps.monitors:
+        return smooth
+    temps, heats, count = monitor._temp_ring, monitor._heat_ring, monitor._seconds
+    size = len(temps)
+    first = count % size
+    order = [(first + i) % size for i in range(size)]
+    return (smooth, min(count, size), tuple(temps[i] for i in order),
+            tuple(heats[i] for i in order))
+
+
+# Objects keyed with a canonical form of some of their attributes (left out above) appended.
+KEY_CANONICAL = {"ThermalMonitor": thermal_key}
 
 
 class ExplorationError(Exception):
@@ -421,11 +513,15 @@ class Snapshots:
     for its shape (class, attribute names, value types). A take runs the program, checking that
     every object still refers to the same objects, and compiles it again when not."""
 
-    def __init__(self, period_ms):
+    def __init__(self, period_ms, monitors=False, hottest_mc=0):
         self.period_ms = period_ms
         self.frozen = {}  # id -> (index, object): shared, never copied
         self.timestamps = set()  # (class, attribute) of the timestamp attributes
-        self.left_out = set(KEY_LEAVES_OUT)
+        self.monitors = monitors  # key the thermal history (the monitors' search)
+        self.left_out = set(KEY_LEAVES_OUT) | (set() if monitors else HISTORY)
+        self.hottest_mc = hottest_mc  # the hottest valid reading the alphabet makes
+        self.horizon = 0
+        self.root = None  # the Rig keyed
         self._probe = None  # None: exact ages
         self._classes = {}
         self._plans = {}
@@ -437,10 +533,10 @@ class Snapshots:
         self.timestamps = set(timestamps)
         self._plans, self._program = {}, None
 
-    def set_horizon(self, probe, depth):
-        """Age classes from what the probe saw, valid for `depth` more ticks."""
+    def set_horizon(self, probe, ticks):
+        """Age classes from what the probe saw, valid for `ticks` more ticks."""
         self._classes = {}
-        self._probe, self._depth = probe, depth
+        self._probe, self.horizon = probe, ticks
 
     def _windows(self, attribute):
         """The age windows kept exact for `attribute` (sorted starts, ends), or None: exact."""
@@ -449,7 +545,7 @@ class Snapshots:
             return None
         thresholds = probe.thresholds.get(attribute, set()) | probe.thresholds.get(None, set())
         merged = []
-        for lo, hi in sorted((c - (self._depth + 1) * self.period_ms, c + self.period_ms)
+        for lo, hi in sorted((c - (self.horizon + 1) * self.period_ms, c + self.period_ms)
                              for c in thresholds):
             if merged and lo <= merged[-1][1] + 1:
                 merged[-1][1] = max(merged[-1][1], hi)
@@ -474,6 +570,7 @@ class Snapshots:
         pair of 64-bit hashes of the flattened state."""
         if self._root is not rig or self._program is None:
             self._compile(rig)
+        self.root = rig
         result = self._run(rig.now_ms, with_key)
         if result is None:
             self._compile(rig)
@@ -508,7 +605,7 @@ class Snapshots:
         saved = []
         key = [self._signature] if with_key else None
         age_class = self.age_class
-        for obj, kind, plan, expected, keyed in self._program:
+        for obj, kind, plan, expected, keyed, canonical in self._program:
             if kind == _ARRAY:
                 copy = obj[:]
                 saved.append((obj, _ARRAY, (copy, None)))
@@ -546,6 +643,8 @@ class Snapshots:
                     key.append(kept(values))
                 for i, attribute in stamps:
                     key.append(age_class(attribute, ticks_diff(now, values[i])))
+                if canonical is not None:
+                    key.append(canonical(obj, self))
         if not with_key:
             return saved, None
         flat = tuple(key)
@@ -561,7 +660,7 @@ class Snapshots:
             index[id(obj)] = len(index)
             t = type(obj)
             if t is array:
-                program.append((obj, _ARRAY, None, (), keyed))
+                program.append((obj, _ARRAY, None, (), keyed, None))
                 return
             d = obj if t is dict else getattr(obj, "__dict__", None)
             if d is not None:
@@ -574,7 +673,8 @@ class Snapshots:
                 values = tuple([getattr(obj, n, _MISSING) for n in names])
             plan = self._plan(t, names, tuple(map(type, values)))
             refs_at, keyed_refs = plan[3], plan[6]
-            program.append((obj, kind, plan[:6], tuple((i, values[i]) for i in refs_at), keyed))
+            program.append((obj, kind, plan[:6], tuple((i, values[i]) for i in refs_at), keyed,
+                            KEY_CANONICAL.get(t.__name__)))
             positions = []
             for i, use in zip(refs_at, keyed_refs, strict=True):
                 v = values[i]
@@ -678,32 +778,61 @@ class Observer:
     def __init__(self):
         self.ready_ms = None  # the tick READY was last entered
         self.released_in_ready = False  # both contacts seen up in READY since then
+        self.heat_was = False  # the state machine commanded heat last tick
+        self.frozen_ms = 0  # emission with the samples frozen, since they froze or latched
+        self.normal_ms = 0  # the reading at the normal temperature since, up to RUNAWAY_SEEN_MS
+        self.warm_ms = None  # heat without a break since the reading stepped up to warm
 
 
 class World:
-    """The board, the treatment and the temperature readings of one exploration."""
+    """The board, the treatment and the temperature readings of one exploration. A reading is
+    (microvolts, spread of the samples around it): temp_stuck is the normal temperature with
+    every sample one value."""
 
-    def __init__(self, board_name):
+    def __init__(self, board_name, treatment=TREATMENT, key_on=False):
         self.board_name = board_name
         self.board = BOARDS[board_name]
+        self.treatment = treatment
+        self.key_on = key_on
         self.period_ms = self.board["loop_ms"]
         self.timing = self.board["timing"]
         self.thermal = self.board["thermal"]
-        self.temp_uv = self.temp_of_uv = None
+        self.stuck_ms = int(self.thermal["stuck_s"] * 1000)
+        self.monitors = False  # check the monitors' invariants too (check_monitors)
+        self.readings = self.reading_name = None
 
     def new_rig(self, start_ms=0):
-        power_w, dose, area = TREATMENT
+        power_w, dose, area = self.treatment
         rig = Rig(board=self.board, power_w=power_w, dose_j_cm2=dose, area_cm2=area,
                   temp_c=NORMAL_C, start_ms=start_ms)
+        if self.key_on:
+            rig.hw.levels["key_on"] = True
+            rig.tick()
         rig.observer = Observer()
         quiet(rig)
         sensor = rig.app.controller.thermal.sensor
         high_c = self.thermal["shutdown_c"] + HIGH_ABOVE_SHUTDOWN_C
-        self.temp_uv = {"temp_normal": int(sensor.uv_at(NORMAL_C)),
-                        "temp_high": int(sensor.uv_at(high_c)),
-                        "temp_invalid": SENSOR_FAULT_UV["open"]}
-        self.temp_of_uv = {uv: name for name, uv in self.temp_uv.items()}
+        normal_uv = int(sensor.uv_at(NORMAL_C))
+        self.readings = {"temp_normal": (normal_uv, SPREAD_UV),
+                         "temp_high": (int(sensor.uv_at(high_c)), SPREAD_UV),
+                         "temp_invalid": (SENSOR_FAULT_UV["open"], SPREAD_UV),
+                         "temp_stuck": (normal_uv, 0),
+                         "temp_warm": (int(sensor.uv_at(NORMAL_C + WARM_ABOVE_NORMAL_C)),
+                                       SPREAD_UV)}
+        self.reading_name = {r: name for name, r in self.readings.items()}
+        self._sensor = sensor
         return rig
+
+    def hottest_mc(self):
+        """The hottest valid reading the alphabet can make (its temperature symbols')."""
+        alphabet = MONITOR_ALPHABET if self.monitors else ALPHABET
+        sensor = self._sensor
+        return max(sensor.temp_mc(self.readings[name][0]) for name in alphabet
+                   if name in self.readings and sensor.check(self.readings[name][0]) == OK)
+
+
+def reading_of(hw):
+    return hw.thermistor_uv, hw.spread_uv
 
 
 def quiet(rig):
@@ -712,8 +841,8 @@ def quiet(rig):
     rig.last_status = None
 
 
-def effect(levels, uv, symbol, world):
-    """The input levels and thermistor reading after `symbol` (a new dict)."""
+def effect(levels, reading, symbol, world):
+    """The input levels and thermistor reading after a one-tick `symbol` (a new dict)."""
     new = dict(levels)
     for name in BUTTONS.values():
         new[name] = False
@@ -725,8 +854,29 @@ def effect(levels, uv, symbol, world):
         down = symbol == "footswitch_down"
         new["footswitch_no_closed"], new["footswitch_nc_closed"] = down, not down
     elif symbol in TEMPERATURES:
-        uv = world.temp_uv[symbol]
-    return new, uv
+        reading = world.readings[symbol]
+    return new, reading
+
+
+def ticks_of(symbol):
+    """How many ticks a symbol lasts: wait_N N, pause_N N + 1, the others 1."""
+    if symbol.startswith("wait_"):
+        return int(symbol[5:])
+    if symbol.startswith("pause_"):
+        return int(symbol[6:]) + 1
+    return 1
+
+
+def plan(levels, reading, symbol, world):
+    """The inputs of each tick of `symbol`: [(levels, reading), ...]. wait_N: N ticks with the
+    inputs unchanged; pause_N: the pedal up for N ticks, then down again."""
+    if symbol.startswith("wait_"):
+        return [effect(levels, reading, "wait", world)] * ticks_of(symbol)
+    if symbol.startswith("pause_"):
+        up = effect(levels, reading, "footswitch_up", world)
+        down = effect(up[0], reading, "footswitch_down", world)
+        return [up] + [effect(up[0], reading, "wait", world)] * (ticks_of(symbol) - 2) + [down]
+    return [effect(levels, reading, symbol, world)]
 
 
 def before_tick(rig):
@@ -745,7 +895,7 @@ def check(rig, was, levels_was, world):
     now = ticks_add(rig.now_ms, -world.period_ms)  # the tick that just ran
     state = STATE_NAMES[c.state]
     bad = []
-    temp = world.temp_of_uv.get(hw.thermistor_uv, "other")
+    temp = world.reading_name.get(reading_of(hw), "other")
     pressed = lv["footswitch_no_closed"] and not lv["footswitch_nc_closed"]
     released = lv["footswitch_nc_closed"] and not lv["footswitch_no_closed"]
     edge = {b: lv[b] and not levels_was[b] for b in BUTTONS.values()}
@@ -759,7 +909,7 @@ def check(rig, was, levels_was, world):
         unsafe.append("e-stop pressed")
     if not pressed:
         unsafe.append("footswitch not pressed")
-    if temp != "temp_normal":
+    if temp not in VALID_READINGS:
         unsafe.append(temp)
     if state == "FAULT" or c.fault_code is not None:
         unsafe.append("fault latched")
@@ -813,7 +963,7 @@ def check(rig, was, levels_was, world):
         if state_was == "FAULT":
             if state != "STANDBY" or not edge["reset_pressed"]:
                 bad.append("FAULT left for %s without a reset press" % state)
-            if lv["estop_pressed"] or temp != "temp_normal":
+            if lv["estop_pressed"] or temp not in VALID_READINGS:
                 bad.append("FAULT left with its cause present (%s)" % ", ".join(unsafe))
     elif ended:
         bad.append("a session ended without a state change")
@@ -833,7 +983,50 @@ def check(rig, was, levels_was, world):
             half_tick_mj = t.power_uw_steps[step] * world.period_ms // 2000000
             if t.target_mj - energy <= half_tick_mj:
                 bad.append("EMITTING at the dose (%d of %d mJ)" % (energy, t.target_mj))
+    if world.monitors:
+        check_monitors(rig, state, temp, world, bad)
     return bad
+
+
+RUNAWAY_SLACK_TICKS = 2  # the one-second check falls on a tick, the heat it sees a tick late
+STUCK_SLACK_TICKS = 3  # the samples seen frozen a tick late, the heat a tick late, rounding
+
+
+def check_monitors(rig, state, temp, world, bad):
+    """No pause, arm or reset hides a monitor's evidence:
+    - every sample one value (temp_stuck) for stuck_s of emission in all, the ticks the state
+      machine commanded heat, pauses left out: THERMISTOR_STUCK;
+    - the heatsink stepped up to warm after runaway_window_s + 1 s at the normal temperature,
+      then a second of heat without a break: a fault (THERMAL_RUNAWAY: the rise is beyond what
+      the heat given and the warmest room allow, whatever the pedal did before)."""
+    c, obs, t = rig.app.controller, rig.observer, rig.app.treatment
+    period = world.period_ms
+    if temp == "temp_stuck" and c.fault_code != "THERMISTOR_STUCK":
+        if obs.heat_was:
+            obs.frozen_ms += period
+            if obs.frozen_ms > world.stuck_ms + STUCK_SLACK_TICKS * period:
+                bad.append("the samples frozen for %d ms of emission, no THERMISTOR_STUCK"
+                           % obs.frozen_ms)
+    else:
+        obs.frozen_ms = 0
+    seen_ms = (world.thermal["runaway_window_s"] + 1) * 1000
+    if temp in ("temp_normal", "temp_stuck"):
+        obs.normal_ms = min(obs.normal_ms + period, seen_ms)
+        obs.warm_ms = None
+    elif temp == "temp_warm":
+        if obs.normal_ms >= seen_ms:  # the step up
+            obs.warm_ms = 0
+        elif obs.warm_ms is not None and (state == "FAULT" or not obs.heat_was):
+            obs.warm_ms = None  # a fault latched, or a break in the heat
+        elif obs.warm_ms is not None:
+            obs.warm_ms += period
+            if obs.warm_ms > 1000 + RUNAWAY_SLACK_TICKS * period:
+                bad.append("the heatsink stepped up %.1f C and %d ms of heat later no fault"
+                           % (WARM_ABOVE_NORMAL_C, obs.warm_ms))
+        obs.normal_ms = 0
+    else:
+        obs.normal_ms, obs.warm_ms = 0, None
+    obs.heat_was = state == "EMITTING" and t.duty_steps[c.thermal.derate_step] != 0
 
 
 def observe(rig, was, bad):
@@ -857,16 +1050,17 @@ def abstract(rig, world):
             getattr(c.thermal, "_have_reading", None),
             lv["key_on"], lv["interlock_closed"], lv["estop_pressed"],
             lv["footswitch_no_closed"], lv["footswitch_nc_closed"],
-            world.temp_of_uv.get(rig.hw.thermistor_uv), ready)
+            world.reading_name.get(reading_of(rig.hw)), ready)
 
 
 # -- the exploration ----------------------------------------------------------------------------
 
 
 class Report:
-    def __init__(self, depth, board):
+    def __init__(self, depth, board, alphabet=ALPHABET):
         self.depth = depth
         self.board = board
+        self.alphabet = alphabet
         self.abstract_states = 0
         self.phase1_ticks = 0
         self.roots = 0
@@ -889,8 +1083,9 @@ class Report:
         self.violations = []  # (input sequence from boot, [messages])
 
     def lines(self):
-        out = ["exploration: board %s, depth %d, alphabet of %d symbols"
-               % (self.board, self.depth, len(ALPHABET)),
+        out = ["exploration: board %s, depth %d, alphabet of %d symbols (%s)"
+               % (self.board, self.depth, len(self.alphabet),
+                  "the monitors'" if self.alphabet is MONITOR_ALPHABET else "the inputs'"),
                "  phase 1: %d abstract states reachable (%d ticks)"
                % (self.abstract_states, self.phase1_ticks),
                "  phase 2: %d representatives; %d states explored, %d transitions ticked, "
@@ -917,16 +1112,22 @@ class Report:
 
 
 class Explorer:
+    """`monitors`: the monitors' search (MONITOR_ALPHABET, MONITOR_TREATMENT, the key on from
+    boot, the monitors' invariants) instead of the inputs' (ALPHABET)."""
+
     def __init__(self, depth=8, board="quick", max_violations=MAX_VIOLATIONS, progress=None,
-                 seed=0):
+                 seed=0, monitors=False):
         if depth < 1:
             raise ValueError("depth must be at least 1")
         self.depth = depth
-        self.world = World(board)
+        self.alphabet = MONITOR_ALPHABET if monitors else ALPHABET
+        self.stride = max(ticks_of(symbol) for symbol in self.alphabet)  # ticks, at most
+        self.world = World(board, MONITOR_TREATMENT if monitors else TREATMENT, key_on=monitors)
+        self.world.monitors = monitors
         self.max_violations = max_violations
         self.progress = progress
         self.random = random.Random(seed)
-        self.report = Report(depth, board)
+        self.report = Report(depth, board, self.alphabet)
 
     def run(self):
         t0 = time.perf_counter()
@@ -945,13 +1146,17 @@ class Explorer:
 
     # -- one tick --------------------------------------------------------------------------------
 
-    def _step(self, rig, levels, uv, path, record=True):
+    def _run(self, rig, ticks, path, record=True):
+        """_step through a symbol's ticks (plan()); False at the first violation."""
+        return all(self._step(rig, levels, reading, path, record) for levels, reading in ticks)
+
+    def _step(self, rig, levels, reading, path, record=True):
         """Set the inputs, tick once, check. False on a violation (recorded unless not
         `record`: the twin's and the merge checks' ticks)."""
         hw = rig.hw
         levels_was = dict(hw.levels)
         hw.levels.update(levels)
-        hw.thermistor_uv = uv
+        hw.thermistor_uv, hw.spread_uv = reading
         was = before_tick(rig)
         self.probe.now_ms = rig.now_ms
         rig.tick()
@@ -978,8 +1183,8 @@ class Explorer:
         world = self.world
         rig, twin = world.new_rig(), world.new_rig(start_ms=TWIN_OFFSET_MS)
         self.rig, self.twin = rig, twin
-        self.snaps = Snapshots(world.period_ms)
-        self._twin_snaps = Snapshots(world.period_ms)
+        self.snaps = Snapshots(world.period_ms, world.monitors, world.hottest_mc())
+        self._twin_snaps = Snapshots(world.period_ms, world.monitors)
         self.probe = TimeProbe()
         self.probe.install()
         self._changed, self._first, self._timestamps = set(), {}, set()
@@ -991,15 +1196,15 @@ class Explorer:
                       // world.period_ms + LEAD + 1)
         while self._queue and not self._stop():
             pair, path = self.reps[self._queue.popleft()]
-            for symbol in ALPHABET:
+            for symbol in self.alphabet:
                 Snapshots.restore(pair[0])
-                levels, uv = effect(rig.hw.levels, rig.hw.thermistor_uv, symbol, world)
-                if self._step(rig, levels, uv, path + (symbol,)):
-                    self._add(abstract(rig, world), path + (symbol,), pair, levels, uv, 1)
+                ticks = plan(rig.hw.levels, reading_of(rig.hw), symbol, world)
+                if self._run(rig, ticks, path + (symbol,)):
+                    self._add(abstract(rig, world), path + (symbol,), pair, ticks)
                     # One more tick, so that the probe also sees what a state does next where
                     # it is no new abstract state (a silenced alarm timing out, say).
-                    levels, uv = effect(levels, uv, "wait", world)
-                    self._step(rig, levels, uv, path + (symbol, "wait"))
+                    levels, reading = effect(ticks[-1][0], ticks[-1][1], "wait", world)
+                    self._step(rig, levels, reading, path + (symbol, "wait"))
             Snapshots.restore(pair[0])
             self._idle(pair, path, idle_ticks)
         report = self.report
@@ -1012,17 +1217,16 @@ class Explorer:
         report.shared = len(frozen)
         report.timestamps = sorted("%s.%s" % k for k in self._timestamps)
 
-    def _add(self, key, path, parent=None, levels=None, uv=None, ticks=0):
+    def _add(self, key, path, parent=None, ticks=()):
         """A new abstract state? The main Rig's current state represents it. The twin is
-        brought to the same point (from the parent's twin, `ticks` ticks with these inputs) and
-        compared with it."""
+        brought to the same point (from the parent's twin, through the same `ticks`: their
+        inputs) and compared with it."""
         if key in self.reps:
             return
         twin = self.twin
         if parent is not None:
             Snapshots.restore(parent[1])
-            for _ in range(ticks):
-                self._step(twin, levels, uv, path, record=False)
+            self._run(twin, ticks, path, record=False)
         self._compare_twins()
         saved = self.snaps.take(self.rig, False)[0]
         for obj, _, _ in saved:
@@ -1038,22 +1242,21 @@ class Explorer:
         after the change and the state LEAD ticks before it."""
         rig, world = self.rig, self.world
         start = abstract(rig, world)
-        levels, uv = effect(rig.hw.levels, rig.hw.thermistor_uv, "wait", world)
+        inputs = effect(rig.hw.levels, reading_of(rig.hw), "wait", world)
         for n in range(1, max_ticks + 1):
-            if not self._step(rig, levels, uv, path + ("%s(%d)" % (IDLE, n),)):
+            if not self._step(rig, inputs[0], inputs[1], path + ("%s(%d)" % (IDLE, n),)):
                 return
             changed = abstract(rig, world)
             if changed != start:
                 break
         else:
             return
-        self._add(changed, path + ("%s(%d)" % (IDLE, n),), pair, levels, uv, n)
+        self._add(changed, path + ("%s(%d)" % (IDLE, n),), pair, [inputs] * n)
         near = (start, "before", changed)
         if n > LEAD and near not in self.reps:
             Snapshots.restore(pair[0])
-            for _ in range(n - LEAD):
-                self._step(rig, levels, uv, path)
-            self._add(near, path + ("%s(%d)" % (IDLE, n - LEAD),), pair, levels, uv, n - LEAD)
+            self._run(rig, [inputs] * (n - LEAD), path)
+            self._add(near, path + ("%s(%d)" % (IDLE, n - LEAD),), pair, [inputs] * (n - LEAD))
 
     def _compare_twins(self):
         """Leaf by leaf: timestamps differ by the offset, nothing else may."""
@@ -1077,7 +1280,7 @@ class Explorer:
         probe.declare(("Observer", "ready_ms"), self.rig.app.controller.emission_delay_ms)
         while True:
             known = probe.signature()
-            self.snaps.set_horizon(probe, self.depth)
+            self.snaps.set_horizon(probe, self.depth * self.stride)
             self._search_all(known)
             if probe.signature() == known or self._stop():
                 break
@@ -1118,7 +1321,8 @@ class Explorer:
                 self.progress("  %d symbols left: %d states, %d transitions" % (
                     remaining, report.states, report.transitions))
             layer = next_layer
-        report.sequences = report.roots * sum(len(ALPHABET) ** k for k in range(self.depth + 1))
+        report.sequences = report.roots * sum(len(self.alphabet) ** k
+                                              for k in range(self.depth + 1))
 
     def _expand(self, saved, remaining, path, next_layer):
         """Every symbol from one state; the new states with symbols left go to `next_layer`."""
@@ -1126,21 +1330,21 @@ class Explorer:
         report.states += 1
         Snapshots.restore(saved)
         groups = {}
-        levels, uv = rig.hw.levels, rig.hw.thermistor_uv
-        for symbol in ALPHABET:
-            new_levels, new_uv = effect(levels, uv, symbol, world)
-            groups.setdefault((tuple(new_levels.values()), new_uv), []).append(
-                (symbol, new_levels, new_uv))
+        levels, reading = rig.hw.levels, reading_of(rig.hw)
+        for symbol in self.alphabet:
+            ticks = plan(levels, reading, symbol, world)
+            groups.setdefault(tuple((tuple(lv.values()), r) for lv, r in ticks), []).append(
+                (symbol, ticks))
         first = True
         for members in groups.values():
-            symbol, new_levels, new_uv = members[0]
+            symbol, ticks = members[0]
             if not first:
                 Snapshots.restore(saved)
             first = False
             label = symbol if len(members) == 1 else "=".join(m[0] for m in members)
             child_path = path + (label,)
             report.transitions += 1
-            if not self._step(rig, new_levels, new_uv, child_path) or remaining == 1:
+            if not self._run(rig, ticks, child_path) or remaining == 1:
                 continue
             child_saved, key = snaps.take(rig)
             explored = memo.get(key, -1)
@@ -1172,15 +1376,16 @@ class Explorer:
         report, world, rig = self.report, self.world, self.rig
         report.merge_checks += 1
         for _ in range(MERGE_CONTINUATIONS):
-            symbols = [self.random.choice(ALPHABET) for _ in range(min(left, kept_left))]
+            symbols = [self.random.choice(self.alphabet) for _ in range(min(left, kept_left))]
             traces = []
             for start in (kept_saved, saved):
                 Snapshots.restore(start)
                 trace = []
                 for symbol in symbols:
-                    levels, uv = effect(rig.hw.levels, rig.hw.thermistor_uv, symbol, world)
-                    self._step(rig, levels, uv, (), record=False)
-                    trace.append(self._last)
+                    for levels, reading in plan(rig.hw.levels, reading_of(rig.hw), symbol,
+                                                world):
+                        self._step(rig, levels, reading, (), record=False)
+                        trace.append(self._last)
                 traces.append(trace)
             report.continuations += 1
             if traces[0] != traces[1]:
@@ -1192,31 +1397,40 @@ class Explorer:
                 return
 
 
-def explore(depth=8, board="quick", max_violations=MAX_VIOLATIONS, progress=None):
+def explore(depth=8, board="quick", max_violations=MAX_VIOLATIONS, progress=None,
+            monitors=False):
     """Run an exploration; returns its Report."""
-    return Explorer(depth, board, max_violations, progress).run()
+    return Explorer(depth, board, max_violations, progress, monitors=monitors).run()
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
         description="Every input sequence up to a depth from every reachable abstract state "
                     "of the real firmware, with safety invariants checked after every tick.")
-    parser.add_argument("--depth", type=int, default=8, help="symbols per sequence (default 8)")
+    parser.add_argument("--depth", type=int, default=8,
+                        help="symbols per sequence of the inputs' search (default 8)")
+    parser.add_argument("--monitor-depth", type=int, default=3,
+                        help="symbols per sequence of the monitors' search (default 3; 0: none)")
     parser.add_argument("--board", choices=sorted(BOARDS), default="quick",
                         help="quick: the shortest timings a board may have (default); sim: "
                              "the sim board's (its minutes-long timeouts make phase 1 slow)")
     parser.add_argument("--progress", action="store_true", help="progress on stderr")
     args = parser.parse_args(argv)
     progress = (lambda line: print(line, file=sys.stderr, flush=True)) if args.progress else None
-    try:
-        report = explore(args.depth, args.board, progress=progress)
-    except ExplorationError as e:
-        print("exploration invalid: %s" % e)
-        return 2
-    print("\n".join(report.lines()))
-    if report.mismatches:
-        return 2
-    return 1 if report.violations else 0
+    status = 0
+    for depth, monitors in ((args.depth, False), (args.monitor_depth, True)):
+        if depth < 1:
+            continue
+        try:
+            report = explore(depth, args.board, progress=progress, monitors=monitors)
+        except ExplorationError as e:
+            print("exploration invalid: %s" % e)
+            return 2
+        print("\n".join(report.lines()))
+        if report.mismatches:
+            return 2
+        status = status or (1 if report.violations else 0)
+    return status
 
 
 if __name__ == "__main__":

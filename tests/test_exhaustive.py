@@ -1,18 +1,24 @@
-"""Exhaustive exploration (issue 6, item 7): every input sequence of 8 symbols from every reachable
-abstract state of the real firmware, with the safety invariants checked after every tick (see
-tests/explore.py for the alphabet, the merging and the invariants). `make explore` runs deeper.
+"""Exhaustive exploration (issue 6, item 7; issue 14): every input sequence of 8 symbols from every
+reachable abstract state of the real firmware, and every sequence of 3 of the monitors' symbols
+(pauses of 1 to 100 ticks, 90 ticks of emission, a stuck or a warm reading, arm, reset), with the
+safety invariants checked after every tick (see tests/explore.py for the alphabets, the merging
+and the invariants). `make explore` runs deeper.
 
 The other tests show that the search can fail: deliberately broken firmware (monkeypatched here,
 for the test only) is caught with the input sequence that shows it, an absolute-time dependence
 stops the exploration, and a merge key that leaves out something that matters is caught by the
 merge checks."""
 
+from array import array
+
 import explore
 import pytest
 from controller import Controller
 from footswitch import Footswitch
+from thermal import ThermalMonitor
 
 DEPTH = 8
+MONITOR_DEPTH = 3
 INTERESTING = {"STANDBY", "READY", "EMITTING", "PAUSED", "COMPLETE", "FAULT"}
 
 
@@ -63,11 +69,62 @@ def test_the_merging_held_up(exploration):
     assert report.hazards == []
 
 
-def _violations(monkeypatch, target, name, replacement, depth=2):
+@pytest.fixture(scope="module")
+def monitor_exploration():
+    explorer = explore.Explorer(depth=MONITOR_DEPTH, board="quick", monitors=True)
+    report = explorer.run()
+    print("\n" + "\n".join(report.lines()))
+    return explorer, report
+
+
+def test_no_rhythm_of_pauses_hides_a_monitors_evidence(monitor_exploration, record_property):
+    """A stuck reading and a dead fan's rise are latched whatever pauses, arm or reset presses
+    came between (issue 14: a pause used to restart the stuck and the runaway windows)."""
+    explorer, report = monitor_exploration
+    for name in ("abstract_states", "roots", "states", "transitions", "merged", "sequences",
+                 "ticks", "seconds"):
+        record_property("monitors_" + name, getattr(report, name))
+    assert report.violations == []
+    assert report.roots == report.abstract_states == len(explorer.reps)
+    per_root = sum(len(explore.MONITOR_ALPHABET) ** k for k in range(MONITOR_DEPTH + 1))
+    assert report.sequences == report.roots * per_root
+    # The stuck reading and the warm step are reached while emitting, and latched.
+    rep_readings = {key[-2] for key in explorer.reps if key[1] != "before"}
+    assert {"temp_stuck", "temp_warm"} <= rep_readings, rep_readings
+    assert {"THERMISTOR_STUCK", "THERMAL_RUNAWAY"} <= report.fault_codes, report.fault_codes
+    assert report.mismatches == []
+    assert report.hazards == []
+
+
+def _violations(monkeypatch, target, name, replacement, depth=2, monitors=False):
     monkeypatch.setattr(target, name, replacement)
-    report = explore.Explorer(depth=depth, board="quick", max_violations=1).run()
+    report = explore.Explorer(depth=depth, board="quick", max_violations=1,
+                              monitors=monitors).run()
     assert report.violations, "the broken firmware went unnoticed"
     return report.violations
+
+
+def test_a_monitor_whose_evidence_a_pause_clears_is_caught(monkeypatch):
+    """A thermal monitor that forgets its history whenever emission stops (what a pause did to
+    the stuck and runaway windows before issue 14) is caught by the monitors' search."""
+    original = ThermalMonitor.update
+    board = explore.BOARDS["quick"]
+
+    def forgetful(self, samples, now_ms, heat_uw):
+        if heat_uw == 0 and getattr(self, "heated", False):  # a pause: start afresh
+            fresh = ThermalMonitor(board, now_ms)
+            for attribute, value in vars(fresh).items():
+                if isinstance(value, array):  # in place: the search keeps track of objects
+                    getattr(self, attribute)[:] = value
+                elif attribute != "sensor":
+                    setattr(self, attribute, value)
+        self.heated = heat_uw > 0
+        return original(self, samples, now_ms, heat_uw)
+
+    ((sequence, messages),) = _violations(monkeypatch, ThermalMonitor, "update", forgetful,
+                                          depth=MONITOR_DEPTH, monitors=True)
+    assert any("pause_" in symbol for symbol in sequence), sequence
+    assert any("no THERMISTOR_STUCK" in m or "no fault" in m for m in messages), messages
 
 
 def test_a_controller_that_ignores_the_estop_is_caught_at_once(monkeypatch):

@@ -20,13 +20,30 @@ and on a "quick" one (the shortest timings a board file may set), and checks aft
 - the emission LED is lit exactly in READY, EMITTING and PAUSED; FAULT sounds the HIGH burst
   pattern unless silenced by ack, for exactly alarm_silence_ms.
 
+The operator also keeps a rhythm (the pedal pressed and released periodically, from a tick to
+seconds, at the debounce edge too), and the hardware is the plant of tests/firmware/plant.py
+(this test keeps the heatsink reading its own): its enable can stick high (in the same tick as a
+key or interlock change too), ticks can apply their outputs late, and the state machine can lose
+its dose stop (the dose-count bug). Then also, after every tick:
+
+- once light is off, the dose counted is the light that went out (2 mJ), while the diode is its
+  calibrated self; with the dose-count bug the count stays within the supervisor's budget and a
+  tick, its own channel (the arm presses during emission it ignores included);
+- an enable stuck high is latched (ENABLE_STUCK) within 2 ticks of the first tick after one
+  that drove it low (where it can be seen: these treatments are CW);
+- a thermistor whose samples are all one value is latched (THERMISTOR_STUCK) within stuck_s + 1 s
+  of emission, pauses left out (the quick board's windows are the shortest a board may set).
+
 It supersedes the former tests/test_controller_properties.py, every invariant of which is here."""
+
+import math
 
 import board as board_file
 from controller import STATE_NAMES
-from hypothesis import HealthCheck, settings
+from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
+from plant import Plant, break_dose_count
 from support import Rig, load_board, raw_board
 from test_transition_table import transitions
 from ticks import ticks_add, ticks_diff
@@ -34,11 +51,13 @@ from ticks import ticks_add, ticks_diff
 
 def _quick_board():
     """The sim board with every timing at the low end of what a board file may set (the
-    timeouts within reach of a sequence; debounce 0: a press acts in its first tick)."""
+    timeouts and the thermal monitors' windows within reach of a sequence; debounce 0: a press
+    acts in its first tick)."""
     data = raw_board()
     data["timing"].update({"emission_delay_ms": 1000, "footswitch_mismatch_ms": 10,
                            "footswitch_debounce_ms": 0, "ready_timeout_ms": 5000,
                            "paused_timeout_ms": 10000, "alarm_silence_ms": 10000})
+    data["thermal"].update({"stuck_s": 1, "rise_window_s": 2, "runaway_window_s": 2})
     return board_file.validate(data)
 
 
@@ -54,6 +73,17 @@ TREATMENTS = ((10.0, 1.0, 10.0), (5.0, 1.0, 10.0), (15.0, 2.0, 20.0), (1.0, 1.0,
               (10.0, 8.0, 100.0))
 BUTTONS = ("arm_pressed", "reset_pressed", "ack_pressed")
 SENSOR_FAULT_UV = {"open": 3100000, "short": 0, "range": 2700000}
+COUNT_TOLERANCE_MJ = 2
+# The pedal's rhythm: press and release times from a tick to 2 s (the quick board's windows),
+# on a log scale; tests/test_rhythms.py draws them up to tens of seconds.
+RHYTHM_MS = st.floats(1.0, math.log10(2000)).map(lambda x: int(10 ** x))
+
+
+def _budget_mj(board, treatment):
+    """The supervisor's energy budget for a session (supervisor.py): the dose + 1 % + two
+    ticks at the diode's maximum."""
+    return (treatment.target_mj * 1010 // 1000
+            + int(board["diode"]["max_power_w"] * board["loop_ms"] * 2 + 0.5))
 
 
 class TreatmentMachine(RuleBasedStateMachine):
@@ -66,10 +96,24 @@ class TreatmentMachine(RuleBasedStateMachine):
                 board=st.sampled_from(("sim", "quick", "quick")))
     def boot(self, start, spec, temp_c, start_ms, board):
         power_w, dose, area = spec
+        self.plant = plant = Plant(BOARDS[board])
+        plant.reading_from_heatsink = False  # the heatsink rule below sets the reading
         self.rig = rig = Rig(board=BOARDS[board], power_w=power_w, dose_j_cm2=dose,
-                             area_cm2=area, temp_c=temp_c, start_ms=start_ms)
+                             area_cm2=area, temp_c=temp_c, start_ms=start_ms, hw=plant)
         self.timing = BOARDS[board]["timing"]
         self.treatment = rig.treatment
+        self.budget_mj = _budget_mj(BOARDS[board], rig.treatment)
+        self.stuck_s = BOARDS[board]["thermal"]["stuck_s"]
+        self.bug = False  # the dose-count bug
+        self.late_ticks = 0  # ticks still to apply their outputs late ...
+        self.late_ms = 0  # ... by this much
+        self.session_j = None  # the plant's light count when the session began
+        self.calibrated = True  # the diode its calibrated self, the enable working, since then
+        self.enable_was = False  # the enable driven last tick
+        self.stuck_unseen = 0  # ticks an enable stuck high could have been seen, unlatched
+        self.frozen_ms = 0  # emission with every sample one value, since one changed
+        self.samples_were = None
+        self.heat_was = False
         self.temp_c = temp_c
         self.drift_c_per_s = 0.0
         self.sensor_uv = None  # a faulty sensor's reading, or None: the heatsink's
@@ -105,7 +149,14 @@ class TreatmentMachine(RuleBasedStateMachine):
             rig.set_temp(self.temp_c)
         else:
             hw.thermistor_uv = self.sensor_uv
+        if self.late_ticks:
+            self.late_ticks -= 1
+            hw.actuate_delay_ms = self.late_ms
+        self.enable_was = hw.enable
         rig.tick()
+        hw.actuate_delay_ms = 0
+        if self.bug and not getattr(self.c, "dose_count_broken", False):
+            break_dose_count(self.c)  # a failed tick made a fresh controller
         self._check(ticks_add(rig.now_ms, -PERIOD_MS))
 
     def _wait(self, ms):
@@ -147,6 +198,11 @@ class TreatmentMachine(RuleBasedStateMachine):
                 self.released_in_ready = False
         elif c.sessions_ended != self.sessions:
             raise AssertionError("a session ended without a state change")
+        elif state == "FAULT" and edge["reset_pressed"] and c.entered_ms == now:
+            # The reset cleared the fault, and a cause only the supervisor sees (its trip: an
+            # enable stuck high) latched it again in the same tick: the alarm starts over.
+            assert c.fault_code == rig.app.supervisor.trip, (c.fault_code, rig.app.supervisor.trip)
+            self.entered_ms, self.ack_ms, self.fault_code = now, None, c.fault_code
 
         # EMITTING, and so emission, only when everything permits it ...
         if state == "EMITTING":
@@ -158,7 +214,8 @@ class TreatmentMachine(RuleBasedStateMachine):
             assert c.fault_code is None
             assert c.temp_c is not None and c.temp_c < THERMAL["shutdown_c"]
             half_tick_mj = t.power_uw_steps[step] * PERIOD_MS // 2000000
-            assert t.target_mj - energy > half_tick_mj, ("EMITTING at the dose", energy, step)
+            assert self.bug or t.target_mj - energy > half_tick_mj, ("EMITTING at the dose",
+                                                                     energy, step)
         # ... and the enable line follows the state machine.
         asked = state == "EMITTING" and t.duty_steps[step] != 0
         if asked and not hw.enable and hw.safe_off_calls == self.safe_offs:
@@ -174,7 +231,13 @@ class TreatmentMachine(RuleBasedStateMachine):
         if state in ("READY", "PAUSED"):  # the timeouts
             limit_ms = self.timing["ready_timeout_ms" if state == "READY" else "paused_timeout_ms"]
             assert ticks_diff(now, self.entered_ms) < limit_ms, state
-        assert energy <= t.target_mj + t.power_uw * PERIOD_MS // 2000000, (energy, t.target_mj)
+        if self.bug:  # the supervisor's budget is all that stops the light
+            assert energy <= self.budget_mj + t.power_uw * PERIOD_MS // 1000000, (
+                energy, self.budget_mj)
+        else:
+            assert energy <= t.target_mj + t.power_uw * PERIOD_MS // 2000000, (energy,
+                                                                                t.target_mj)
+        self._check_plant(state, c, energy)
         # The rest of the time: where each state leaves things.
         if not (lv["key_on"] and lv["interlock_closed"]):
             assert state in ("STANDBY", "FAULT", "COMPLETE"), state
@@ -201,6 +264,31 @@ class TreatmentMachine(RuleBasedStateMachine):
         else:
             assert c.fault_code is None
         self.safe_offs = hw.safe_off_calls
+
+    def _check_plant(self, state, c, energy):
+        """The plant's truth: the count, the enable stuck high, the frozen sensor."""
+        plant, sup = self.plant, self.rig.app.supervisor
+        self.calibrated = self.calibrated and plant.light_factor == 1.0 and not plant.enable_stuck
+        if self.session_j is not None and self.calibrated and not plant.lit():
+            true_mj = (plant.emitted_j - self.session_j) * 1000
+            assert abs(energy - true_mj) <= COUNT_TOLERANCE_MJ, ("counted", energy, true_mj)
+        # Within 2 ticks of the first tick it can be seen (one after the enable was driven low).
+        if plant.enable_stuck and "ENABLE_STUCK" not in (sup.trip, c.fault_code) and (
+                self.stuck_unseen or not self.enable_was):
+            self.stuck_unseen += 1
+            assert self.stuck_unseen < 2, ("no ENABLE_STUCK", sup.trip, c.fault_code)
+        else:
+            self.stuck_unseen = 0
+        samples = (plant.thermistor_uv, plant.spread_uv)
+        if samples != self.samples_were or plant.spread_uv or c.fault_code == "THERMISTOR_STUCK":
+            self.frozen_ms = 0
+        elif self.heat_was:
+            self.frozen_ms += PERIOD_MS
+            assert self.frozen_ms <= (self.stuck_s + 1) * 1000, ("no THERMISTOR_STUCK after",
+                                                                  self.frozen_ms)
+        self.samples_were = samples
+        self.heat_was = state == "EMITTING" and self.treatment.duty_steps[
+            c.thermal.derate_step] != 0
 
     def _check_transition(self, was, state, now, edge, lv):
         c = self.c
@@ -230,6 +318,7 @@ class TreatmentMachine(RuleBasedStateMachine):
         if state == "READY":
             assert edge["arm_pressed"] and lv["key_on"] and lv["interlock_closed"]
             assert self.rig.app.dosimeter.energy_mj == 0
+            self.session_j, self.calibrated = self.plant.emitted_j, True
         if was == "COMPLETE" and state == "STANDBY":
             assert edge["arm_pressed"] or edge["reset_pressed"] or edge["ack_pressed"]
         if was == "FAULT":
@@ -275,6 +364,20 @@ class TreatmentMachine(RuleBasedStateMachine):
         self._wait(held_ms)
         levels[button] = False
         self._tick()
+
+    @rule(press_ms=RHYTHM_MS, release_ms=RHYTHM_MS, cycles=st.integers(1, 3),
+          edge=st.sampled_from((None, -10, 0, 10)))
+    def pedal_rhythm(self, press_ms, release_ms, cycles, edge):
+        """The pedal pressed and released periodically (on both contacts), from a tick to
+        seconds each way; `edge`: each press that long around the debounce time instead."""
+        if edge is not None:
+            press_ms = max(PERIOD_MS, self.timing["footswitch_debounce_ms"] + edge)
+        hw = self.rig.hw
+        for _ in range(cycles):
+            hw.press_footswitch(True)
+            self._wait(max(press_ms, PERIOD_MS))
+            hw.press_footswitch(False)
+            self._wait(max(release_ms, PERIOD_MS))
 
     @rule()
     def operator_starts(self):
@@ -330,8 +433,8 @@ class TreatmentMachine(RuleBasedStateMachine):
     @rule(kind=st.sampled_from(("jump", "open", "short", "range", "good", "stuck", "aged",
                                 "overdriven", "software")))
     def fault(self, kind):
-        """A part fails, or (good) the sensor is mended and the diode is its calibrated self."""
-        hw = self.rig.hw
+        """A part fails, or (good) the sensor, the diode and its enable are mended."""
+        hw = self.plant
         if kind == "jump":  # a reading no heatsink can make in one tick
             self.temp_c += 3.0 if self.temp_c < 30.0 else -3.0
         elif kind in SENSOR_FAULT_UV:
@@ -339,17 +442,43 @@ class TreatmentMachine(RuleBasedStateMachine):
         elif kind == "good":
             self.sensor_uv = None
             hw.spread_uv = 1000
-            hw.light_factor = 1.0
+            hw.set_light_factor(1.0)
+            hw.enable_stuck = False
         elif kind == "stuck":  # the ADC returns one value
             hw.spread_uv = 0
         elif kind in ("aged", "overdriven"):
-            hw.light_factor = 0.7 if kind == "aged" else 1.3
+            hw.set_light_factor(0.7 if kind == "aged" else 1.3)
         else:
             hw.fail_next_sense = True
         self._tick()
 
+    @rule(with_it=st.sampled_from((None, "key_on", "interlock_closed")))
+    def enable_sticks(self, with_it):
+        """The driver's enable input sticks high (a shorted transistor), alone or in the very
+        tick the key or the interlock changes (the supervisor's trip and the session's end then
+        meet in one tick: the session ends FAULT)."""
+        self.plant.stick_enable()
+        if with_it is not None:
+            levels = self.rig.hw.levels
+            levels[with_it] = not levels[with_it]
+        self._tick()
 
+    @precondition(lambda self: not self.bug)
+    @rule()
+    def dose_count_bug(self):
+        """The state machine stops seeing its dose (the virtual device's dose_count_bug)."""
+        self.bug = True
+        break_dose_count(self.c)
+        self._tick()
+
+    @rule(late_ms=st.sampled_from((3, 8)), ticks=st.integers(1, 3))
+    def late_ticks(self, late_ms, ticks):
+        """The next ticks apply their outputs late_ms after their start (within the tick)."""
+        self.late_ticks, self.late_ms = ticks, late_ms
+        self._tick()
+
+
+# Sequences are cheap: 25 times the profile's example count (2500 in make test).
 TreatmentMachine.TestCase.settings = settings(
-    max_examples=2500, stateful_step_count=30, deadline=None,
-    suppress_health_check=[HealthCheck.too_slow])
+    max_examples=25 * settings.default.max_examples, stateful_step_count=30)
 TestTreatmentMachine = TreatmentMachine.TestCase
