@@ -187,11 +187,7 @@ class Plant(FakeHardware):
         at = self._sensed_ms + self.actuate_delay_ms
         self._advance(at)
         self._apply(out.laser_enable, out.pwm_duty_u16, out.gate_hz, out.gate_duty_u16)
-        self.enable = out.laser_enable
-        self.gate_hz = out.gate_hz if out.laser_enable else 0
-        self.duty_u16 = out.pwm_duty_u16
-        self.led = out.emission_led
-        self.buzzer = out.buzzer
+        self._record(out)
         return ticks_add(self._ticks_ms, self.actuate_delay_ms)
 
     def safe_off(self):

@@ -116,12 +116,16 @@ class FakeHardware:
             on = (out.laser_enable or self.enable_stuck) and out.pwm_duty_u16
             self.optical_w = self.calibration.watts(out.pwm_duty_u16) * gate if on else 0.0
             self.optical_w *= self.light_factor
+        self._record(out)
+        return ticks_add(self._now_ms, self.actuate_delay_ms)
+
+    def _record(self, out):
+        """What the outputs now are, for the tests to see."""
         self.enable = out.laser_enable
         self.gate_hz = out.gate_hz if out.laser_enable else 0
         self.duty_u16 = out.pwm_duty_u16
         self.led = out.emission_led
         self.buzzer = out.buzzer
-        return ticks_add(self._now_ms, self.actuate_delay_ms)
 
     def check_shutdown_path(self):
         return self.shutdown_path_problem
