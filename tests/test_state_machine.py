@@ -272,10 +272,11 @@ class TreatmentMachine(RuleBasedStateMachine):
         if self.session_j is not None and self.calibrated and not plant.lit():
             true_mj = (plant.emitted_j - self.session_j) * 1000
             assert abs(energy - true_mj) <= COUNT_TOLERANCE_MJ, ("counted", energy, true_mj)
-        # Within 2 ticks of the first tick it can be seen (one after the enable was driven low).
+        # Within 2 ticks of the first tick it can be seen (one after the enable was driven low),
+        # counting the ticks that read their inputs (a failing one sees nothing).
         if plant.enable_stuck and "ENABLE_STUCK" not in (sup.trip, c.fault_code) and (
                 self.stuck_unseen or not self.enable_was):
-            self.stuck_unseen += 1
+            self.stuck_unseen += plant.safe_off_calls == self.safe_offs
             assert self.stuck_unseen < 2, ("no ENABLE_STUCK", sup.trip, c.fault_code)
         else:
             self.stuck_unseen = 0
