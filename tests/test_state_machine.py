@@ -10,7 +10,8 @@ and on a "quick" one (the shortest timings a board file may set), and checks aft
 - for these CW treatments the enable line is on exactly when the state is EMITTING and the duty
   at the current derate step is not zero: the supervisor never has to veto the state machine
   (one known exception at the shutdown voltage, see SHUTDOWN_ROUNDING_UV); no duty without it;
-- the delivered dose never exceeds the target by more than half a tick's energy (at full power);
+- the delivered dose never exceeds the target by more than half a tick's energy (at full power),
+  and the light of a late tick (late_ticks);
 - every state change is a row of docs/states.md's transition table and agrees with that tick's
   inputs: the session end reason (exactly one per session), arming on an arm edge with key and
   interlock (dose count cleared), COMPLETE left on an acknowledgement, FAULT left only on reset
@@ -105,8 +106,9 @@ class TreatmentMachine(RuleBasedStateMachine):
         self.budget_mj = _budget_mj(BOARDS[board], rig.treatment)
         self.stuck_s = BOARDS[board]["thermal"]["stuck_s"]
         self.bug = False  # the dose-count bug
-        self.late_ticks = 0  # ticks still to apply their outputs late ...
+        self.late_left = 0  # ticks still to apply their outputs late ...
         self.late_ms = 0  # ... by this much
+        self.late_max_ms = 0
         self.session_j = None  # the plant's light count when the session began
         self.calibrated = True  # the diode its calibrated self, the enable working, since then
         self.enable_was = False  # the enable driven last tick
@@ -149,8 +151,8 @@ class TreatmentMachine(RuleBasedStateMachine):
             rig.set_temp(self.temp_c)
         else:
             hw.thermistor_uv = self.sensor_uv
-        if self.late_ticks:
-            self.late_ticks -= 1
+        if self.late_left:
+            self.late_left -= 1
             hw.actuate_delay_ms = self.late_ms
         self.enable_was = hw.enable
         rig.tick()
@@ -231,12 +233,15 @@ class TreatmentMachine(RuleBasedStateMachine):
         if state in ("READY", "PAUSED"):  # the timeouts
             limit_ms = self.timing["ready_timeout_ms" if state == "READY" else "paused_timeout_ms"]
             assert ticks_diff(now, self.entered_ms) < limit_ms, state
-        if self.bug:  # the supervisor's budget is all that stops the light
-            assert energy <= self.budget_mj + t.power_uw * PERIOD_MS // 1000000, (
+        # (+ the light of a late tick, counted to when its outputs took effect)
+        late_mj = (t.power_uw * self.late_max_ms + 999999) // 1000000
+        if self.bug:  # the supervisor's budget is all that stops the light (its own count)
+            tick_mj = (t.power_uw * PERIOD_MS + 999999) // 1000000
+            assert energy <= self.budget_mj + tick_mj + late_mj + COUNT_TOLERANCE_MJ, (
                 energy, self.budget_mj)
         else:
-            assert energy <= t.target_mj + t.power_uw * PERIOD_MS // 2000000, (energy,
-                                                                                t.target_mj)
+            assert energy <= t.target_mj + t.power_uw * PERIOD_MS // 2000000 + late_mj, (
+                energy, t.target_mj)
         self._check_plant(state, c, energy)
         # The rest of the time: where each state leaves things.
         if not (lv["key_on"] and lv["interlock_closed"]):
@@ -272,10 +277,11 @@ class TreatmentMachine(RuleBasedStateMachine):
         if self.session_j is not None and self.calibrated and not plant.lit():
             true_mj = (plant.emitted_j - self.session_j) * 1000
             assert abs(energy - true_mj) <= COUNT_TOLERANCE_MJ, ("counted", energy, true_mj)
-        # Within 2 ticks of the first tick it can be seen (one after the enable was driven low).
+        # Within 2 ticks of the first tick it can be seen (one after the enable was driven low),
+        # counting the ticks that read their inputs (a failing one sees nothing).
         if plant.enable_stuck and "ENABLE_STUCK" not in (sup.trip, c.fault_code) and (
                 self.stuck_unseen or not self.enable_was):
-            self.stuck_unseen += 1
+            self.stuck_unseen += plant.safe_off_calls == self.safe_offs
             assert self.stuck_unseen < 2, ("no ENABLE_STUCK", sup.trip, c.fault_code)
         else:
             self.stuck_unseen = 0
@@ -474,7 +480,8 @@ class TreatmentMachine(RuleBasedStateMachine):
     @rule(late_ms=st.sampled_from((3, 8)), ticks=st.integers(1, 3))
     def late_ticks(self, late_ms, ticks):
         """The next ticks apply their outputs late_ms after their start (within the tick)."""
-        self.late_ticks, self.late_ms = ticks, late_ms
+        self.late_left, self.late_ms = ticks, late_ms
+        self.late_max_ms = max(self.late_max_ms, late_ms)
         self._tick()
 
 
