@@ -19,8 +19,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
+# On every core (pytest-xdist); a module whose fixture is expensive keeps its tests on one worker.
+PYTEST := $(BIN)/pytest -q -n auto --dist loadgroup
 pytest: $(STAMP) $(CHIP)
-	$(BIN)/pytest -q
+	$(PYTEST)
 
 # The chip-shaped interpreter: MicroPython v1.28.0's unix port, 32-bit with single floats, the
 # firmware frozen in through its image manifest (host_tools/chip.py, docs/chip.md). Offline:
@@ -53,8 +55,8 @@ explore: $(STAMP)
 # make test, harder (not what CI runs): every test with ten times the property tests' examples
 # (the hypothesis profile "verify", tests/conftest.py), then the exhaustive search at depth 12
 # and the monitors' search at depth 4.
-verify: lint typecheck $(STAMP)
-	HYPOTHESIS_PROFILE=verify $(BIN)/pytest -q
+verify: lint typecheck $(STAMP) $(CHIP)
+	HYPOTHESIS_PROFILE=verify $(PYTEST)
 	$(BIN)/python tests/explore.py --depth 12 --monitor-depth 4 --progress
 
 scenarios: $(STAMP)  ## run every shipped scenario and check its expectations
