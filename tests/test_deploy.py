@@ -204,7 +204,7 @@ def test_deploy_refuses_an_image_the_checkout_did_not_build_and_mpy_on_an_image(
     assert status(dev.port)["state"] == "STANDBY"
 
 
-def test_mpy_deploy_then_tamper_then_refusal_then_redeploy(start_device, flash):  # noqa: F811
+def test_deploy_then_tamper_then_refusal_then_redeploy(start_device, flash):  # noqa: F811
     dev = start_device(root=flash)
     with SerialLink(dev.port) as link:
         link.wait_ready()
