@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 BOARD ?= esp32-devkitc
 
-.PHONY: run test pytest lint typecheck bench explore verify deploy scenarios chip clean
+.PHONY: run test pytest lint typecheck bench explore verify deploy flash scenarios chip image clean
 
 run: $(STAMP)  ## the virtual device with its operator console: make run [ARGS="--speed 10"]
 	$(BIN)/laserctl run $(ARGS)
@@ -19,21 +19,29 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-# On every core (pytest-xdist); a module whose fixture is expensive keeps its tests on one worker.
-PYTEST := $(BIN)/pytest -q -n auto --dist loadgroup
-pytest: $(STAMP) $(CHIP)
-	$(PYTEST)
-
 # The chip-shaped interpreter: MicroPython v1.28.0's unix port, 32-bit with single floats, the
 # firmware frozen in through its image manifest (host_tools/chip.py, docs/chip.md). Offline:
 # MICROPYTHON_SRC and MICROPYTHON_LIB_SRC name local copies of the sources.
 export MICROPYTHON_SRC MICROPYTHON_LIB_SRC
 CHIP := build/chip/micropython
-CHIP_INPUTS := host_tools/chip.py image/chip/manifest.py firmware/manifest.py \
+CHIP_INPUTS := host_tools/chip.py host_tools/image.py image/chip/manifest.py firmware/manifest.py \
 	$(wildcard firmware/lib/*.py) host_tools/vdevice/mpy/manifest.py $(wildcard host_tools/vdevice/mpy/*.py)
 chip: $(CHIP)
 $(CHIP): $(STAMP) $(CHIP_INPUTS)
 	$(BIN)/python -m host_tools.chip --out $@
+
+# After CHIP's definition: a rule's prerequisites are expanded when make reads it.
+# On every core (pytest-xdist); a module whose fixture is expensive keeps its tests on one worker.
+PYTEST := $(BIN)/pytest -q -n auto --dist loadgroup
+pytest: $(STAMP) $(CHIP)
+	$(PYTEST)
+
+# The ESP32 firmware image (host_tools/image.py, docs/flashing.md): image/esp32/LASER_ESP32 built
+# with ESP-IDF v5.5.1 inside Espressif's container (docker or podman, and the network), from the
+# MicroPython source the chip build uses -> build/image/firmware.bin and its identity,
+# build/image/image_id.json. ESP-IDF's own build decides what to rebuild, so this always runs it.
+image: $(STAMP)
+	$(BIN)/python -m host_tools.image
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -62,14 +70,25 @@ verify: lint typecheck $(STAMP) $(CHIP)
 scenarios: $(STAMP)  ## run every shipped scenario and check its expectations
 	@for f in tests/scenarios/*.json; do echo "$$f"; $(BIN)/laserctl scenario $$f || exit 1; done
 
-# Compile the firmware and copy what changed to an ESP32 running MicroPython (laserctl deploy,
-# docs/deploying.md): make deploy PORT=/dev/ttyUSB0 [BOARD=esp32-devkitc] [DRY_RUN=1]
-# The virtual device is deployed to the same way: `laserctl vdevice --pty /tmp/ttyV` in one
-# terminal, then make deploy PORT=/tmp/ttyV BOARD=sim
+# Copy the firmware's filesystem files (boot.py, main.py, the board file, the presets, the
+# integrity manifest) to an ESP32 running this checkout's image (make image, make flash), and
+# check its identity (laserctl deploy, docs/deploying.md):
+#   make deploy PORT=/dev/ttyUSB0 [BOARD=esp32-devkitc] [DRY_RUN=1]
+# MPY=1: the development path for a board with PSRAM on a stock MicroPython: firmware/lib as
+# .mpy files (too big for an ESP32 without PSRAM). The 64-bit virtual device is such a board:
+# `laserctl vdevice --pty /tmp/ttyV` in one terminal, then make deploy PORT=/tmp/ttyV BOARD=sim MPY=1
 deploy: $(STAMP)
 	@test -n "$(PORT)" || { echo "usage: make deploy PORT=/dev/ttyUSB0 [BOARD=esp32-devkitc]" \
-		"[DRY_RUN=1] (virtual device: PORT=/tmp/ttyV BOARD=sim)"; exit 2; }
-	$(BIN)/laserctl deploy --port $(PORT) --board $(BOARD) $(if $(DRY_RUN),--dry-run)
+		"[DRY_RUN=1] [MPY=1] (virtual device: PORT=/tmp/ttyV BOARD=sim)"; exit 2; }
+	$(BIN)/laserctl deploy --port $(PORT) --board $(BOARD) $(if $(DRY_RUN),--dry-run) \
+		$(if $(MPY),--mpy)
+
+# Write the ESP32 image to a board with esptool (the flash extra: pip install -e '.[flash]'):
+# make flash PORT=/dev/ttyUSB0 [IMAGE=build/image/firmware.bin]; then make deploy (docs/flashing.md)
+IMAGE ?= build/image/firmware.bin
+flash: $(STAMP)
+	@test -n "$(PORT)" || { echo "usage: make flash PORT=/dev/ttyUSB0 [IMAGE=$(IMAGE)]"; exit 2; }
+	$(BIN)/laserctl flash --port $(PORT) --image $(IMAGE)
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache .hypothesis

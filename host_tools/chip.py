@@ -180,16 +180,18 @@ def toolchain(folder):
     return tools
 
 
-def _make(directory, args, log):
+def _make(directory, args, log, env=None):
     command = ["make", "-C", str(directory), "-j%d" % (os.cpu_count() or 1)] + list(args)
     log.write("$ %s\n" % " ".join(command))
     log.flush()
-    status = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT)
+    status = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     if status:
         raise BuildError("make in %s failed (status %d): see %s" % (directory, status, log.name))
 
 
 def build(out):
+    from host_tools import image  # which imports this module
+
     started = time.monotonic()
     src = CHIP_DIR / "src"
     micropython = source_tree("MICROPYTHON_SRC", MICROPYTHON_URL, "py/mpconfig.h",
@@ -198,33 +200,42 @@ def build(out):
     micropython_lib = source_tree("MICROPYTHON_LIB_SRC", MICROPYTHON_LIB_URL,
                                   "python-stdlib", src / "micropython-lib")
     tools = toolchain(CHIP_DIR / "toolchain")
+    # The image's identity, frozen beside the firmware (firmware/manifest.py); the version tag
+    # named, or MicroPython would call itself after the checkout's git commit.
+    ident = image.write_identity(CHIP_DIR / "identity")
+    env = dict(os.environ, MICROPY_GIT_TAG="v" + MICROPYTHON_VERSION,
+               **{image.IDENTITY_ENV: str(CHIP_DIR / "identity")})
     mpy_cross_build = CHIP_DIR / "mpy-cross"
     unix_build = CHIP_DIR / "unix"
     log_path = CHIP_DIR / "build.log"
     with open(log_path, "w") as log:
         _make(micropython / "mpy-cross", ["CC=" + tools["host-cc"], "CPP=" + tools["host-cpp"],
                                           "CFLAGS_EXTRA=" + HOST_CFLAGS,
-                                          "BUILD=%s" % mpy_cross_build, *COMMON_MAKE_ARGS], log)
+                                          "BUILD=%s" % mpy_cross_build, *COMMON_MAKE_ARGS], log,
+              env)
         _make(micropython / "ports" / "unix",
               ["VARIANT=standard", "CC=" + tools["chip-cc"], "CPP=" + tools["chip-cpp"],
                "CFLAGS_EXTRA=" + CHIP_CFLAGS, "BUILD=%s" % unix_build,
                "MICROPY_MPYCROSS=%s" % (mpy_cross_build / "mpy-cross"),
                "FROZEN_MANIFEST=%s" % MANIFEST, "MPY_LIB_DIR=%s" % micropython_lib,
-               *UNIX_OFF, *COMMON_MAKE_ARGS], log)
+               *UNIX_OFF, *COMMON_MAKE_ARGS], log, env)
     built = unix_build / "micropython"
-    describe = check_interpreter(built)
+    describe = check_interpreter(built, ident["build_id"])
     out.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(built, out)
     print("built %s in %.0f s: %s" % (out, time.monotonic() - started, describe))
 
 
-def check_interpreter(binary):
-    """Run the new binary once: it must be 32-bit with single floats and the ESP32's boot heap."""
-    probe = ("import gc, sys, micropython\n"
+def check_interpreter(binary, build_id):
+    """Run the new binary once: it must be 32-bit with single floats and the ESP32's boot heap,
+    and carry this checkout's image identity."""
+    probe = ("import gc, sys, micropython, image_id\n"
              "print(sys.maxsize, repr(1.1 + 2.2), sys.implementation.version[:3])\n"
+             "print('image', image_id.BUILD_ID)\n"
              "micropython.mem_info()\n")
     proc = subprocess.run([str(binary), "-X", "heapsize=57344", "-c", probe],
-                          capture_output=True, text=True, timeout=30)
+                          capture_output=True, text=True, timeout=30,
+                          env=dict(os.environ, MICROPYPATH=".frozen"))
     if proc.returncode != 0:
         raise BuildError("the new interpreter does not run: %s" % (proc.stderr or proc.stdout))
     first = proc.stdout.splitlines()[0]
@@ -232,7 +243,11 @@ def check_interpreter(binary):
     if first != expected or "GC: total: 56000," not in proc.stdout:
         raise BuildError("the new interpreter is not chip-shaped: %r (expected %r and a "
                          "56000-byte GC heap)\n%s" % (first, expected, proc.stdout))
-    return "32-bit, single floats, v1.28.0, GC total 56000 at -X heapsize=57344"
+    if "image %s" % build_id not in proc.stdout.splitlines():
+        raise BuildError("the new interpreter does not carry image %s:\n%s"
+                         % (build_id, proc.stdout))
+    return "32-bit, single floats, v1.28.0, GC total 56000 at -X heapsize=57344, image %s" \
+        % build_id
 
 
 def main(argv=None):

@@ -108,6 +108,12 @@ def _deploy(args):
     return deploy.main(args)
 
 
+def _flash(args):
+    from host_tools import flash
+
+    return flash.main(args)
+
+
 def _console(args):
     from host_tools import serial_console
 
@@ -178,14 +184,32 @@ def main(argv=None):
     p.add_argument("--out", metavar="FILE.json", help="also write the rows as JSON")
     p.set_defaults(func=_faults)
 
-    p = sub.add_parser("deploy", help="compile the firmware with mpy-cross and copy what changed "
-                       "to a device with mpremote, integrity manifest last; reset; confirm")
+    p = sub.add_parser("flash", help="write the firmware image (make image) to an ESP32 with "
+                       "esptool (the flash extra); then deploy")
+    p.add_argument("--port", required=True, help="the board's serial port, e.g. /dev/ttyUSB0")
+    p.add_argument("--image", default="build/image/firmware.bin",
+                   help="the image file (default: build/image/firmware.bin, from make image)")
+    p.add_argument("--baud", type=int, default=460800, help="transfer rate (default: 460800)")
+    p.add_argument("--erase", action="store_true",
+                   help="erase the whole flash first: also the device's settings, calibration, "
+                   "PIN and journal (a new board; export the journal of one in service first)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the esptool command; write nothing")
+    p.set_defaults(func=_flash)
+
+    p = sub.add_parser("deploy", help="copy the firmware's filesystem files to a device running "
+                       "this checkout's image, with mpremote, integrity manifest last; reset; "
+                       "confirm")
     p.add_argument("--port", required=True, help="the serial port (a board, or laserctl vdevice)")
     p.add_argument("--board", default="esp32-devkitc",
                    help="board name (boards/NAME.json) or a file (default: esp32-devkitc)")
     p.add_argument("--dry-run", action="store_true", help="list what would change; change nothing")
     p.add_argument("--pin", help="the service PIN, needed when the firmware runs (default: "
                    "$LASERCTL_PIN, else asked for)")
+    p.add_argument("--mpy", action="store_true",
+                   help="development only, a board with PSRAM on a stock MicroPython: the "
+                   "firmware's modules as .mpy files (compiled by mpy-cross) instead of frozen "
+                   "in the image")
     p.set_defaults(func=_deploy)
 
     p = sub.add_parser("thermistor", help="what the firmware reads from a board's thermistor")

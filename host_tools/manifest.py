@@ -1,9 +1,13 @@
 """What is deployed to a device, and its integrity manifest.
 
 `deploy_files` is the one list of files a device needs (the vdevice image and `laserctl deploy`
-both use it; deploy compiles the lib/ modules to .mpy). `manifest` gives their SHA-256 digests in
-the form firmware/lib/integrity.py checks at boot: {"version": ..., "files": {device name: hex
-digest}}. The manifest goes on the device last.
+both use it). On a device whose MicroPython image has the firmware frozen in (the product: `make
+image`; the chip-shaped interpreter) that is what lives on the filesystem: boot.py, main.py, the
+board file and the preset library. On a stock MicroPython (the .mpy development path, and the
+64-bit virtual device) the modules of firmware/lib come too, as lib/NAME.py (deploy compiles them
+to .mpy). `manifest` gives their SHA-256 digests in the form firmware/lib/integrity.py checks at
+boot, with the build id of the image the device must run: {"version": ..., "image": build id or
+null, "files": {device name: hex digest}}. The manifest goes on the device last.
 """
 
 import hashlib
@@ -13,13 +17,15 @@ from host_tools import paths
 MANIFEST_NAME = "manifest.json"
 
 
-def deploy_files(board_name):
-    """{name on the device: source path} for a board: the firmware, its board file, the presets."""
+def deploy_files(board_name, frozen=False):
+    """{name on the device: source path} for a board: boot.py, main.py, its board file and the
+    presets; with the modules of firmware/lib unless the image has them frozen in."""
     files = {"boot.py": paths.FIRMWARE / "boot.py", "main.py": paths.FIRMWARE / "main.py",
              "protocols.json": paths.FIRMWARE / "protocols.json",
              "board.json": paths.board_path(board_name)}
-    for module in sorted(paths.FIRMWARE_LIB.glob("*.py")):
-        files["lib/" + module.name] = module
+    if not frozen:
+        for module in sorted(paths.FIRMWARE_LIB.glob("*.py")):
+            files["lib/" + module.name] = module
     return files
 
 
@@ -30,8 +36,9 @@ def firmware_version():
     return app.VERSION
 
 
-def manifest(files):
-    """The manifest of {device name: path}."""
+def manifest(files, image=None):
+    """The manifest of {device name: path}, for a device running the firmware image whose build
+    id is `image` (host_tools.image.build_id()), or none (None: the firmware in files)."""
     digests = {name: hashlib.sha256(path.read_bytes()).hexdigest()
                for name, path in sorted(files.items())}
-    return {"version": firmware_version(), "files": digests}
+    return {"version": firmware_version(), "image": image, "files": digests}

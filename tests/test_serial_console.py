@@ -131,7 +131,7 @@ def test_a_piped_session_shows_the_status_errors_and_journal_and_changes_the_dev
                for line in lines), out
     journal = [line for line in lines[lines.index("> journal 3") + 1:lines.index("> logout")]
                if not line.startswith("* ")]  # an event line may come in between
-    assert journal[0].startswith("#1 boot boot=1 reset=RESET version=")
+    assert journal[0].startswith("#1 boot boot=1 image=null reset=RESET version=")
     assert journal[1:] == ["#2 pin_wrong failures=1", "#3 service_open"]
     assert '"ev": "status"' not in out  # the periodic status lines are not printed
     # The device: the selection is on its flash, the session closed.

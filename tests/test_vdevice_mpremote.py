@@ -207,9 +207,9 @@ def test_repl_through_a_terminal(maintenance_device):
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_make_deploy_to_a_blank_device(tmp_path, start_device):
-    """An existing empty --root is a board with nothing but MicroPython on it: `make deploy`
-    (laserctl deploy) compiles the firmware, copies it and the board file, and its reset starts
-    the deployed main.py, which runs the .mpy modules."""
+    """An existing empty --root is a board with nothing but a stock MicroPython on it: `make
+    deploy MPY=1` (laserctl deploy --mpy, the development path) compiles the firmware, copies it
+    and the board file, and its reset starts the deployed main.py, which runs the .mpy modules."""
     flash = tmp_path / "flash"
     flash.mkdir()
     dev = start_device(root=flash)
@@ -217,7 +217,7 @@ def test_make_deploy_to_a_blank_device(tmp_path, start_device):
     stamp = Path(sys.prefix) / ".installed-stamp"  # -o: never reinstall the tools from a test
     make = subprocess.run(
         ["make", "-C", str(REPO), "-o", str(stamp), "deploy", "PORT=" + dev.port, "BOARD=sim",
-         "VENV=" + sys.prefix],
+         "MPY=1", "VENV=" + sys.prefix],
         capture_output=True, text=True, timeout=120)
     assert make.returncode == 0, make.stdout + make.stderr
     for name in ("boot.py", "main.py"):

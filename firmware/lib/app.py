@@ -48,6 +48,7 @@ class App:
         self.requested = False  # the state machine asked for emission this tick (before the veto)
         self.version = VERSION
         self.manifest_id = None  # which deployment runs (integrity.manifest_id), set by main()
+        self.image = None  # the frozen image's build id (integrity.frozen_image()), set by main()
         # The device's memory and its serial link, where main() (or a test) attaches them.
         self.flash = None  # flash.Flash: where the treatment selection is kept
         self.settings = None  # settings.Settings
@@ -337,7 +338,8 @@ def main(hw_module, board_path="board.json", treatment_path="treatment.json"):
                  "loop_ms": app.period_ms, "watchdog_ms": app.watchdog_ms}))
     watchdog_reset = hw_module.reset_by_watchdog()
     app.manifest_id = integrity.manifest_id()
-    problem = app.self_test(time.ticks_ms(), integrity.check(), watchdog_reset,
+    app.image = integrity.frozen_image()
+    problem = app.self_test(time.ticks_ms(), integrity.check(image=app.image), watchdog_reset,
                             app.settings.problem)
     if problem:
         notes["selftest"] = problem

@@ -283,6 +283,7 @@ def _status(cmds, request, now_ms):
     fields["selected"] = app.selection
     fields["service"] = cmds.service_open
     fields["version"] = app.version
+    fields["image"] = app.image
     fields["manifest"] = app.manifest_id
     if app.settings is not None:
         fields["settings"] = app.settings.describe()

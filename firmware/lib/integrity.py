@@ -1,8 +1,10 @@
 # Firmware and configuration integrity: the deploy step writes manifest.json, the SHA-256 of every
-# file it put on the device (firmware, board file, preset library). The boot self-test checks each
-# one; a missing, altered or unreadable file locks emission and names the file. The manifest is
-# written last, so an interrupted deploy leaves a device that refuses to arm, never a half-new one
-# that emits.
+# file it put on the device (boot.py, main.py, board file, preset library; on the .mpy development
+# path the modules too) and the build id of the firmware image the device must run (null: the
+# firmware lives in files, on a stock MicroPython). The boot self-test checks each one; a missing,
+# altered or unreadable file, or another image, locks emission and names what differs. The
+# manifest is written last, so an interrupted deploy leaves a device that refuses to arm, never a
+# half-new one that emits.
 import hashlib
 import json
 import os
@@ -12,8 +14,21 @@ MANIFEST = "manifest.json"
 _CHUNK = 512
 
 
-def check(manifest_path=MANIFEST, root=""):
-    """None if every file the manifest lists has its digest, else the first problem found."""
+def frozen_image():
+    """The build id of the firmware frozen into this MicroPython image (image_id.py, which the
+    image build writes: host_tools/image.py), or None: a stock MicroPython, the firmware in
+    files."""
+    try:
+        import image_id
+    except ImportError:
+        return None
+    return image_id.BUILD_ID
+
+
+def check(manifest_path=MANIFEST, root="", image=None):
+    """None if this is the image the manifest names and every file it lists has its digest, else
+    the first problem found. `image`: the running image's build id (frozen_image()); None, the
+    default, claims no image, so a forgotten argument refuses a manifest that names one."""
     try:
         with open(manifest_path) as f:
             manifest = json.load(f)
@@ -24,6 +39,18 @@ def check(manifest_path=MANIFEST, root=""):
     files = manifest.get("files") if isinstance(manifest, dict) else None
     if not isinstance(files, dict) or not files:
         return "firmware manifest %s lists no files" % manifest_path
+    wanted = manifest.get("image")
+    if wanted != image:
+        # The frozen modules come before /lib on the ESP32's sys.path: with an image other than
+        # the one deployed for, other code runs than the manifest vouches for.
+        if image is None:
+            return "firmware image missing: the manifest names image %s, this MicroPython has " \
+                "no firmware frozen in" % wanted
+        if wanted is None:
+            return "firmware image not in the manifest: the device runs image %s, the manifest " \
+                "is for firmware files" % image
+        return "firmware image differs: the device runs image %s, the manifest names image %s" \
+            % (image, wanted)
     for folder in ("", "lib"):
         stray = _unlisted_code(root, folder, files)
         if stray is not None:

@@ -33,6 +33,20 @@ def test_status_answers_with_the_state_and_echoes_the_id():
     assert reply["settings"]["due_on"] == "2027-11-01"
 
 
+def test_status_and_the_boot_record_name_the_frozen_image():
+    # app.main sets app.image from integrity.frozen_image(): None for a firmware in files (the
+    # .mpy path, the 64-bit virtual device), the build id of the image it runs from otherwise.
+    rig = _rig()
+    assert rig.send({"cmd": "status"})["image"] is None
+    assert rig.records("boot")[-1]["image"] is None
+    rig.app.image = "0123456789abcdef"
+    reply = rig.send({"cmd": "status"})
+    assert (reply["version"], reply["image"]) == (rig.app.version, "0123456789abcdef")
+    rig.app.logbook.boot(rig.app, "RESET", {})
+    boot = rig.records("boot")[-1]
+    assert (boot["version"], boot["image"]) == (rig.app.version, "0123456789abcdef")
+
+
 def test_bad_requests_get_an_error_naming_the_problem_and_change_nothing():
     rig = _rig()
     before = _snapshot(rig)

@@ -86,3 +86,37 @@ def test_a_module_the_manifest_does_not_list_is_named():
         f.write("calibrated by A. N. Other\n")
     assert integrity.check(path, _ROOT) is None
     os.remove(_ROOT + "notes.txt")
+
+
+def _name_image(path, image):
+    with open(path) as f:
+        manifest = json.load(f)
+    manifest["image"] = image
+    with open(path, "w") as f:
+        json.dump(manifest, f)
+
+
+def test_the_device_must_run_the_image_the_manifest_names():
+    # The frozen modules come before /lib on the ESP32's sys.path: another image runs other code,
+    # however well the files match.
+    path = _device({"b.json": b"{}"})
+    _name_image(path, "0123456789abcdef")
+    assert integrity.check(path, _ROOT, image="0123456789abcdef") is None
+    assert integrity.check(path, _ROOT, image="fedcba9876543210") == (
+        "firmware image differs: the device runs image fedcba9876543210, the manifest names "
+        "image 0123456789abcdef")
+    assert integrity.check(path, _ROOT) == (  # a stock MicroPython: no image at all
+        "firmware image missing: the manifest names image 0123456789abcdef, this MicroPython "
+        "has no firmware frozen in")
+    path = _device({"lib/a.mpy": b"M\x06", "b.json": b"{}"})  # the .mpy path: no image named
+    assert integrity.check(path, _ROOT) is None
+    assert integrity.check(path, _ROOT, image="0123456789abcdef") == (
+        "firmware image not in the manifest: the device runs image 0123456789abcdef, the "
+        "manifest is for firmware files")
+
+
+def test_the_running_image_is_the_frozen_identity_or_none():
+    image = integrity.frozen_image()
+    # None where the firmware is loaded from files (CPython, the 64-bit port); the chip-shaped
+    # interpreter has the firmware frozen in with its build id, 16 hex digits.
+    assert image is None or (len(image) == 16 and int(image, 16) >= 0)
