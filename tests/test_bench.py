@@ -8,7 +8,8 @@ from host_tools import bench, cli, paths
 
 TICKS = 200
 STAGES = ["sense", "commands.poll", "dosimeter.account", "controller.step", "supervisor.veto",
-          "actuate", "dosimeter.applied", "recorder.record", "logbook.record", "commands.finish"]
+          "actuate", "dosimeter.applied", "recorder.record", "logbook.record", "commands.finish",
+          "outbox.drain"]
 
 
 @pytest.fixture(scope="module")
