@@ -410,6 +410,11 @@ def build_report(scenario, stdout, world):
         "supervisor": {"request": last.get("request"), "permit": last.get("permit"),
                        "why": last.get("why")},
         "resets": [{"at_s": t / 1e6, "cause": c} for t, c in trace["resets"]],
+        # The loop's own count of late ticks, and the serial port: lines the firmware dropped for
+        # want of room, and what the simulated UART carried and made the firmware wait for.
+        "overruns": last.get("overruns"),
+        "serial_dropped": last.get("serial_dropped"),
+        "serial_port": _serial_port(world.get("uart")),
         "serial": serial_exchanges(inputs, replies),
         "ended_s": world["now_s"],
         "trace": {"optical_w": optical,
@@ -422,6 +427,14 @@ def build_report(scenario, stdout, world):
     if scenario.get("expect"):
         report["expect"] = check_expect(scenario["expect"], report)
     return report
+
+
+def _serial_port(uart):
+    if uart is None:
+        return None
+    return {"baud": uart["baud"], "bytes": uart["bytes"], "waits": uart["waits"],
+            "waited_ms": round(uart["waited_us"] / 1000.0, 3),
+            "longest_wait_ms": round(uart["longest_wait_us"] / 1000.0, 3)}
 
 
 def _rows(flat, width):

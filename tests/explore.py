@@ -836,9 +836,11 @@ def reading_of(hw):
 
 
 def quiet(rig):
-    """The Rig keeps every event line: dropped after each tick (a log, not state)."""
+    """The Rig keeps every event line, and counts the serial port's bytes: dropped after each
+    tick (a log, not state: a line's length depends on its timestamp)."""
     rig.lines.clear()
     rig.last_status = None
+    rig.hw.serial_written = 0
 
 
 def effect(levels, reading, symbol, world):

@@ -11,7 +11,8 @@ pytestmark = pytest.mark.xdist_group("bench")
 
 TICKS = 200
 STAGES = ["sense", "commands.poll", "dosimeter.account", "controller.step", "supervisor.veto",
-          "actuate", "dosimeter.applied", "recorder.record", "logbook.record", "commands.finish"]
+          "actuate", "dosimeter.applied", "recorder.record", "logbook.record", "commands.finish",
+          "outbox.drain"]
 
 
 @pytest.fixture(scope="module")

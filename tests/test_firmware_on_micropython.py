@@ -44,6 +44,23 @@ def test_exactly_one_firmware_module_imports_machine():
     assert importers == ["lib/hw.py"]
 
 
+def test_the_firmware_writes_the_serial_port_only_through_sys_stdout():
+    """print() is written by the interpreter in C, past sys.stdout: the virtual device's UART
+    (host_tools/vdevice/mpy/repl_uart.py) would not charge it the time the chip's UART takes,
+    and in the loop it would wait for the UART. Lines go out through hw.Hardware.write_serial
+    (the loop's Outbox) or link.send_line (where no loop runs), nowhere else."""
+    printers, writers = [], []
+    for path in sorted(paths.FIRMWARE.rglob("*.py")):
+        name = path.relative_to(paths.FIRMWARE).as_posix()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Name) and node.id == "print":
+                printers.append(name)
+            if isinstance(node, ast.Attribute) and node.attr == "stdout":
+                writers.append(name)
+    assert printers == []
+    assert sorted(set(writers)) == ["lib/hw.py", "lib/link.py"]
+
+
 def test_mpy_cross_compiles_every_firmware_file(tmp_path):
     sources = sorted(paths.FIRMWARE.rglob("*.py"))
     assert len(sources) >= 10

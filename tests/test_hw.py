@@ -3,6 +3,7 @@ created off (enable before PWM, PWM with an explicit duty of 0), the gate is clo
 duty changes, and inputs are decoded with each board's electrical sense."""
 
 import contextlib
+import fractions
 import importlib
 import io
 import json
@@ -13,6 +14,9 @@ import time
 import types
 
 import pytest
+import ticks  # firmware/lib: the chip's tick arithmetic, for CPython's time
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from support import load_board  # tests/firmware is on sys.path (conftest)
 
 
@@ -113,6 +117,23 @@ class _Poll:
         return iter(self._poll.poll(timeout_ms))
 
 
+class _Stdout:
+    """MicroPython's sys.stdout as hw.py writes it: .buffer.write(buf, off, n), MicroPython's
+    stream write with an offset and a length (CPython's takes the bytes alone)."""
+
+    def __init__(self):
+        self.buffer = self
+        self.data = bytearray()
+        self.writes = []  # the length of each write
+
+    def write(self, buf, off=0, n=None):
+        chunk = buf[off:] if n is None else buf[off:off + n]
+        chunk = chunk.encode() if isinstance(chunk, str) else bytes(chunk)
+        self.data += chunk
+        self.writes.append(len(chunk))
+        return len(chunk)
+
+
 _MICROPYTHON_SELECT = types.SimpleNamespace(poll=_Poll, POLLIN=select.POLLIN,
                                             POLLHUP=select.POLLHUP, POLLERR=select.POLLERR)
 
@@ -126,13 +147,26 @@ def fake(monkeypatch):
     read_end, machine.serial_host = os.pipe()
     monkeypatch.setattr(sys, "stdin", _Stdin(read_end))
     monkeypatch.setitem(sys.modules, "select", _MICROPYTHON_SELECT)
-    machine.now_ms = 1000  # MicroPython's time.ticks_ms, which CPython's time lacks
+    machine.now_ms = 1000  # MicroPython's time.ticks_ms and ticks_us, which CPython's lacks
     monkeypatch.setattr(time, "ticks_ms", lambda: machine.now_ms, raising=False)
+    machine.now_us = 1000000
+    monkeypatch.setattr(time, "ticks_us", lambda: machine.now_us, raising=False)
+    monkeypatch.setattr(time, "ticks_add", ticks.ticks_add, raising=False)
+    monkeypatch.setattr(time, "ticks_diff", ticks.ticks_diff, raising=False)
     yield machine
     sys.stdin.buffer.close()
     with contextlib.suppress(OSError):  # unless the test closed it
         os.close(machine.serial_host)
     sys.modules.pop("hw", None)
+
+
+@pytest.fixture
+def port(fake, monkeypatch):
+    """The serial port's output: MicroPython's sys.stdout, recording what is written. (Set in
+    hw's own view of sys: pytest puts its capture back into sys.stdout for each test.)"""
+    fake.stdout = _Stdout()
+    monkeypatch.setattr(_hw(), "sys", types.SimpleNamespace(stdin=sys.stdin, stdout=fake.stdout))
+    return fake
 
 
 def _hw():
@@ -320,3 +354,55 @@ def test_restart_turns_the_laser_off_then_resets(fake):
     hw.restart()
     assert fake.calls[-1] == ("reset",)
     assert ("reset",) not in fake.calls[:-1] and len(fake.calls) > 1  # the outputs went off first
+
+
+# -- the serial port's output: never more than the UART's 128-byte FIFO takes ---------------------
+
+
+def test_a_serial_write_takes_only_what_the_uart_fifo_has_room_for(port):
+    hw = _hw().Hardware(load_board("esp32-devkitc"))  # 115200 baud: 11,520 bytes a second
+    line = bytearray(range(256)) + bytearray(44)
+    assert hw.write_serial(line, 0, 300) == 0  # what the boot printed may fill it: full at first
+    port.now_us += 11112  # 128 bytes' time on the line
+    assert hw.write_serial(line, 0, 300) == 128
+    assert hw.write_serial(line, 128, 172) == 0  # full
+    port.now_us += 1000  # 11.52 bytes' time: 11 are out
+    assert hw.write_serial(line, 128, 172) == 11
+    # At the loop's end it may wait, as the chip's write does: all of it at once.
+    assert hw.write_serial(line, 139, 161, wait=True) == 161
+    assert bytes(port.stdout.data) == bytes(line) and port.stdout.writes == [128, 11, 161]
+    port.now_us += 2 ** 29 + 5  # a write long ago (ticks_us wraps at 2**30 on the chip)
+    assert hw.write_serial(line, 0, 300) == 128
+
+
+@settings(max_examples=settings.default.max_examples * 2,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(baud=st.sampled_from([9600, 57600, 115200, 921600]),
+       writes=st.lists(st.tuples(st.integers(0, 20000), st.integers(0, 300)), max_size=60))
+def test_the_serial_estimate_never_writes_more_than_the_fifo_holds(port, baud, writes):
+    """Against the exact line: a byte leaves the FIFO once its ten bits are out, the line sending
+    while the FIFO holds anything. No write the estimate allows would have to wait."""
+    board = load_board("esp32-devkitc")
+    board["serial"]["baud"] = baud
+    hw = _hw().Hardware(board)  # a fresh one for each example (the fixture is the test's)
+    byte_us = fractions.Fraction(10000000, baud)
+    done_us = port.now_us + 128 * byte_us  # the FIFO full at the start, as the estimate says
+    for delay_us, n in writes:
+        port.now_us += delay_us
+        left = max(0, done_us - port.now_us)
+        in_fifo = -(-left // byte_us)  # bytes not yet wholly sent
+        written = hw.write_serial(bytearray(n), 0, n)
+        assert 0 <= written <= n and in_fifo + written <= 128, (in_fifo, written)
+        done_us = max(done_us, port.now_us) + written * byte_us
+
+
+def test_the_serial_estimate_keeps_up_with_the_line(port):
+    """Written a tick at a time for a second, the port carries what the line does, within a
+    line's worth of rounding: the estimate is cautious, not slow."""
+    hw = _hw().Hardware(load_board("esp32-devkitc"))
+    line = bytearray(20000)
+    written = 0
+    for _ in range(100):
+        port.now_us += 10000
+        written += hw.write_serial(line, written, len(line) - written)
+    assert 11520 - 128 <= written <= 11520

@@ -10,7 +10,7 @@ import integrity
 import treatment as treatment_module
 from controller import FAULT, LOOP_OVERRUN, OUT_OF_MEMORY, SOFTWARE, WATCHDOG_RESET, Controller
 from dosimeter import Dosimeter
-from link import dumps
+from link import Outbox, dumps, send_line
 from recorder import Recorder
 from records import Inputs, Outputs
 from supervisor import Supervisor
@@ -26,12 +26,14 @@ _PLAUSIBLE_SPREAD_UV = 20000  # one tick's samples further apart than this: a no
 
 class App:
     """Wires the pure logic to a hardware object (duck-typed: sense, actuate, safe_off,
-    check_shutdown_path, start_watchdog, feed_watchdog). Call self_test() once, then step() every
-    tick (or run(), which does both and feeds the watchdog).
+    check_shutdown_path, start_watchdog, feed_watchdog, write_serial). Call self_test() once, then
+    step() every tick (or run(), which does both and feeds the watchdog).
 
-    `write` receives each JSON line the recorder produces (default: print to the serial port)."""
+    Every line for the serial port goes into `outbox` (link.Outbox; by default one writing with
+    hw.write_serial), which each tick ends by draining as far as the UART takes it without
+    waiting."""
 
-    def __init__(self, hw, board, treatment, now_ms, write=print):
+    def __init__(self, hw, board, treatment, now_ms, outbox=None):
         self.hw = hw
         self.board = board
         self.treatment = treatment
@@ -44,7 +46,8 @@ class App:
         self.controller = Controller(board, treatment, now_ms)
         self.supervisor = Supervisor(board, treatment)
         self.dosimeter = Dosimeter()
-        self.recorder = Recorder(timing["status_period_ms"], treatment, write)
+        self.outbox = outbox or Outbox(hw.write_serial)
+        self.recorder = Recorder(timing["status_period_ms"], treatment, self.outbox)
         self.requested = False  # the state machine asked for emission this tick (before the veto)
         self.version = VERSION
         self.manifest_id = None  # which deployment runs (integrity.manifest_id), set by main()
@@ -126,7 +129,9 @@ class App:
             commands.finish(now_ms)
         if self.restart_requested:
             self._stop_emission(now_ms)
+            self.outbox.flush()  # the reply and everything queued, before the reset clears them
             self.hw.restart()  # does not return on the chip
+        self.outbox.drain()  # last: what the UART takes now, never waiting for it
 
     def step(self, now_ms):
         """One tick. If anything in it fails, the outputs go off and the controller restarts in
@@ -152,6 +157,7 @@ class App:
         try:
             self.recorder.error(now_ms, exc)
             self.recorder.record(now_ms, self)  # the fault is logged in the tick it happened
+            self.outbox.drain()  # and its lines start out in that tick, as a tick's would
         except MemoryError:
             gc.collect()  # the next tick's record catches up with the state and the fault
 
@@ -216,6 +222,7 @@ class App:
             now = time.ticks_ms()
             self._stop_emission(now)
             self.recorder.halt(now, self)
+            self.outbox.flush()  # the loop is over, the outputs are off: now it may wait
 
     def _stop_emission(self, now_ms):
         """Outputs off, and the light emitted until they went off counted."""
@@ -233,16 +240,18 @@ class App:
         self.supervisor.actuated(out, at_ms)
 
 
-def load_treatment(path, board, library_path="protocols.json"):
+def load_treatment(path, board, library_path="protocols.json", report=None):
     """The selected treatment from `path`, or None if there is none or it is invalid. The file
-    holds a treatment spec, or names a preset: {"protocol": "knee", "skin_type": 5}."""
+    holds a treatment spec, or names a preset: {"protocol": "knee", "skin_type": 5}. A problem
+    goes to `report(where, error)` (default: an error line straight to the serial port)."""
+    report = report or _report_error
     try:
         with open(path) as f:
             spec = json.load(f)
     except OSError:
         return None
     except ValueError as e:
-        _report_error(path, "not valid JSON: %s" % e)
+        report(path, "not valid JSON: %s" % e)
         return None
     try:
         if isinstance(spec, dict) and "protocol" in spec:
@@ -256,12 +265,12 @@ def load_treatment(path, board, library_path="protocols.json"):
                                       spec.get("skin_type"))
         return treatment_module.for_board(spec, board)
     except (ValueError, OSError) as e:
-        _report_error(path, str(e))
+        report(path, str(e))
         return None
 
 
 def _report_error(where, error):
-    print(dumps({"ev": "error", "where": where, "error": error}))
+    send_line(dumps({"ev": "error", "where": where, "error": error}))
 
 
 def maintenance_requested(hw):
@@ -329,13 +338,13 @@ def main(hw_module, board_path="board.json", treatment_path="treatment.json"):
     why = maintenance_requested(hw)
     if why is not None:
         hw.safe_off()
-        print(dumps({"ev": "maintenance", "version": VERSION, "why": why,
-                     "leave": "remove the flag file (mpremote rm :%s), release the button, "
-                              "reset" % MAINTENANCE_FLAG}))
+        send_line(dumps({"ev": "maintenance", "version": VERSION, "why": why,
+                         "leave": "remove the flag file (mpremote rm :%s), release the button, "
+                                  "reset" % MAINTENANCE_FLAG}))
         return
     app, notes = assemble(hw, board, treatment_path)
-    print(dumps({"ev": "boot", "version": VERSION, "board": app.board["name"],
-                 "loop_ms": app.period_ms, "watchdog_ms": app.watchdog_ms}))
+    app.outbox.event_once(dumps({"ev": "boot", "version": VERSION, "board": app.board["name"],
+                                 "loop_ms": app.period_ms, "watchdog_ms": app.watchdog_ms}))
     watchdog_reset = hw_module.reset_by_watchdog()
     app.manifest_id = integrity.manifest_id()
     app.image = integrity.frozen_image()
@@ -347,7 +356,7 @@ def main(hw_module, board_path="board.json", treatment_path="treatment.json"):
     app.run()
 
 
-def assemble(hw, board, treatment_path="treatment.json", write=print):
+def assemble(hw, board, treatment_path="treatment.json"):
     """The App as the device runs it: on the effective board (the board file with this
     device's settings), with its memory and the serial protocol. Returns (app, notes for the
     boot record)."""
@@ -355,11 +364,16 @@ def assemble(hw, board, treatment_path="treatment.json", write=print):
 
     flash, settings, logbook, journal, notes = open_memory(board)
     board = settings.board  # the board file with this device's calibration and limits
-    app = App(hw, board, load_treatment(treatment_path, board), time.ticks_ms(), write)
+    problems = []  # the treatment file's, queued with the App's other lines
+    treatment = load_treatment(treatment_path, board,
+                               report=lambda where, error: problems.append((where, error)))
+    app = App(hw, board, treatment, time.ticks_ms())
+    for where, error in problems:
+        app.recorder.error_text(where, error)
     app.flash, app.settings, app.journal, app.logbook = flash, settings, journal, logbook
     app.selection = selection_of(treatment_path)
     app.treatment_path = treatment_path
-    app.commands = Commands(app, hw.read_serial_byte, write, time.ticks_ms(),
+    app.commands = Commands(app, hw.read_serial_byte, app.outbox, time.ticks_ms(),
                             logbook.pin_failures)
     if journal is None:
         app.controller.blocked = "journal cannot be opened: service needed"

@@ -27,6 +27,14 @@ INPUT_NAMES = ("key", "interlock", "estop", "footswitch_no", "footswitch_nc", "a
                "ack")
 _PULLS = ("up", "down", "none")
 _MAX_PWM_FREQ_HZ = const(40000)
+# The REPL UART's rate, which the firmware image sets (MICROPY_HW_UART_REPL_BAUD, 115200 unless the
+# board definition changes it): the firmware cannot change it, only pace its output to it.
+_MIN_BAUD = const(9600)
+_MAX_BAUD = const(921600)
+# A status line (~350 bytes, budgeted at 512) may take at most a quarter of what the line carries
+# in a status period: the rest is for events and replies.
+_STATUS_SHARE = const(4)
+_STATUS_LINE_BYTES = const(512)
 # (field, default, lowest, highest): the warning must come before emission and last long enough
 # to be noticed; a long contact window would switch the dual-contact check off.
 _TIMING = (("emission_delay_ms", 2000, 1000, 10000),
@@ -44,7 +52,7 @@ _TIMING = (("emission_delay_ms", 2000, 1000, 10000),
 # per object: a tuple of names costs the heap more, for as long as the firmware runs.)
 _FIELDS = {
     "": "name description loop_ms laser indicators inputs thermistor thermal diode power_monitor "
-        "limits timing plant",
+        "limits timing serial plant",
     "laser": "pwm_pin enable_pin pwm_freq_hz min_pulse_us enable_sense_pin",
     "indicators": "emission_led_pin buzzer_pin",
     "inputs": " ".join(INPUT_NAMES),
@@ -59,6 +67,7 @@ _FIELDS = {
     "power_monitor": "adc_pin atten_db calibration tolerance_pct floor_w window_ms",
     "limits": "max_energy_j",
     "timing": " ".join(row[0] for row in _TIMING),
+    "serial": "baud",
     # The virtual device's plant model (host_tools/vdevice/mpy/simworld.py); a real board has none.
     "plant": "thermistor_table electrical_w_at_full_duty junction_capacity_j_per_c "
              "junction_to_heatsink_c_per_w heatsink_capacity_j_per_c heatsink_to_ambient_c_per_w "
@@ -114,6 +123,7 @@ def validate(data):
     _section(data, "thermal")
     _section(data, "diode")
     _section(data, "limits")
+    _section(data, "serial")
     timing = data.setdefault("timing", {})
     _expect(isinstance(timing, dict), "timing", "must be an object")
 
@@ -165,8 +175,20 @@ def validate(data):
     # shorter than a few ticks, or a legitimately slow tick (a status line) would reset it.
     _expect(timing["watchdog_ms"] >= 5 * data["loop_ms"], "timing.watchdog_ms",
             "must be at least 5 ticks (%d ms)" % (5 * data["loop_ms"]))
+    _serial(data["serial"], timing["status_period_ms"])
     _thermistor_range(data)
     return data
+
+
+def _serial(serial, status_period_ms):
+    _number(serial, "baud", "serial.baud", _MIN_BAUD, _MAX_BAUD)
+    baud = serial["baud"]
+    _expect(isinstance(baud, int), "serial.baud", "must be a whole number of bits per second")
+    per_status = baud // 10 * status_period_ms // 1000  # 8N1: ten bits a byte
+    _expect(per_status >= _STATUS_SHARE * _STATUS_LINE_BYTES, "serial.baud",
+            "%d baud carries %d bytes in a status period (timing.status_period_ms %d): a status "
+            "line (budgeted at %d bytes) may take at most a quarter of that; raise the baud rate "
+            "or the status period" % (baud, per_status, status_period_ms, _STATUS_LINE_BYTES))
 
 
 def _thermistor_range(data):

@@ -93,14 +93,16 @@ def _text(request, key):
 
 
 class Commands:
-    """Reads requests with `read_byte` (see link.LineReader), acts on `app` (app.App), writes
-    each reply as one line with `write`. `pin_failures`: wrong PINs in a row found in the
-    journal at boot (a reset does not wipe the count)."""
+    """Reads requests with `read_byte` (see link.LineReader), acts on `app` (app.App), queues
+    each reply as one line in `outbox` (link.Outbox). A request is taken only when the outbox is
+    ready for its reply: until then it waits in the port. `pin_failures`: wrong PINs in a row
+    found in the journal at boot (a reset does not wipe the count)."""
 
-    def __init__(self, app, read_byte, write, now_ms, pin_failures=0):
+    def __init__(self, app, read_byte, outbox, now_ms, pin_failures=0):
         self.app = app
         self.lines = LineReader(read_byte)
-        self._write = write
+        self.outbox = outbox
+        self._ready = outbox.ready  # bound once: binding a method allocates, poll() runs each tick
         self.service_open = False
         self._service_last_ms = now_ms
         self.pin_failures = pin_failures
@@ -121,6 +123,8 @@ class Commands:
         if self.service_open and (treating or
                                   ticks_diff(now_ms, self._service_last_ms) >= SERVICE_IDLE_MS):
             self._close_service("a treatment began" if treating else "idle timeout")
+        if not self._ready():
+            return  # the port is still busy with earlier lines: the request waits
         line = self.lines.poll()
         if line is None:
             return
@@ -225,7 +229,9 @@ class Commands:
                 reply["id"] = request["id"]
         if fields:
             reply.update(fields)
-        self._write(dumps(reply))
+        # poll() takes a request only with the line queue empty: its reply fits, or goes as the
+        # long line; a button command's, answered after the step, is short.
+        self.outbox.line(dumps(reply))
 
     def _press(self, request, name):
         _check_fields(request, ())
@@ -251,7 +257,7 @@ class Commands:
 
     def _close_service(self, why):
         self.service_open = False
-        self._write(dumps({"ev": "service", "open": False, "why": why}))
+        self.outbox.event_once(dumps({"ev": "service", "open": False, "why": why}))
 
     def _journal_append(self, record):
         # Through the logbook: a record that fills the journal, or one the flash refuses,

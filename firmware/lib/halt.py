@@ -15,7 +15,7 @@ import select
 import sys
 import time
 
-from link import LineReader, dumps
+from link import LineReader, dumps, send_line
 
 MAINTENANCE_FLAG = "maintenance"  # app.MAINTENANCE_FLAG (app.py may be what failed to import)
 _POLL_MS = 10
@@ -42,9 +42,10 @@ def maintenance_why(hardware):
 
 
 class Halt:
-    """Answers every request line with `reason`; `read_byte` and `write` as for commands.py."""
+    """Answers every request line with `reason`; `read_byte` as for commands.py, `write` takes
+    each line (default: straight to the port: no loop runs here to keep on time)."""
 
-    def __init__(self, reason, read_byte, write=print):
+    def __init__(self, reason, read_byte, write=send_line):
         self.reason = reason
         self.lines = LineReader(read_byte)
         self._write = write
@@ -107,9 +108,9 @@ def forever(exc):
     reason = reason_of(exc)
     why = maintenance_why(hardware)
     if why is not None:
-        print(dumps({"ev": "maintenance", "why": why, "halted": reason,
-                     "leave": "fix the cause, remove the flag file (mpremote rm :%s), release "
-                              "the button, reset" % MAINTENANCE_FLAG}))
+        send_line(dumps({"ev": "maintenance", "why": why, "halted": reason,
+                         "leave": "fix the cause, remove the flag file (mpremote rm :%s), "
+                                  "release the button, reset" % MAINTENANCE_FLAG}))
         return
     halt = Halt(reason, _Stdin().read_byte)
     halt.announce()

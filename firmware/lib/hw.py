@@ -1,13 +1,19 @@
 # The hardware module: the only firmware module that imports `machine`. It turns pins into the
 # Inputs record and the Outputs record into pins, and nothing else. On the virtual device the
-# same file runs against a simulated `machine`. The USB serial port (the REPL's UART, sys.stdin)
-# is read here too: byte by byte, only what is waiting, never blocking the loop.
+# same file runs against a simulated `machine`. The USB serial port (the REPL's UART, sys.stdin
+# and sys.stdout) is read and written here too, never blocking the loop: read a byte at a time,
+# only what is waiting; written only as far as the UART's transmit FIFO takes it.
 import select
 import sys
 import time
 
 import board as board_file
 from machine import ADC, PWM, WDT, WDT_RESET, Counter, Pin, reset, reset_cause
+
+# The REPL UART's transmit FIFO (SOC_UART_FIFO_LEN on the ESP32). A write to sys.stdout that does
+# not fit waits, a FreeRTOS tick (10 ms) at a time, until the rest does (uart_stdout_tx_strn in
+# MicroPython's ports/esp32/uart.c): one 450-byte line at 115200 baud holds the loop ~30 ms.
+_FIFO_BYTES = 128
 
 _ATTEN = {0: ADC.ATTN_0DB, 2.5: ADC.ATTN_2_5DB, 6: ADC.ATTN_6DB, 11: ADC.ATTN_11DB}
 _PULL = {"up": Pin.PULL_UP, "down": Pin.PULL_DOWN, "none": None}
@@ -67,6 +73,16 @@ class Hardware:
         self._serial.register(sys.stdin, select.POLLIN)
         self._serial_in = sys.stdin.buffer
         self._byte = bytearray(1)
+        # Written raw (no "\r" added) with MicroPython's stream write(buf, off, n): no slice, no
+        # allocation. The FIFO's fill is estimated from the baud rate and the time since the
+        # last write (the chip says nothing about it to Python); a byte counts as sent only once
+        # its ten bits have had their time, so the estimate is never below the truth. Whatever
+        # the boot printed may still be in the FIFO: it starts full.
+        self._serial_out = sys.stdout.buffer.write
+        self._bytes_per_s = board["serial"]["baud"] // 10  # 8N1: ten bits a byte
+        self._fifo_us = _FIFO_BYTES * 1000000 // self._bytes_per_s + 1  # a full FIFO's time out
+        self._fifo = _FIFO_BYTES
+        self._fifo_at_us = time.ticks_us()
         self._read_monitor_uv = None
         monitor = board.get("power_monitor")
         if monitor is not None:
@@ -155,6 +171,32 @@ class Hardware:
                 self._serial = None  # end of input (a host pipe closed): nothing more to read
         return -1
 
+    def write_serial(self, buf, off, n, wait=False):
+        """Write bytes off..off+n of `buf` to the serial port; return how many were written:
+        only as many as the UART's FIFO takes now, unless `wait` (all of them, waiting for the
+        UART as the chip does: only where no loop has to keep time). Allocates nothing."""
+        now = time.ticks_us()
+        fifo, bps = self._fifo, self._bytes_per_s
+        elapsed = time.ticks_diff(now, self._fifo_at_us)
+        sent = elapsed * bps // 1000000 if 0 <= elapsed < self._fifo_us else fifo
+        if sent >= fifo:  # empty (elapsed < 0: more than 2**29 us ago): the line is idle from now
+            fifo = 0
+            self._fifo_at_us = now
+        elif sent:  # the clock moves on by those bytes' time, rounded up: never ahead of the line
+            fifo -= sent
+            self._fifo_at_us = time.ticks_add(self._fifo_at_us,
+                                              (sent * 1000000 + bps - 1) // bps)
+        if not wait and n > _FIFO_BYTES - fifo:
+            n = _FIFO_BYTES - fifo
+        if n <= 0:
+            self._fifo = fifo
+            return 0
+        self._serial_out(buf, off, n)
+        if wait and fifo + n > _FIFO_BYTES:
+            self._fifo_at_us = time.ticks_us()  # it returned as the last bytes went in
+        self._fifo = min(_FIFO_BYTES, fifo + n)
+        return n
+
     def restart(self):
         """Reset the chip (the service's restart, to apply new settings through a boot)."""
         self.safe_off()
@@ -201,9 +243,9 @@ def boot_safe(path="board.json"):
     try:
         board = board_file.load(path)
     except board_file.BoardError as e:
-        from link import dumps
+        from link import dumps, send_line
 
-        print(dumps({"ev": "error", "where": path,
-                     "error": "boot: laser lines left to their pull-downs: %s" % e}))
+        send_line(dumps({"ev": "error", "where": path,
+                         "error": "boot: laser lines left to their pull-downs: %s" % e}))
         return None
     return Hardware(board)

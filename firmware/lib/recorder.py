@@ -1,7 +1,9 @@
 # The record step: one JSON object per line on the serial port, for the host console, the
 # scenario runner and a technician with a terminal. Events when something changes, a status line
-# every status period; nothing is printed (or allocated) on a quiet tick. Every line is ASCII JSON
+# every status period; nothing is written (or allocated) on a quiet tick. Every line is ASCII JSON
 # (link.dumps): a reason or an error may hold text from a file on the flash, or an exception's.
+# Lines go into the serial port's Outbox (link.py): events into its own queue, which goes first;
+# status lines are routine, dropped whole (and counted) when the port is behind.
 from alarms import PRIORITY_NAMES
 from controller import STATE_NAMES
 from link import dumps
@@ -10,11 +12,14 @@ from ticks import ticks_diff
 
 
 class Recorder:
-    def __init__(self, status_period_ms, treatment, write=print):
+    def __init__(self, status_period_ms, treatment, outbox):
         self.status_period_ms = status_period_ms
-        self._write = write
+        self.outbox = outbox
+        # Bound once: binding a method allocates, and record() runs every tick.
+        self._event, self._line, self._once = outbox.event, outbox.line, outbox.event_once
         self.target_j = treatment.target_j if treatment else None
         self._state = -1
+        self._fault_due = None  # the fault code whose line is still to be written
         self._refusals = 0
         self._sessions = 0
         self._thermal_level = 0
@@ -22,58 +27,62 @@ class Recorder:
         self._last_status_ms = None
 
     def record(self, now_ms, app):
-        # Each change is marked reported only once its line is written: a line lost to a full
-        # heap is written by the next tick that has the memory.
+        # Each change is marked reported only once its line is queued: a line that finds the
+        # event queue full (or the heap) is written by the next tick that has the room.
         c = app.controller
-        if c.state != self._state:
-            self._emit("state", now_ms, app)
-            if c.fault_code is not None:
-                self._write(dumps({"ev": "fault", "t_ms": now_ms, "code": c.fault_code}))
+        event = self._event
+        # A state's fault line follows it; the next state waits until it is queued.
+        if self._fault_due is None and c.state != self._state and \
+                self._emit("state", now_ms, app, event):
             self._state = c.state
-        if c.refusals != self._refusals:
-            self._write(dumps({"ev": "refused", "t_ms": now_ms, "reason": c.refusal}))
+            self._fault_due = c.fault_code
+        if self._fault_due is not None and \
+                event(dumps({"ev": "fault", "t_ms": now_ms, "code": self._fault_due})):
+            self._fault_due = None
+        if c.refusals != self._refusals and \
+                event(dumps({"ev": "refused", "t_ms": now_ms, "reason": c.refusal})):
             self._refusals = c.refusals
-        if c.sessions_ended != self._sessions:
-            self._write(dumps({"ev": "session", "t_ms": now_ms, "end": c.session_end,
-                               "delivered_j": app.dosimeter.energy_mj / 1000,
-                               "target_j": self.target_j,
-                               "emitting_ms": app.dosimeter.emitting_ms}))
+        if c.sessions_ended != self._sessions and \
+                event(dumps({"ev": "session", "t_ms": now_ms, "end": c.session_end,
+                             "delivered_j": app.dosimeter.energy_mj / 1000,
+                             "target_j": self.target_j,
+                             "emitting_ms": app.dosimeter.emitting_ms})):
             self._sessions = c.sessions_ended
         vetoing = app.requested and not app.supervisor.permitted
         if vetoing and not self._vetoing:  # the state machine asked, the supervisor refused
-            self._write(dumps({"ev": "veto", "t_ms": now_ms, "state": STATE_NAMES[c.state],
-                               "why": app.supervisor.why}))
+            vetoing = event(dumps({"ev": "veto", "t_ms": now_ms, "state": STATE_NAMES[c.state],
+                                   "why": app.supervisor.why}))
         self._vetoing = vetoing
         thermal = c.thermal
-        if thermal.level != self._thermal_level:
-            self._write(dumps({"ev": "thermal", "t_ms": now_ms,
-                               "level": LEVEL_NAMES[thermal.level], "temp_c": c.temp_c,
-                               "derate_pct": thermal.derate_step * 100 // DERATE_STEPS}))
+        if thermal.level != self._thermal_level and \
+                event(dumps({"ev": "thermal", "t_ms": now_ms,
+                             "level": LEVEL_NAMES[thermal.level], "temp_c": c.temp_c,
+                             "derate_pct": thermal.derate_step * 100 // DERATE_STEPS})):
             self._thermal_level = thermal.level
         last = self._last_status_ms
         if last is None or ticks_diff(now_ms, last) >= self.status_period_ms:
-            self._emit("status", now_ms, app)
+            self._emit("status", now_ms, app, self._line)  # dropped and counted if no room
             self._last_status_ms = now_ms
 
     def self_test(self, now_ms, problem):
-        self._write(dumps({"ev": "selftest", "t_ms": now_ms, "ok": problem is None,
-                           "problem": problem}))
+        self._once(dumps({"ev": "selftest", "t_ms": now_ms, "ok": problem is None,
+                          "problem": problem}))
 
     def error(self, now_ms, exc):
-        self._write(dumps({"ev": "error", "t_ms": now_ms, "error": "%s: %s"
-                           % (type(exc).__name__, exc)}))
+        self._once(dumps({"ev": "error", "t_ms": now_ms, "error": "%s: %s"
+                          % (type(exc).__name__, exc)}))
 
     def error_text(self, where, error):
-        self._write(dumps({"ev": "error", "where": where, "error": error}))
+        self._once(dumps({"ev": "error", "where": where, "error": error}))
 
     def halt(self, now_ms, app):
-        self._emit("halt", now_ms, app)
+        self._emit("halt", now_ms, app, self._once)
 
-    def _emit(self, ev, now_ms, app):
+    def _emit(self, ev, now_ms, app, put):
         fields = self.status_fields(app)
         fields["ev"] = ev
         fields["t_ms"] = now_ms
-        self._write(dumps(fields))
+        return put(dumps(fields))
 
     def status_fields(self, app):
         """What a status line reports (also the serial status command's reply)."""
@@ -92,4 +101,5 @@ class Recorder:
             "why": app.supervisor.why, "locked": c.locked or c.calibration_only,
             "blocked": c.blocked,
             "overruns": app.overruns,
+            "serial_dropped": self.outbox.dropped,  # lines the port had no room for, since boot
         }

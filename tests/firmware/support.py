@@ -69,6 +69,15 @@ class FakeHardware:
         self.calibration = calibration(board) if board else None
         self.light_factor = 1.0
         self.serial_in = b""  # bytes waiting on the serial port
+        # The port's other way: what the firmware writes, handed line by line to on_line. With
+        # serial_room_per_tick set, the port takes at most that many bytes a tick (unless the
+        # firmware waits for it), as a UART's FIFO would; None: all of them at once.
+        self.on_line = None
+        self.serial_room_per_tick = None
+        self.serial_written = 0  # bytes written, all told
+        self.serial_waited = 0  # writes that would have waited for the UART
+        self._serial_room = 0
+        self._partial = b""
         self.restarts = 0
         self.optical_w = 0.0
         self.gate_hz = 0  # the hardware gate pulsing the enable line (0: none)
@@ -82,6 +91,7 @@ class FakeHardware:
     def sense(self, inp, now_ms):
         elapsed_ms = ticks_diff(now_ms, self._now_ms)
         self._now_ms = now_ms  # the outputs go off at this time if the read fails
+        self._serial_room = self.serial_room_per_tick
         if self.fail_next_sense:
             self.fail_next_sense = False
             raise OSError("simulated sensor bus failure")
@@ -140,6 +150,26 @@ class FakeHardware:
         self.serial_in = self.serial_in[1:]
         return byte
 
+    def write_serial(self, buf, off, n, wait=False):
+        room = self._serial_room
+        if room is not None:
+            if n > room:
+                if not wait:
+                    n = room
+                else:
+                    self.serial_waited += 1
+            self._serial_room = max(0, room - n)
+        self.serial_written += n
+        chunk = buf[off:off + n]
+        self._partial += chunk.encode() if isinstance(chunk, str) else bytes(chunk)
+        end = self._partial.find(b"\n")
+        while end >= 0:
+            line, self._partial = self._partial[:end].decode(), self._partial[end + 1:]
+            if self.on_line is not None:
+                self.on_line(line)
+            end = self._partial.find(b"\n")
+        return n
+
     def restart(self):
         self.safe_off()
         self.restarts += 1
@@ -166,7 +196,7 @@ class Rig:
 
     def __init__(self, board=None, spec=True, power_w=10.0, dose_j_cm2=8.0, area_cm2=100.0,
                  temp_c=25.0, start_ms=0, integrity_problem=None, watchdog_reset=False,
-                 hw=None, settings_problem=None):
+                 hw=None, settings_problem=None, outbox=None):
         from app import App
 
         self.board = board or load_board()
@@ -178,7 +208,8 @@ class Rig:
         self.lines = []  # every event line but status lines, of which only the latest is kept
         self.last_status = None
         self.now_ms = start_ms
-        self.app = App(self.hw, self.board, self.treatment, start_ms, self._write)
+        self.hw.on_line = self._write
+        self.app = App(self.hw, self.board, self.treatment, start_ms, outbox)
         self.period_ms = self.board["loop_ms"]
         self.set_temp(temp_c)
         self.self_test = self.app.self_test(start_ms, integrity_problem, watchdog_reset,
@@ -276,7 +307,7 @@ class Rig:
         app = self.app
         app.flash, app.settings, app.journal, app.logbook = flash, settings, journal, logbook
         app.library_path = PROTOCOLS_JSON
-        app.commands = Commands(app, self.hw.read_serial_byte, self._write, self.now_ms,
+        app.commands = Commands(app, self.hw.read_serial_byte, app.outbox, self.now_ms,
                                 logbook.pin_failures)
         logbook.boot(app, "RESET", {})
         return self

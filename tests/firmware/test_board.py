@@ -72,6 +72,29 @@ def test_timing_stays_within_safe_bounds():
     _refused(lambda b: b["timing"].update(status_period_ms=0), "timing.status_period_ms")
 
 
+def test_the_serial_baud_rate_is_required_whole_in_range_and_carries_the_status_lines():
+    for name in ("sim", "sim-devkitc", "esp32-devkitc"):
+        assert load_board(name)["serial"] == {"baud": 115200}  # the ESP32 port's REPL default
+    _refused(lambda b: b.pop("serial"), "serial")
+    _refused(lambda b: b["serial"].pop("baud"), "serial.baud")
+    _refused(lambda b: b["serial"].update(baud=4800), "serial.baud")
+    _refused(lambda b: b["serial"].update(baud=2000000), "serial.baud")
+    _refused(lambda b: b["serial"].update(baud=115200.5), "serial.baud")
+    _refused(lambda b: b["serial"].update(baud="115200"), "serial.baud")
+    _refused(lambda b: b["serial"].update(parity="none"), "serial.parity")
+    # 57600 baud carries 1440 bytes in 250 ms: a status line may not take more than a quarter.
+    message = _refused(lambda b: b["serial"].update(baud=57600), "serial.baud")
+    assert "1440 bytes in a status period" in message, message
+
+    def slower_status(b):
+        b["serial"]["baud"] = 57600
+        b["timing"]["status_period_ms"] = 500
+
+    data = raw_board("esp32-devkitc")
+    slower_status(data)
+    assert board_file.validate(data)["serial"]["baud"] == 57600
+
+
 def test_a_tick_must_fit_the_chips_small_integers():
     message = _refused(lambda b: b.update(loop_ms=100), "loop_ms")
     assert "small integers" in message
@@ -229,7 +252,7 @@ def test_a_misspelled_field_is_refused_at_every_depth():
                     assert known in message, (field, known, message)
     for path in ("", "laser", "indicators", "inputs", "inputs.estop", "thermistor",
                  "thermistor.divider", "thermal", "diode", "power_monitor", "limits", "timing",
-                 "plant"):
+                 "serial", "plant"):
         assert path in paths, path
     # Settings apply the calibration over a validated board and validate the copy again: every
     # default validate fills in must be a field it knows.

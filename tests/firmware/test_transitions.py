@@ -909,7 +909,7 @@ def test_T47_after_a_watchdog_reset_the_device_boots_into_fault():
 def test_T48_memory_exhaustion_in_a_tick_faults_even_if_the_report_needs_memory():
     def exhaust(rig):
         rig.hw.sense_error = MemoryError()
-        write = rig.app.recorder._write
+        write = rig.app.recorder._once  # the error line's way into the serial port's queue
         failures = [1]
 
         def full_heap_write(line):  # the error path's first report fails for want of memory
@@ -918,7 +918,7 @@ def test_T48_memory_exhaustion_in_a_tick_faults_even_if_the_report_needs_memory(
                 raise MemoryError()
             write(line)
 
-        rig.app.recorder._write = full_heap_write
+        rig.app.recorder._once = full_heap_write
         rig.tick()
         assert rig.state == "FAULT" and _dark(rig) and rig.hw.safe_off_calls == 1
         rig.tick()  # the next tick reports what the full heap held back

@@ -31,19 +31,22 @@ import sys  # noqa: E402
 import time  # noqa: E402 - the simulated clock (sim directory first on the path)
 
 import machine  # noqa: E402 - the simulated machine
+import repl_uart  # noqa: E402 - the simulated serial port's output
 import simworld  # noqa: E402
 import utime  # noqa: E402 - the built-in real clock
 
 _TICKS_MASK = (1 << 30) - 1  # the firmware's ticks wrap at 2**30, as on the ESP32
 _RESERVE = 32 * 1024  # collect between ticks when less than this is free (a tick takes < 2 KB)
 _STAGES = ("sense", "commands.poll", "dosimeter.account", "controller.step", "supervisor.veto",
-           "actuate", "dosimeter.applied", "recorder.record", "logbook.record", "commands.finish")
+           "actuate", "dosimeter.applied", "recorder.record", "logbook.record", "commands.finish",
+           "outbox.drain")
 
 with open(os.getenv("BENCH_CONFIG")) as f:
     CONFIG = json.load(f)
 with open("board.json") as f:
     world = simworld.World(CONFIG["sim"], json.load(f))
 simworld.WORLD = world
+repl_uart.install()  # the firmware's sys.stdout: the REPL UART, as vdev.py gives it
 
 # -- boot: the firmware's own share of the heap ---------------------------------------------------
 
@@ -200,8 +203,19 @@ def _simulated(key):
     return call
 
 
+def _simulated_write(self, buf, off, n):
+    """The same for the simulated UART's write (three arguments)."""
+    a = gc.mem_alloc()
+    t = utime.ticks_us()
+    r = _ORIG["uart_write"](self, buf, off, n)
+    _SIM[1] += utime.ticks_diff(utime.ticks_us(), t)
+    _SIM[0] += gc.mem_alloc() - a
+    return r
+
+
 _WRAPPED = {"pin_value": _simulated("pin_value"), "pwm_duty_u16": _simulated("pwm_duty_u16"),
-            "adc_read_uv": _simulated("adc_read_uv"), "counter_value": _simulated("counter_value")}
+            "adc_read_uv": _simulated("adc_read_uv"), "counter_value": _simulated("counter_value"),
+            "uart_write": _simulated_write}
 
 
 def _wrap_machine(on):
@@ -210,11 +224,13 @@ def _wrap_machine(on):
         _ORIG["pwm_duty_u16"] = machine.PWM.duty_u16
         _ORIG["adc_read_uv"] = machine.ADC.read_uv
         _ORIG["counter_value"] = machine.Counter.value
+        _ORIG["uart_write"] = repl_uart.ReplUart.write
     table = _WRAPPED if on else _ORIG
     machine.Pin.value = table["pin_value"]
     machine.PWM.duty_u16 = table["pwm_duty_u16"]
     machine.ADC.read_uv = table["adc_read_uv"]
     machine.Counter.value = table["counter_value"]
+    repl_uart.ReplUart.write = table["uart_write"]  # hw writes through sys.stdout: found anew
     hw_ = APP.hw
     if hasattr(hw_, "_read_uv"):  # the hardware module binds read_uv once: rebind it
         hw_._read_uv = hw_._adc.read_uv
@@ -236,7 +252,7 @@ def _per_stage(n):
                       "sim_us": [0] * k, "min_bytes": [None] * k, "max_bytes": [None] * k}
     app = APP
     hw_, ctl, sup, dos, rec = app.hw, app.controller, app.supervisor, app.dosimeter, app.recorder
-    cmds, book = app.commands, app.logbook
+    cmds, book, outbox = app.commands, app.logbook, app.outbox
     inp, out = app.inputs, app.outputs
     now = time.ticks_ms()
     gc.collect()
@@ -268,8 +284,10 @@ def _per_stage(n):
                     rec.record(now, app)
                 elif s == 8:
                     book.record(app)
-                else:
+                elif s == 9:
                     cmds.finish(now)
+                else:
+                    outbox.drain()
                 t = utime.ticks_diff(utime.ticks_us(), t)
                 tick_b[s] = gc.mem_alloc() - a
                 tick_u[s] = t
@@ -354,6 +372,7 @@ def _probes():
         ("commands: Commands.poll() (no request)", lambda: cmds.poll(now)),
         ("commands: Commands.finish() (no command)", lambda: cmds.finish(now)),
         ("logbook: Logbook.record() (nothing to journal)", lambda: book.record(app)),
+        ("link: Outbox.drain() (what the FIFO takes)", lambda: app.outbox.drain()),
         ("time: ticks_diff() (simulated)", lambda: time.ticks_diff(now, quiet_ms)),
     )
     result = []
@@ -415,6 +434,7 @@ results["EMITTING"] = _measure(EMITTING)
 if not results["EMITTING"]["laser_enable"]:
     raise SystemExit("bench: EMITTING without the laser enabled: the supervisor vetoed it")
 
+APP.outbox.flush()  # the firmware's last line whole: the result starts a line of its own
 sys.stdout.write("BENCH-RESULT ")
 json.dump({
     "heap": heap, "states": results, "stages": _STAGES, "ticks": TICKS, "repeats": REPEATS,

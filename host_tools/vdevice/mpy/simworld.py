@@ -155,6 +155,9 @@ class World:
         for name in ("key", "interlock", "estop", "footswitch", "arm", "reset"):
             self.set_input(name, config.get("initial", {}).get(name, name == "interlock"), False)
         self._real_start_us = utime.ticks_us()
+        from repl_uart import ReplUart  # (it reads WORLD from here: imported once this is)
+
+        self.uart = ReplUart(self, board["serial"]["baud"])  # the port's output: sys.stdout
         # Scenario mode: the host's end of the serial port is a pipe into this interpreter's
         # stdin (host_tools/scenario.py), so the firmware reads its requests exactly as on the
         # chip, from sys.stdin; the world writes each one at its virtual time.
@@ -735,7 +738,7 @@ class World:
     def result(self):
         return {"now_s": self.now_us / 1e6, "emitted_j": self.emitted_j,
                 "max_true_c": self.max_true_c, "max_junction_c": self.max_junction_c,
-                "trace": self.trace}
+                "uart": self.uart.stats(), "trace": self.trace}
 
 
 _COMPUTER_FAULTS = FAULTS[4:]

@@ -21,10 +21,11 @@ import os
 import sys
 
 import micropython
+import repl_uart
 import simworld
 from simworld import HardReset, SimEnd, SoftReset
 
-_SIM_MODULES = ("simworld", "machine", "time", "calibration")
+_SIM_MODULES = ("simworld", "machine", "time", "calibration", "repl_uart")
 _HARD_RESET_STATUS = 75  # the exit status meaning machine.reset(); see host_tools/pty_device.py
 _STARTED = "\x1b_vdev started\x1b\\"  # APC strings, invisible on a terminal; pty_device.py
 _RESETTING = "\x1b_vdev resetting\x1b\\"
@@ -147,6 +148,7 @@ if world_board is None:
         world_board = json.load(f)
 world = simworld.World(config, world_board)
 simworld.WORLD = world
+repl_uart.install()  # the firmware's sys.stdout: the REPL UART, which costs virtual time
 if config.get("mount_root"):
     _mount_device_folder_as_root()
 
