@@ -91,25 +91,29 @@ def pauses(name, count=20):
                                     "max_us": times[-1], "count": count}))
 
 
-import hw  # noqa: E402
-
-hw.boot_safe()  # what boot.py does
-gc.collect()  # the simulator's garbage from it, which the chip's native pins do not make
-import app  # noqa: E402
-
-_run = app.App.run
-
-
 def _measured_run(self):
     APPS.append(self)
     report("after_boot")
     pauses("after_boot")
-    _run(self)
+    _RUN(self)
 
 
-app.App.run = _measured_run
-try:
+def _boot():
+    """What boot.py and main.py do, the loop measured as it starts."""
+    global _RUN
+    import hw
+
+    hw.boot_safe()  # what boot.py does
+    gc.collect()  # the simulator's garbage from it, which the chip's native pins do not make
+    import app
+
+    _RUN = app.App.run
+    app.App.run = _measured_run
     app.main(hw)
+
+
+try:
+    _boot()
     print("PROBE-FAILED main() returned (a maintenance boot?)")
 except simworld.SimEnd:
     pass
