@@ -3,6 +3,7 @@
 # the host (laserctl, tests) and on the device at boot, so a board that passes here boots there.
 import json
 
+import heap
 from thermistor import Thermistor, linear_range_uv, share
 
 try:
@@ -182,6 +183,7 @@ def _thermistor_range(data, therm):
             "must be well above the ADC's linear range (%d mV at this attenuation), or an open "
             "or shorted sensor reads as a temperature" % (max_uv // 1000))
     if therm is None:
+        heap.collect()  # the grid is kept: built where the checks' garbage was, low in the heap
         try:
             therm = Thermistor(th)
         except (ValueError, ZeroDivisionError, OverflowError) as e:
