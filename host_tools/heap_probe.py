@@ -131,7 +131,7 @@ def run(image, form, heap, interpreter=None):
 
 def parse(stdout, stderr="", returncode=0):
     result = {"reports": {}, "gc": {}, "failed": None, "firmware_errors": [], "faults": [],
-              "returncode": returncode}
+              "session_ends": [], "returncode": returncode}
     lines = stdout.splitlines()
     i = 0
     while i < len(lines):
@@ -162,6 +162,8 @@ def parse(stdout, stderr="", returncode=0):
                 result["firmware_errors"].append(record.get("error"))
             if isinstance(record, dict) and record.get("ev") == "fault":
                 result["faults"].append(record.get("code"))
+            if isinstance(record, dict) and record.get("ev") == "session":
+                result["session_ends"].append(record.get("end"))
         i += 1
     if returncode != 0 and result["failed"] is None:
         result["failed"] = "exit %d: %s" % (returncode, stderr.strip()[-500:])
@@ -254,6 +256,7 @@ def measure(form, find_smallest=True):
                "firmware_heap": firmware_heap(result, bare), "not_the_firmware's": overhead,
                "ok": ok(result), "failed": result["failed"], "faults": result["faults"],
                "firmware_errors": result["firmware_errors"],
+               "session_ends": result["session_ends"],
                "final_state": result.get("final_state"), "mem_info": result["reports"],
                "firmware": firmware, "gc": result["gc"]}
         if find_smallest:
