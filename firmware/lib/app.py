@@ -6,9 +6,18 @@ import time
 from array import array
 
 import board as board_file
+import heap
 import integrity
 import treatment as treatment_module
-from controller import FAULT, LOOP_OVERRUN, OUT_OF_MEMORY, SOFTWARE, WATCHDOG_RESET, Controller
+from controller import (
+    EMITTING,
+    FAULT,
+    LOOP_OVERRUN,
+    OUT_OF_MEMORY,
+    SOFTWARE,
+    WATCHDOG_RESET,
+    Controller,
+)
 from dosimeter import Dosimeter
 from link import Outbox, dumps, send_line
 from recorder import Recorder
@@ -18,10 +27,30 @@ from thermal import median
 from thermistor import OK
 from ticks import ticks_add, ticks_diff
 
+try:
+    from micropython import const
+except ImportError:
+
+    def const(x):
+        return x
+
+
 VERSION = "0.2.0"
 MAINTENANCE_FLAG = "maintenance"  # this file on the flash asks for a maintenance boot
 _PLAUSIBLE_MIN_C = 5.0  # the self-test's coldest believable heatsink in a treatment room
 _PLAUSIBLE_SPREAD_UV = 20000  # one tick's samples further apart than this: a noisy sensor
+# Garbage collection on the loop's terms (docs/memory.md). The heap is collected at the end of a
+# tick, its outputs applied and recorded: when the state changed, after a serial request, and at
+# least every _GC_PERIOD_MS. In between it gathers a few KB of garbage (a status line allocates
+# up to 1.6 KB on the chip), far below the free heap: the collection MicroPython starts by
+# itself when an allocation finds no room does not come in the loop's work. Outside EMITTING,
+# gc.threshold also collects after every _GC_THRESHOLD_BYTES of allocation, wherever that falls
+# (no light to delay): a request like `list` allocates some 220 KB in one tick, and collected as
+# it goes, the heap's front stays low and its free top whole. In EMITTING it is off: it counts
+# every allocation, also the frames of function calls freed as they return (about 1 KB a quiet
+# tick on the chip), so it would start a collection every few ticks at any point in them.
+_GC_PERIOD_MS = const(250)
+_GC_THRESHOLD_BYTES = const(8192)
 
 
 class App:
@@ -65,6 +94,11 @@ class App:
         self.overruns = 0
         self._overrun_window_ms = now_ms
         self._overruns_in_window = 0
+        # The garbage collector (swapped by the tests to see where it runs); what it last saw.
+        self.collect_garbage = heap.collect
+        self._gc_ms = now_ms
+        self._gc_state = -1
+        self._gc_requests = 0
 
     # -- boot ----------------------------------------------------------------------------------
 
@@ -127,11 +161,25 @@ class App:
             self.logbook.record(self)
         if commands is not None:
             commands.finish(now_ms)
+        self._collect(now_ms)
         if self.restart_requested:
             self._stop_emission(now_ms)
             self.outbox.flush()  # the reply and everything queued, before the reset clears them
             self.hw.restart()  # does not return on the chip
         self.outbox.drain()  # last: what the UART takes now, never waiting for it
+
+    def _collect(self, now_ms):
+        """The tick's end: collect the heap if the state changed, a request was answered or
+        _GC_PERIOD_MS passed since the last collection (see _GC_PERIOD_MS)."""
+        state = self.controller.state
+        requests = 0 if self.commands is None else self.commands.requests
+        if state == self._gc_state and requests == self._gc_requests and \
+                ticks_diff(now_ms, self._gc_ms) < _GC_PERIOD_MS:
+            return
+        if state != self._gc_state:
+            heap.threshold(-1 if state == EMITTING else _GC_THRESHOLD_BYTES)
+        self.collect_garbage()
+        self._gc_ms, self._gc_state, self._gc_requests = now_ms, state, requests
 
     def step(self, now_ms):
         """One tick. If anything in it fails, the outputs go off and the controller restarts in
@@ -334,6 +382,7 @@ def main(hw_module, board_path="board.json", treatment_path="treatment.json"):
     except board_file.BoardError as e:
         _report_error(board_path, str(e))
         raise
+    heap.collect()  # each stage of the boot leaves garbage: collected before the next one's
     hw = hw_module.Hardware(board)
     why = maintenance_requested(hw)
     if why is not None:
@@ -352,7 +401,9 @@ def main(hw_module, board_path="board.json", treatment_path="treatment.json"):
                             app.settings.problem)
     if problem:
         notes["selftest"] = problem
+    heap.collect()
     app.logbook.boot(app, "WATCHDOG_RESET" if watchdog_reset else "RESET", notes)
+    heap.collect()
     app.run()
 
 
@@ -364,15 +415,18 @@ def assemble(hw, board, treatment_path="treatment.json"):
 
     flash, settings, logbook, journal, notes = open_memory(board)
     board = settings.board  # the board file with this device's calibration and limits
+    heap.collect()
     problems = []  # the treatment file's, queued with the App's other lines
     treatment = load_treatment(treatment_path, board,
                                report=lambda where, error: problems.append((where, error)))
+    heap.collect()
     app = App(hw, board, treatment, time.ticks_ms())
     for where, error in problems:
         app.recorder.error_text(where, error)
     app.flash, app.settings, app.journal, app.logbook = flash, settings, journal, logbook
     app.selection = selection_of(treatment_path)
     app.treatment_path = treatment_path
+    heap.collect()
     app.commands = Commands(app, hw.read_serial_byte, app.outbox, time.ticks_ms(),
                             logbook.pin_failures)
     if journal is None:

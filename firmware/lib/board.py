@@ -3,7 +3,8 @@
 # the host (laserctl, tests) and on the device at boot, so a board that passes here boots there.
 import json
 
-from thermistor import Thermistor, linear_range_uv
+import heap
+from thermistor import Thermistor, linear_range_uv, share
 
 try:
     from micropython import const
@@ -108,8 +109,12 @@ def load(path):
     return validate(data)
 
 
-def validate(data):
-    """Check a board dict, fill in defaults, and return it. Raise BoardError on the first fault."""
+def validate(data, sensor=None):
+    """Check a board dict, fill in defaults, and return it. Raise BoardError on the first fault.
+    `sensor`: the Thermistor already built from data["thermistor"] by that section's own
+    validation (the settings' effective board keeps the design board's section), checked again
+    here instead of built again; without it one is built. Either way, once the board passes, it
+    is the one thermistor.shared() gives for this section."""
     _expect(isinstance(data, dict), "board", "must be a JSON object")
     _known_fields(data, "", "")
     _expect(isinstance(data.get("name"), str) and data["name"] != "", "name",
@@ -176,7 +181,7 @@ def validate(data):
     _expect(timing["watchdog_ms"] >= 5 * data["loop_ms"], "timing.watchdog_ms",
             "must be at least 5 ticks (%d ms)" % (5 * data["loop_ms"]))
     _serial(data["serial"], timing["status_period_ms"])
-    _thermistor_range(data)
+    share(data["thermistor"], _thermistor_range(data, sensor))
     return data
 
 
@@ -191,25 +196,27 @@ def _serial(serial, status_period_ms):
             "or the status period" % (baud, per_status, status_period_ms, _STATUS_LINE_BYTES))
 
 
-def _thermistor_range(data):
-    """The divider must put every fault and every limit where the ADC can tell them apart."""
+def _thermistor_range(data, therm):
+    """The divider must put every fault and every limit where the ADC can tell them apart.
+    Returns the Thermistor checked (`therm`, or one built here if None)."""
     th = data["thermistor"]
     max_uv = linear_range_uv(th["atten_db"])[1]
     _expect(th["divider"]["supply_v"] * 1e6 > max_uv * 1.05, "thermistor.divider.supply_v",
             "must be well above the ADC's linear range (%d mV at this attenuation), or an open "
             "or shorted sensor reads as a temperature" % (max_uv // 1000))
-    try:
-        therm = Thermistor(th)
-    except (ValueError, ZeroDivisionError, OverflowError) as e:
-        raise BoardError("thermistor: the %s model cannot be evaluated: %s" % (th["model"], e))
-    grid = therm._grid_mc
-    falling = therm.ntc_at_bottom  # more voltage, colder
-    for i in range(1, len(grid)):
-        _expect((grid[i] < grid[i - 1]) if falling else (grid[i] > grid[i - 1]), "thermistor",
-                "the %s model does not fall steadily with temperature over the ADC's range"
-                % th["model"])
+    if therm is None:
+        heap.collect()  # the grid is kept: built where the checks' garbage was, low in the heap
+        try:
+            therm = Thermistor(th)
+        except (ValueError, ZeroDivisionError, OverflowError) as e:
+            raise BoardError("thermistor: the %s model cannot be evaluated: %s"
+                             % (th["model"], e))
+    _expect(therm.monotonic(), "thermistor",
+            "the %s model does not fall steadily with temperature over the ADC's range"
+            % th["model"])
     if th["model"] == "table":
-        coldest, hottest = min(grid[0], grid[-1]) / 1000, max(grid[0], grid[-1]) / 1000
+        coldest_mc, hottest_mc = therm.span_mc()
+        coldest, hottest = coldest_mc / 1000, hottest_mc / 1000
         rows = th["table"]
         _expect(rows[0][0] <= coldest and rows[-1][0] >= hottest, "thermistor.table",
                 "covers %g..%g C, but the divider's linear range spans %.1f..%.1f C"
@@ -231,6 +238,7 @@ def _thermistor_range(data):
         _expect(therm.min_uv < uv < therm.max_uv, field,
                 "the divider puts %g C at %d mV, outside the ADC's linear range %d..%d mV"
                 % (temp_c, uv // 1000, therm.min_uv // 1000, therm.max_uv // 1000))
+    return therm
 
 
 def _adc_input(section, name, used):

@@ -109,6 +109,7 @@ class Commands:
         self._lockout_from_ms = now_ms  # a lockout found at boot runs from the boot
         self._pending = None  # (request, state before, counters before) of a button command
         self._before_point = None  # (treatment, selection) to restore after a calibration point
+        self.requests = 0  # lines taken: the loop collects the heap after a tick that took one
 
     # -- the loop's two calls ------------------------------------------------------------------
 
@@ -128,6 +129,7 @@ class Commands:
         line = self.lines.poll()
         if line is None:
             return
+        self.requests += 1
         request = None
         try:
             request = self._parse(line)

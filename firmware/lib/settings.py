@@ -18,6 +18,7 @@ from binascii import hexlify, unhexlify
 
 import board as board_file
 from flash import read_bytes, write_atomic
+from thermistor import shared
 
 FORMAT = 1
 FACTORY_PIN = "000000"  # the PIN while no valid settings are stored: the first save needs one
@@ -77,8 +78,8 @@ class Settings:
 
     values: the stored values, or None; source: the file they came from, or None; problem: why
     emission must stay locked, or None; notice: what the load fell back from, or None; board: the
-    effective board, a validated copy of `board` with the calibration and limits applied (`board`
-    itself when values is None)."""
+    effective board, `board` with the calibration and limits applied (sharing its other
+    sections), validated (`board` itself when values is None)."""
 
     def __init__(self, flash, board, path="settings.json", previous_path="settings.prev"):
         self.flash, self.path, self.previous_path = flash, path, previous_path
@@ -207,9 +208,14 @@ def _check(values):
 
 
 def _effective(values, board):
-    """Check complete `values` against `board`; return the effective board they make."""
+    """Check complete `values` against `board`; return the effective board they make: a dict of
+    its own with its own "diode" and "limits" (where the settings go), every other section the
+    design board's, not a copy (on the chip a copy of the board is kilobytes, and the thermistor
+    section keeps its one grid). The design board stays as it is."""
     _check(values)
-    effective = json.loads(json.dumps(board))  # a deep copy: the design's board stays as it is
+    effective = dict(board)
+    effective["diode"] = dict(board["diode"])
+    effective["limits"] = dict(board["limits"])
     cal = values["calibration"]
     if isinstance(cal, list):  # the points copied too: a caller's list must not move the curve
         cal = [list(p) if isinstance(p, list) else p for p in cal]
@@ -230,7 +236,7 @@ def _effective(values, board):
     # Every board rule applies to the result: the curve starts at [0, 0], rises, and reaches
     # max_power_w -- the lowered one, so an aged diode is usable below what it still reaches.
     try:
-        return board_file.validate(effective)
+        return board_file.validate(effective, shared(board["thermistor"]))
     except board_file.BoardError as e:
         message = str(e)
         for old, new in _RENAMED:

@@ -20,7 +20,7 @@ import calibration
 from dosimeter import Dosimeter
 from records import ARM, RESET
 from thermal import median
-from thermistor import Thermistor
+from thermistor import shared
 from ticks import ticks_diff
 
 try:
@@ -51,9 +51,11 @@ class Supervisor:
     reboot)."""
 
     def __init__(self, board, treatment):
-        therm = Thermistor(board["thermistor"])
-        # Compare raw microvolts against the voltage of the shutdown temperature: no floats per
-        # tick, and its own median of the samples, not the monitor's.
+        # The board's one Thermistor (the monitor's too), asked here for four numbers and kept
+        # no further: each tick works on copies of them, the raw samples and its own median,
+        # never on the sensor's grid or the monitor's temperature. Compare raw microvolts against
+        # the voltage of the shutdown temperature: no floats per tick.
+        therm = shared(board["thermistor"])
         self._limit_uv = int(therm.uv_at(board["thermal"]["shutdown_c"]))
         self._scratch = array("i", [0] * board["thermistor"]["samples"])
         self._hot_is_low = therm.ntc_at_bottom

@@ -10,7 +10,7 @@
 # restarts the history when it becomes valid again.
 from array import array
 
-from thermistor import OK, OPEN, RANGE, SHORT, Thermistor
+from thermistor import OK, OPEN, RANGE, SHORT, shared
 from ticks import ticks_add, ticks_diff
 
 try:
@@ -66,7 +66,7 @@ class ThermalMonitor:
 
     def __init__(self, board, now_ms):
         th, limits = board["thermistor"], board["thermal"]
-        self.sensor = Thermistor(th)
+        self.sensor = shared(th)  # the board's one grid; this monitor only reads it
         self._scratch = array("i", [0] * th["samples"])
         self.warning_mc = _mc(limits["warning_c"])
         self.derate_mc = _mc(limits["derate_start_c"])

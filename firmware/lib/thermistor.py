@@ -4,7 +4,12 @@
 # Floats are used here only once, at start-up, to build a lookup grid of the temperature at every
 # 5 mV of divider voltage. Each tick then converts microvolts to milli-degrees with integer
 # arithmetic: no allocation on the chip, and the chip's single-precision floats touch nothing but
-# the grid (whose error tests/firmware/test_thermistor_models.py bounds in emulated 32-bit floats).
+# the grid (whose error tests/test_thermistor_float32.py bounds in emulated 32-bit floats).
+#
+# The grid is built once per board (shared()): the board check, the thermal monitor and the
+# supervisor read the same one, and only the constructor writes it. On the chip each grid point
+# leaves a few dozen float objects of garbage, and the grid itself takes 1.8 KB of the ESP32's
+# 56,000-byte heap: built once, not three times.
 import math
 from array import array
 
@@ -79,8 +84,13 @@ class TableModel:
     NTC's curve is nearly straight). `rows` is [[temp_c, ohm], ...], temperatures rising."""
 
     def __init__(self, rows):
-        self.inv_k = [_inv_k(row[0]) for row in rows]  # falling
-        self.ln_ohm = [math.log(row[1]) for row in rows]  # falling
+        # Arrays of doubles, not lists of floats: on the chip every float in a list is an object
+        # of its own, scattered among the garbage of computing the next one.
+        self.inv_k = array("d", range(len(rows)))  # falling
+        self.ln_ohm = array("d", range(len(rows)))  # falling
+        for i in range(len(rows)):
+            self.inv_k[i] = _inv_k(rows[i][0])
+            self.ln_ohm[i] = math.log(rows[i][1])
         self.low_c = rows[0][0]
         self.high_c = rows[-1][0]
 
@@ -134,7 +144,13 @@ class Thermistor:
         self.full_scale_uv = _FULL_SCALE_UV[config["atten_db"]]
         self.rail_uv = int(min(0.9 * self.supply_uv, 0.95 * self.full_scale_uv))
         count = (self.max_uv - self.min_uv) // GRID_UV + 2
-        self._grid_mc = array("i", [self._grid_point(i) for i in range(count)])
+        # Allocated whole before the float work begins (an array of range's exact length): a
+        # list grown point by point would leave a trail of holes between the floats' garbage.
+        # Written here only: shared() hands this one grid to every reader.
+        grid = array("i", range(count))
+        for i in range(count):
+            grid[i] = self._grid_point(i)
+        self._grid_mc = grid
 
     def _grid_point(self, i):
         uv = self.min_uv + i * GRID_UV
@@ -149,6 +165,20 @@ class Thermistor:
         if uv < _FLOOR_UV:
             return SHORT if self.ntc_at_bottom else OPEN
         return RANGE
+
+    def monotonic(self):
+        """True if the grid moves one way over the whole linear range: colder with more voltage
+        for an NTC at the bottom of the divider, warmer for one at the top."""
+        grid = self._grid_mc
+        for i in range(1, len(grid)):
+            if (grid[i] >= grid[i - 1]) if self.ntc_at_bottom else (grid[i] <= grid[i - 1]):
+                return False
+        return True
+
+    def span_mc(self):
+        """(coldest, hottest) milli-degrees over the ADC's linear range."""
+        first, last = self._grid_mc[0], self._grid_mc[-1]
+        return min(first, last), max(first, last)
 
     def temp_mc(self, uv):
         """Milli-degrees C for a reading that check() accepted: integer interpolation."""
@@ -169,3 +199,24 @@ class Thermistor:
         if self.ntc_at_bottom:
             return self.supply_uv * r / (self.fixed_ohm + r)
         return self.supply_uv * self.fixed_ohm / (self.fixed_ohm + r)
+
+
+# The Thermistor of the board in use, with the "thermistor" section it was built from.
+_shared = [None, None]
+
+
+def share(config, sensor):
+    """Make `sensor`, built from `config`, the one shared(config) returns (board.validate does,
+    once its checks of that sensor have passed)."""
+    _shared[0], _shared[1] = config, sensor
+
+
+def shared(config):
+    """The Thermistor of a validated board's "thermistor" section: the one its validation built
+    from this very section object, else a new one. So the grid is built once per board and read
+    by the board check, the settings' effective board (which keeps the design board's section),
+    the thermal monitor and the supervisor. A validated board is never changed; a section changed
+    in place must be validated again (board.validate builds from what the section holds)."""
+    if _shared[0] is not config:
+        share(config, Thermistor(config))
+    return _shared[1]

@@ -303,6 +303,18 @@ def test_lowered_limits_refuse_a_treatment_the_board_allows():
     assert tr.for_board(SPEC, s.board).target_j == 800.0
 
 
+def test_the_effective_board_shares_every_section_but_the_two_it_changes():
+    # One board in RAM: no copy of the thermistor's table, the inputs or the timing (a deep copy
+    # of the board took kilobytes of the chip's heap, twice at boot); its own diode and limits.
+    design_diode, design_limits = dict(BOARD["diode"]), dict(BOARD["limits"])
+    flash, s = _stored(dict(FIRST, limits={"max_power_w": 8.0, "max_energy_j": 500}))
+    for board in (s.board, st.Settings(flash, BOARD).board):
+        for key in BOARD:
+            assert (board[key] is not BOARD[key]) == (key in ("diode", "limits")), key
+        assert board["diode"]["max_power_w"] == 8.0 and board["limits"]["max_energy_j"] == 500
+    assert BOARD["diode"] == design_diode and BOARD["limits"] == design_limits
+
+
 def test_a_calibration_needs_to_reach_only_a_lowered_max_power():
     aged = [[0, 0.0], [8000, 0.0], [40000, 6.0], [65535, 12.5]]
     flash, s = _stored(FIRST)

@@ -137,3 +137,91 @@ def test_sensor_checks_tell_open_short_and_range_apart():
     top["divider"]["ntc"] = "top"
     top_sensor = th.Thermistor(top)
     assert top_sensor.check(3100000) == th.SHORT and top_sensor.check(0) == th.OPEN
+
+
+# -- one grid per board, shared (issue 15): built by the board check, read by the rest -----------
+
+
+def _count_builds():
+    """Count the Thermistors built from now on: (the list of their configs, undo)."""
+    built = []
+    construct = th.Thermistor.__init__
+
+    def counting(self, config, model=None):
+        built.append(config)
+        construct(self, config, model)
+
+    def undo():
+        th.Thermistor.__init__ = construct
+
+    th.Thermistor.__init__ = counting
+    return built, undo
+
+
+def test_one_grid_serves_the_board_check_the_settings_and_both_monitors():
+    # The boot's path: the board file, its settings saved and loaded again, the App's monitors.
+    import settings as st
+    from app import App
+    from fakeflash import FakeFlash
+    from support import FakeHardware
+
+    built, undo = _count_builds()
+    try:
+        board = load_board()
+        flash = FakeFlash()
+        st.Settings(flash, board).save({"calibration": board["diode"]["calibration"],
+                                         "calibrated_on": "2026-11-01", "pin": {"new": "1234"}})
+        settings = st.Settings(flash, board)
+        app = App(FakeHardware(board=settings.board), settings.board, None, 0)
+    finally:
+        undo()
+    assert len(built) == 1, len(built)  # was 5: load, save, load again, monitor, supervisor
+    assert settings.board is not board and settings.board["thermistor"] is board["thermistor"]
+    assert app.controller.thermal.sensor is th.shared(board["thermistor"])
+
+
+def test_a_section_validated_again_after_a_change_gets_its_own_grid():
+    import board as board_file
+    from support import raw_board
+
+    data = board_file.validate(raw_board())
+    first = th.shared(data["thermistor"])
+    data["thermistor"]["divider"]["fixed_ohm"] = 12000  # changed in place, then checked again
+    board_file.validate(data)
+    second = th.shared(data["thermistor"])
+    assert second is not first and second.fixed_ohm == 12000
+    assert second._grid_mc == th.Thermistor(data["thermistor"])._grid_mc
+
+
+def test_nothing_writes_the_shared_grid():
+    # Emission, derating, an over-temperature fault and its reset, a new controller after a
+    # failed tick (which builds no grid of its own, short of memory as it may be): the grid
+    # every monitor reads is still the one the board's numbers give.
+    from support import Rig
+
+    rig = Rig(power_w=15.0, dose_j_cm2=20.0)
+    sensor = rig.app.controller.thermal.sensor
+    built, undo = _count_builds()
+    try:
+        rig.start_emitting()
+        rig.ramp_temp(25.0, 46.0, 0.3, until=lambda: rig.state == "FAULT")
+        assert rig.state == "FAULT"
+        rig.hw.fail_next_sense = True  # a failed tick: a fresh controller takes over
+        rig.tick()
+        rig.ramp_temp(46.0, 30.0, 1.0)
+        rig.press("reset_pressed")
+    finally:
+        undo()
+    assert built == [] and rig.app.controller.thermal.sensor is sensor
+    assert list(sensor._grid_mc) == list(th.Thermistor(rig.board["thermistor"])._grid_mc)
+
+
+def test_the_supervisor_keeps_nothing_of_the_shared_sensor():
+    # It reads four numbers off the sensor once; each tick it works on its own copies of them.
+    from support import Rig
+
+    rig = Rig()
+    sensor = rig.app.controller.thermal.sensor
+    for name in rig.app.supervisor.__dict__:
+        value = getattr(rig.app.supervisor, name)
+        assert value is not sensor and value is not sensor._grid_mc, name

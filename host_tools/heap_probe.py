@@ -1,0 +1,315 @@
+"""The firmware's heap on the chip-shaped interpreter: after boot, the smallest heap that boots,
+and what is left after a treatment. `python -m host_tools.heap_probe --help`.
+
+Runs the firmware's real boot (app.main: the board file, the settings, the journal, the self-test)
+on `build/chip/micropython` with hw.py over the simulated machine, then a scenario's workload, and
+reads `micropython.mem_info()` at two points (host_tools/vdevice/mpy/heap_probe.py):
+
+- after boot, just before the loop starts, after a collection;
+- after the workload, the App still alive, after a collection.
+
+mem_info() on this build: "GC: total, used, free" are bytes; "max free sz" (the largest free run,
+what the next big allocation can get) and "max blk sz" are in GC blocks of 16 bytes (4 words of
+4 bytes: MICROPY_BYTES_PER_GC_BLOCK, as on the ESP32). `gc.mem_free()` alone says nothing of
+fragmentation (and on the ESP32 it adds the system heap's largest block).
+
+Two forms of the firmware: "frozen" (firmware/lib frozen into the interpreter, the image holding
+only boot.py, main.py, the board, the presets and a manifest of them) and "mpy" (firmware/lib as
+.mpy files in lib/, ahead of the frozen copy on the path, as `laserctl deploy` ships it today).
+
+The simulated machine's share is measured apart and reported: its bytecode is frozen, its trace
+replaced with a sink, the World object and the simulated pins are in the heap (the pins are
+counted in the firmware's figure: hw.py creates them; on the chip they are native objects).
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from host_tools import manifest, paths, vdevice
+
+BOARD = "esp32-devkitc"  # what the firmware boots on
+WORLD_BOARD = "sim-devkitc"  # the same parts with a plant, for the simulated world
+ESP32_HEAP = 57344  # -X heapsize giving GC total 56,000 bytes: the ESP32's boot heap
+BLOCK_BYTES = 16
+# 15 W, the board's maximum, for 60 s of light: the heatsink warms into the warning level.
+TREATMENT = {"power_w": 15.0, "dose_j_cm2": 9.0, "area_cm2": 100.0}
+
+
+def _serial(at_s, **request):
+    return {"at_s": at_s, "serial": json.dumps(request)}
+
+
+# The workload: requests before, a treatment with two pauses to COMPLETE with status requests in
+# it, the journal paged, a service session that saves the settings (their effective board is
+# built again), more requests after.
+EVENTS = [
+    {"at_s": 0.5, "input": "key", "value": True},
+    _serial(1.0, cmd="status"),
+    _serial(1.5, cmd="list"),
+    _serial(2.0, cmd="journal", count=4),
+    _serial(3.0, cmd="arm"),
+    {"at_s": 6.0, "input": "footswitch", "value": True},
+    _serial(10.0, cmd="status"),
+    {"at_s": 25.0, "input": "footswitch", "value": False},
+    _serial(26.0, cmd="status"),
+    {"at_s": 28.0, "input": "footswitch", "value": True},
+    {"at_s": 48.0, "input": "footswitch", "value": False},
+    {"at_s": 49.0, "input": "footswitch", "value": True},
+    _serial(60.0, cmd="status"),
+    _serial(75.0, cmd="ack"),
+    _serial(76.0, cmd="journal", count=4),
+    _serial(77.0, cmd="list"),
+    _serial(78.0, cmd="service", pin="000000"),
+    _serial(79.0, cmd="limits", max_power_w=14.0),
+    _serial(80.0, cmd="journal_export", count=10),
+    _serial(81.0, cmd="logout"),
+    _serial(82.0, cmd="status"),
+]
+UNTIL_S = 84.0
+
+_GC_LINE = re.compile(r"GC: total: (\d+), used: (\d+), free: (\d+)")
+_BLOCKS_LINE = re.compile(r"max blk sz: (\d+), max free sz: (\d+)")
+
+
+def make_image(root, form):
+    """A device filesystem for `form` ("frozen" or "mpy"), its manifest over what it holds."""
+    root = Path(root)
+    vdevice.make_image(root, BOARD, TREATMENT)
+    shutil.rmtree(root / "lib")
+    if form == "mpy":
+        from host_tools import bench
+
+        out = Path(tempfile.mkdtemp(prefix="heap-probe-mpy-"))
+        try:
+            bench.compile_mpy(out)
+            shutil.copytree(out / "lib", root / "lib")
+        finally:
+            shutil.rmtree(out)
+    files = {name: path for name, path in manifest.deploy_files(BOARD).items()
+             if not name.startswith("lib/")}
+    if form == "mpy":
+        files.update({"lib/" + p.name: p for p in sorted((root / "lib").glob("*.mpy"))})
+    (root / manifest.MANIFEST_NAME).write_text(json.dumps(manifest.manifest(files)))
+
+
+def run(image, form, heap, interpreter=None):
+    """Boot and run the workload once on a fresh copy of the image folder `image` (a run
+    changes the settings and the journal); return the parsed result."""
+    image = Path(image)
+    root = image.parent / "run"
+    if root.exists():
+        shutil.rmtree(root)
+    shutil.copytree(image, root)
+    _, world_board = vdevice.load_board(WORLD_BOARD)
+    sim = vdevice.sim_config(world_board, until_s=UNTIL_S, events=EVENTS, ambient_c=25.0)
+    config_path = root.parent / ("probe-%s.json" % root.name)
+    serial_in, serial_out = os.pipe()
+    sim["serial_fd"] = serial_out
+    config_path.write_text(json.dumps({"sim": sim, "world_board": world_board}))
+    argv = [interpreter or paths.chip_executable(), "-X", "heapsize=%d" % heap,
+            str(paths.SIM_MPY / "heap_probe.py")]
+    env = dict(os.environ)
+    # The .mpy form: lib/ ahead of the frozen modules, so that its files are the ones imported.
+    env["MICROPYPATH"] = "lib:.frozen" if form == "mpy" else ".frozen"
+    env["PROBE_CONFIG"] = str(config_path)
+    try:
+        proc = subprocess.run(argv, env=env, cwd=str(root), stdin=serial_in,
+                              pass_fds=(serial_out,), capture_output=True, text=True,
+                              errors="replace", timeout=900)
+    finally:
+        os.close(serial_in)
+        os.close(serial_out)
+    return parse(proc.stdout, proc.stderr, proc.returncode)
+
+
+def parse(stdout, stderr="", returncode=0):
+    result = {"reports": {}, "gc": {}, "failed": None, "firmware_errors": [], "faults": [],
+              "session_ends": [], "returncode": returncode}
+    lines = stdout.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("PROBE "):
+            name = line[len("PROBE "):]
+            block = []
+            i += 1
+            while i < len(lines) and lines[i] != "PROBE-END":
+                block.append(lines[i])
+                i += 1
+            result["reports"][name] = _mem_info("\n".join(block))
+        elif line.startswith("PROBE-GC "):
+            data = json.loads(line[len("PROBE-GC "):])
+            result["gc"][data.pop("at")] = data
+        elif line.startswith("PROBE-SIM "):
+            result["sim"] = json.loads(line[len("PROBE-SIM "):])
+        elif line.startswith("PROBE-FAILED "):
+            result["failed"] = line[len("PROBE-FAILED "):]
+        elif line.startswith("PROBE-STATE "):
+            result["final_state"] = int(line.split()[1])
+        elif line.startswith("{"):
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if isinstance(record, dict) and record.get("ev") == "error":
+                result["firmware_errors"].append(record.get("error"))
+            if isinstance(record, dict) and record.get("ev") == "fault":
+                result["faults"].append(record.get("code"))
+            if isinstance(record, dict) and record.get("ev") == "session":
+                result["session_ends"].append(record.get("end"))
+        i += 1
+    if returncode != 0 and result["failed"] is None:
+        result["failed"] = "exit %d: %s" % (returncode, stderr.strip()[-500:])
+    return result
+
+
+def _mem_info(text):
+    gc_line = _GC_LINE.search(text)
+    blocks = _BLOCKS_LINE.search(text)
+    if not gc_line or not blocks:
+        return {"raw": text}
+    return {"total": int(gc_line.group(1)), "used": int(gc_line.group(2)),
+            "free": int(gc_line.group(3)), "largest_free": int(blocks.group(2)) * BLOCK_BYTES}
+
+
+def ok(result):
+    """Booted and ran the workload to its end with no MemoryError anywhere."""
+    memory = [e for e in result["firmware_errors"] if e and "MemoryError" in e]
+    return (result["failed"] is None and "after_workload" in result["reports"] and not memory
+            and "OUT_OF_MEMORY" not in result["faults"])
+
+
+def booted(result):
+    return "after_boot" in result["reports"] and not (
+        result["failed"] and "MemoryError" in result["failed"])
+
+
+def gc_total(heapsize, interpreter=None):
+    """(GC total, bytes in use) of the interpreter alone at `-X heapsize=heapsize`."""
+    proc = subprocess.run([interpreter or paths.chip_executable(), "-X", "heapsize=%d" % heapsize,
+                           "-c", "import gc; gc.collect(); print(gc.mem_alloc() + gc.mem_free(), "
+                                 "gc.mem_alloc())"],
+                          capture_output=True, text=True, check=True)
+    total, used = proc.stdout.split()
+    return int(total), int(used)
+
+
+def firmware_heap(result, bare):
+    """The heap the firmware had in a run: its region less this probe's script (what the bare
+    interpreter holds is in it, as on the chip)."""
+    sim = result["sim"]
+    return sim["firmware_region"] - (sim["start"] - bare)
+
+
+def heapsize_for(image, form, target, bare):
+    """The -X heapsize (a multiple of 16) that gives the firmware `target` bytes, at least."""
+    heapsize = (target + 30 * 1024) * ESP32_HEAP // 56000 // 16 * 16
+    for _ in range(8):
+        result = run(image, form, heapsize)
+        if "sim" not in result:
+            raise RuntimeError("the probe did not start at -X heapsize=%d: %s"
+                               % (heapsize, result["failed"]))
+        short = target - firmware_heap(result, bare)
+        if 0 <= -short < 64:
+            return heapsize, result
+        heapsize += (short * ESP32_HEAP // 56000 + 15) // 16 * 16
+    raise RuntimeError("no heap size gives the firmware %d bytes" % target)
+
+
+def smallest_heap(image, form, test, bare, low, high, step=256):
+    """The smallest firmware heap (within `step` bytes) for which test(result) holds."""
+    if not test(heapsize_for(image, form, high, bare)[1]):
+        raise RuntimeError("does not pass even with a %d-byte heap" % high)
+    while high - low > step:
+        middle = (low + high) // 2 // 16 * 16
+        if test(heapsize_for(image, form, middle, bare)[1]):
+            high = middle
+        else:
+            low = middle
+    return high
+
+
+def measure(form, find_smallest=True):
+    """The figures for one form of the firmware, in a heap that gives it the ESP32's 56,000 bytes
+    (the simulator's and this probe's shares on top)."""
+    bare = gc_total(ESP32_HEAP)[1]  # what the interpreter itself holds before any script
+    with tempfile.TemporaryDirectory(prefix="heap-probe-") as tmp:
+        image = Path(tmp) / "image"
+        make_image(image, form)
+        heapsize, result = heapsize_for(image, form, 56000, bare)
+        sim = result["sim"]
+        overhead = sim["total"] - firmware_heap(result, bare)  # the simulator's and the probe's
+        firmware = {}
+        for name, figures in result["reports"].items():
+            if "used" in figures:
+                firmware[name] = {"used": figures["used"] - overhead, "free": figures["free"],
+                                  "largest_free": figures["largest_free"]}
+        out = {"form": form, "board": BOARD, "treatment": TREATMENT,
+               "interpreter": _rel(paths.chip_executable()), "heapsize": heapsize,
+               "firmware_heap": firmware_heap(result, bare), "not_the_firmware's": overhead,
+               "ok": ok(result), "failed": result["failed"], "faults": result["faults"],
+               "firmware_errors": result["firmware_errors"],
+               "session_ends": result["session_ends"],
+               "final_state": result.get("final_state"), "mem_info": result["reports"],
+               "firmware": firmware, "gc": result["gc"]}
+        if find_smallest:
+            out["smallest_heap_boot"] = smallest_heap(image, form, booted, bare, 8192, 140000)
+            out["smallest_heap_workload"] = smallest_heap(image, form, ok, bare, 8192, 140000)
+    return out
+
+
+def pause(form="frozen"):
+    """A collection's pause and a quiet STANDBY tick, host microseconds, at the ESP32's heap
+    size with the firmware's objects and no simulator (host_tools/vdevice/mpy/gc_pause.py)."""
+    with tempfile.TemporaryDirectory(prefix="heap-probe-") as tmp:
+        root = Path(tmp) / "device"
+        make_image(root, form)
+        env = dict(os.environ, MICROPYPATH="lib:.frozen" if form == "mpy" else ".frozen")
+        argv = [paths.chip_executable(), "-X", "heapsize=%d" % ESP32_HEAP,
+                str(paths.SIM_MPY / "gc_pause.py")]
+        proc = subprocess.run(argv, env=env, cwd=str(root), capture_output=True, text=True,
+                              timeout=300)
+    for line in proc.stdout.splitlines():
+        if line.startswith("PAUSE "):
+            result = json.loads(line[len("PAUSE "):])
+            result["mem_info"] = _mem_info(proc.stdout)
+            result["argv"] = [_rel(a) for a in argv]
+            return result
+    raise RuntimeError("gc_pause.py failed (exit %d):\n%s%s"
+                       % (proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:]))
+
+
+def _rel(path):
+    try:
+        return str(Path(path).resolve().relative_to(paths.REPO))
+    except ValueError:
+        return str(path)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m host_tools.heap_probe",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--form", choices=("frozen", "mpy"), default="frozen")
+    parser.add_argument("--no-search", action="store_true",
+                        help="only the run at -X heapsize=57344, no search for the smallest heap")
+    parser.add_argument("--out", help="also write the figures to this JSON file")
+    args = parser.parse_args(argv)
+    figures = measure(args.form, not args.no_search)
+    if args.form == "frozen":  # the .mpy form does not boot in the ESP32's heap
+        figures["pause"] = pause(args.form)
+    text = json.dumps(figures, indent=1)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    return 0 if figures["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

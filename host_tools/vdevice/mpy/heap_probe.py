@@ -1,0 +1,129 @@
+# The device half of `python -m host_tools.heap_probe`: the firmware's real boot (app.main on
+# hw.py over the simulated machine) and a scenario's workload, with the GC heap read by
+# micropython.mem_info() at two points: after boot (just before the loop starts) and after the
+# workload (once the scenario has ended, the App still alive). Run with the device image as the
+# current directory and $PROBE_CONFIG naming {"sim": world config, "world_board": board dict}.
+#
+# The heap is split in two, so that the firmware sees what it would see on the chip: one
+# contiguous region at the bottom for it, and the simulator above. A ballast holds the bottom
+# while the simulator is built; every hole left among the simulator's objects is then plugged
+# with one-block tuples, and the ballast freed. The firmware's region ("PROBE-SIM": its size,
+# `firmware_region`) starts with what the interpreter and this script hold; the host sizes the
+# heap so that the region is the ESP32's 56,000 bytes plus this script's share. While the loop
+# runs, the simulator's own garbage (and the little it keeps, the simulated pins hw.py creates)
+# is in the firmware's region too: collected, it leaves no trace in the figures.
+#
+# Every report is a line "PROBE <name>" followed by mem_info()'s lines and "PROBE-END";
+# "PROBE-GC <json>" holds collection pauses timed with utime.ticks_us() (the host's real clock,
+# not the virtual one); "PROBE-FAILED <text>" says why the run did not finish. The firmware's own
+# JSON lines come in between, as it writes them.
+import gc
+import json
+import os
+import sys
+
+import micropython
+import utime  # the interpreter's real clock; `time` is the simulated one
+
+# The interpreter put this script's folder first on the path: it holds the simulated machine's
+# sources, which would be compiled into the heap instead of imported frozen.
+sys.path.pop(0)
+gc.collect()
+_START = gc.mem_alloc()  # the interpreter and this script
+import calibration  # noqa: E402, F401 - simworld imports this firmware module: the firmware's
+
+gc.collect()
+_LOW = gc.mem_alloc()
+_ballast = bytearray(gc.mem_free() - 28 * 1024)  # room above it to build the simulator in
+import time  # noqa: E402, F401 - the simulated clock
+
+import machine  # noqa: E402, F401 - the simulated machine (native on the chip: no heap)
+import simworld  # noqa: E402
+
+
+class _Sink:
+    """Stands in for the world's trace lists: the probe never reads the trace."""
+
+    def append(self, value):
+        pass
+
+
+with open(os.getenv("PROBE_CONFIG")) as f:
+    _config = json.load(f)
+world = simworld.World(_config["sim"], _config["world_board"])
+simworld.WORLD = world
+world.config = world.board = _config = None  # read at construction only (and by snapshot())
+for _key in world.trace:
+    world.trace[_key] = _Sink()
+gc.collect()
+_plug = None
+try:
+    while True:
+        _plug = (_plug,)
+except MemoryError:
+    pass
+_ballast = None
+gc.collect()
+print("PROBE-SIM " + json.dumps({"start": _START, "low": _LOW,
+                                 "firmware_region": _LOW + gc.mem_free(),
+                                 "total": gc.mem_alloc() + gc.mem_free()}))
+
+APPS = []
+
+
+def report(name):
+    gc.collect()
+    print("PROBE " + name)
+    micropython.mem_info()
+    print("PROBE-END")
+
+
+def pauses(name, count=20):
+    """gc.collect() timed `count` times in a row, in host microseconds."""
+    times = []
+    for _ in range(count):
+        t0 = utime.ticks_us()
+        gc.collect()
+        times.append(utime.ticks_diff(utime.ticks_us(), t0))
+    times.sort()
+    print("PROBE-GC " + json.dumps({"at": name, "min_us": times[0],
+                                    "median_us": times[len(times) // 2],
+                                    "max_us": times[-1], "count": count}))
+
+
+def _measured_run(self):
+    APPS.append(self)
+    report("after_boot")
+    pauses("after_boot")
+    _RUN(self)
+
+
+def _boot():
+    """What boot.py and main.py do, the loop measured as it starts."""
+    global _RUN
+    import hw
+
+    hw.boot_safe()  # what boot.py does
+    gc.collect()  # the simulator's garbage from it, which the chip's native pins do not make
+    import app
+
+    _RUN = app.App.run
+    app.App.run = _measured_run
+    app.main(hw)
+
+
+try:
+    _boot()
+    print("PROBE-FAILED main() returned (a maintenance boot?)")
+except simworld.SimEnd:
+    pass
+except simworld.HardReset as e:
+    print("PROBE-FAILED a reset: %s" % e)
+except MemoryError as e:
+    print("PROBE-FAILED MemoryError: %s" % e)
+if APPS:
+    state = APPS[0].controller.state
+    report("after_workload")
+    pauses("after_workload")
+    print("PROBE-STATE %d" % state)
+sys.exit(0)
