@@ -96,6 +96,8 @@ def source_tree(variable, url, top_file, into):
         if not given_path.is_file():
             raise BuildError("%s=%s: no such file or folder" % (variable, given))
         archive = given_path
+    elif (into / ".unpacked-from").exists():
+        return _unpacked(into, top_file, variable)  # from an earlier build: nothing to fetch
     else:
         archive = into.with_suffix(".tar.gz")
         if not archive.exists():
@@ -104,8 +106,8 @@ def source_tree(variable, url, top_file, into):
                 _download(url, archive)
             except OSError as e:
                 raise BuildError("cannot fetch %s: %s\nOn a machine without network, set %s to a "
-                                 "local .tar.gz or folder of the same release (README: 'The "
-                                 "chip-shaped interpreter')" % (url, e, variable)) from e
+                                 "local .tar.gz or folder of the same release (README: "
+                                 "'Offline')" % (url, e, variable)) from e
     digest = _sha256(archive)
     stamp = into / ".unpacked-from"
     if not (stamp.exists() and stamp.read_text() == digest):
@@ -117,10 +119,13 @@ def source_tree(variable, url, top_file, into):
             else:
                 tar.extractall(into)
         stamp.write_text(digest)
+    return _unpacked(into, top_file, variable)
+
+
+def _unpacked(into, top_file, variable):
     tops = [p for p in into.iterdir() if p.is_dir()]
     if len(tops) != 1:
-        raise BuildError("%s: expected one top folder in the archive, found %d"
-                         % (archive, len(tops)))
+        raise BuildError("%s: expected one top folder, found %d" % (into, len(tops)))
     return _check_tree(tops[0], top_file, variable)
 
 
