@@ -32,7 +32,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from host_tools import manifest, paths, vdevice
+from host_tools import image, manifest, paths, vdevice
 
 BOARD = "esp32-devkitc"  # what the firmware boots on
 WORLD_BOARD = "sim-devkitc"  # the same parts with a plant, for the simulated world
@@ -96,7 +96,10 @@ def make_image(root, form):
              if not name.startswith("lib/")}
     if form == "mpy":
         files.update({"lib/" + p.name: p for p in sorted((root / "lib").glob("*.mpy"))})
-    (root / manifest.MANIFEST_NAME).write_text(json.dumps(manifest.manifest(files)))
+    # The chip interpreter carries the frozen image: the manifest names it (the .mpy files on
+    # lib/ come ahead of the frozen modules on the path: MICROPYPATH, run()).
+    identity = manifest.manifest(files, image=image.build_id())
+    (root / manifest.MANIFEST_NAME).write_text(json.dumps(identity))
 
 
 def run(image, form, heap, interpreter=None):

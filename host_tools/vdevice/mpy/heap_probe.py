@@ -38,6 +38,7 @@ _ballast = bytearray(gc.mem_free() - 28 * 1024)  # room above it to build the si
 import time  # noqa: E402, F401 - the simulated clock
 
 import machine  # noqa: E402, F401 - the simulated machine (native on the chip: no heap)
+import repl_uart  # noqa: E402 - the simulated serial port's output
 import simworld  # noqa: E402
 
 
@@ -52,9 +53,11 @@ with open(os.getenv("PROBE_CONFIG")) as f:
     _config = json.load(f)
 world = simworld.World(_config["sim"], _config["world_board"])
 simworld.WORLD = world
+repl_uart.install()  # the firmware's sys.stdout: the REPL UART, as vdev.py gives it
 world.config = world.board = _config = None  # read at construction only (and by snapshot())
 for _key in world.trace:
-    world.trace[_key] = _Sink()
+    if _key != "resets":  # the UART reads the last reset; a run has a handful
+        world.trace[_key] = _Sink()
 gc.collect()
 _plug = None
 try:
