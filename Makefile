@@ -51,7 +51,7 @@ typecheck: $(STAMP)
 	$(BIN)/pyright -p firmware --pythonpath $(BIN)/python \
 		--typeshedpath "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"
 
-bench: $(STAMP)  ## tick cost, allocation, heap, .mpy size; every injected fault's reaction time
+bench: $(STAMP) $(CHIP)  ## tick cost, allocation, heap, .mpy size; every injected fault's reaction time
 	$(BIN)/laserctl bench --out build/bench.json
 	$(BIN)/laserctl faults --out build/faults.json
 

@@ -45,6 +45,9 @@ TREATMENT = {"power_w": 5.0, "dose_j_cm2": 50.0, "area_cm2": 100.0}
 MIN_TICKS = 50
 MAX_TICKS = 10000
 STATES = ("STANDBY", "EMITTING")
+# The quiet-tick check (quiet_tick_bytes): 2 s, the medium alarm's burst (1.2 s) and after it.
+QUIET_TICKS = 200
+QUIET_STATES = ("STANDBY", "EMITTING", "EMITTING_WARNING")
 NOTES = (
     "Unix port: objects are 64-bit and floats double (GC block 32 B; ESP32: 16 B), so every "
     "heap figure is larger than on an ESP32. Floats are heap objects on both (the ESP32 port "
@@ -113,15 +116,22 @@ def _cpu():
     return platform.processor() or platform.machine()
 
 
-def run_device(root, config):
-    """Run bench_tick.py in the device image `root`; return its result dict."""
+def run_device(root, config, chip=False):
+    """Run bench_tick.py in the device image `root`; return its result dict. `chip`: on the chip
+    interpreter, where bench_tick, the simulated machine and the firmware are frozen in (the
+    image made with vdevice.make_image(..., frozen=True))."""
     config_path = Path(root).parent / ("bench-%s.json" % Path(root).name)
     config_path.write_text(json.dumps(config))
-    argv = [paths.micropython_executable(), "-X", "heapsize=" + HEAP,
-            str(paths.SIM_MPY / "bench_tick.py")]
     env = dict(os.environ)
-    # As the virtual device: the simulated machine/time, the frozen modules, the device's /lib.
-    env["MICROPYPATH"] = os.pathsep.join([str(paths.SIM_MPY), ".frozen", "lib"])
+    if chip:
+        argv = [paths.chip_executable(), "-X", "heapsize=" + HEAP, "-m", "bench_tick"]
+        env["MICROPYPATH"] = os.pathsep.join([".frozen", "lib"])
+    else:
+        argv = [paths.micropython_executable(), "-X", "heapsize=" + HEAP,
+                str(paths.SIM_MPY / "bench_tick.py")]
+        # As the virtual device: the simulated machine/time, the frozen modules, the device's
+        # /lib.
+        env["MICROPYPATH"] = os.pathsep.join([str(paths.SIM_MPY), ".frozen", "lib"])
     env["BENCH_CONFIG"] = str(config_path)
     # The serial port: a host connected and silent (a pipe nobody writes), so that every tick
     # polls it and finds nothing, as on a board with its USB cable in.
@@ -157,7 +167,43 @@ def measure(ticks, command):
         shutil.copytree(MPY_DIR / "lib", mpy_root / "lib")
         heap_mpy, _ = run_device(mpy_root, {"sim": sim, "ticks": ticks, "repeats": 1,
                                             "heap_only": True})
-    return summarize(raw, heap_mpy["heap"], mpy_files, argv, command)
+    report = summarize(raw, heap_mpy["heap"], mpy_files, argv, command)
+    report["quiet_tick_bytes"] = {"chip": quiet_tick_bytes(chip=True), "ticks": QUIET_TICKS}
+    return report
+
+
+def quiet_tick_bytes(ticks=QUIET_TICKS, chip=True):
+    """The firmware's own bytes per quiet tick (the tick's, less the simulated machine's counted in
+    the same tick) in each of QUIET_STATES, on the chip interpreter (or the 64-bit port), over
+    `ticks` from the state's start: {state: {"firmware_bytes", "sim_bytes", "quiet_ticks",
+    "state", "thermal", "alarm", "allocating_calls"}}.
+    EMITTING_WARNING: the room at the board's max_ambient_c (the warmest the runaway check
+    allows) and the heatsink 0.1 C under warning_c when the world begins: the treatment's own
+    heat takes it into WARNING (below derating), and the measurement begins with the medium
+    alarm's first burst."""
+    result = {}
+    with tempfile.TemporaryDirectory(prefix="laser-quiet-") as tmp:
+        for warm in (False, True):
+            root = Path(tmp) / ("warm" if warm else "normal")
+            board = vdevice.make_image(root, BOARD, TREATMENT, frozen=chip)
+            thermal = board["thermal"]
+            config = {"ticks": ticks, "repeats": 1, "alloc_only": True}
+            if warm:
+                config.update(sim=vdevice.sim_config(board, ambient_c=thermal["max_ambient_c"]),
+                              heatsink_c=thermal["warning_c"] - 0.1, warning_within_s=120,
+                              states=["EMITTING"])
+            else:
+                config["sim"] = vdevice.sim_config(board, ambient_c=25.0)
+            raw, _ = run_device(root, config, chip)
+            for name, r in raw["states"].items():
+                quiet = r["sim"]["quiet"]  # each tick's bytes, the simulated share in them
+                ticks, sim_bytes = quiet["ticks"], sum(quiet["sim_bytes"])
+                result[name + ("_WARNING" if warm else "")] = {
+                    "firmware_bytes": (sum(quiet["bytes"]) - sim_bytes) / ticks,
+                    "sim_bytes": sim_bytes / ticks, "quiet_ticks": ticks,
+                    "state": r["state"], "thermal": r["thermal"], "alarm": r["alarm"],
+                    "allocating_calls": [c for c in r["probes"] if c.get("max") or "error" in c]}
+    return result
 
 
 def summarize(raw, heap_mpy, mpy_files, argv, command):
@@ -209,13 +255,8 @@ def _hist_median(hist):
     return _median([v for v in sorted(hist) for _ in range(hist[v])])
 
 
-def _state(r, ticks, stage_names):
-    timing = r["timing"]
-    tick_us = min(timing["tick_block_us"]) / ticks
-    empty_us = min(timing["empty_block_us"]) / ticks
-    quiet_b, quiet_us = _hist(r["per_tick"]["quiet"]["bytes"]), _hist(r["per_tick"]["quiet"]["us"])
-    status_b = _hist(r["per_tick"]["status"]["bytes"])
-    status_us = _hist(r["per_tick"]["status"]["us"])
+def _stage_rows(r, stage_names):
+    """Each stage's bytes and µs, the simulated machine's share apart."""
     stage_rows = []
     st, sim = r["stages"], r["sim"]
     for k, name in enumerate(stage_names):
@@ -234,6 +275,17 @@ def _state(r, ticks, stage_names):
         if row["quiet_bytes"] is not None and row["sim_quiet_bytes"] is not None:
             row["firmware_quiet_bytes"] = row["quiet_bytes"] - row["sim_quiet_bytes"]
         stage_rows.append(row)
+    return stage_rows
+
+
+def _state(r, ticks, stage_names):
+    timing = r["timing"]
+    tick_us = min(timing["tick_block_us"]) / ticks
+    empty_us = min(timing["empty_block_us"]) / ticks
+    quiet_b, quiet_us = _hist(r["per_tick"]["quiet"]["bytes"]), _hist(r["per_tick"]["quiet"]["us"])
+    status_b = _hist(r["per_tick"]["status"]["bytes"])
+    status_us = _hist(r["per_tick"]["status"]["us"])
+    stage_rows = _stage_rows(r, stage_names)
     tick_mean_bytes = (_total(quiet_b) + _total(status_b)) / ticks
     stage_sum = sum(row["mean_bytes"] for row in stage_rows)
     quiet_sim = sum(row["sim_quiet_bytes"] or 0 for row in stage_rows)
@@ -379,6 +431,13 @@ def format_table(report):
             cells.append(c["error"] if "error" in c else _num(c.get("max")))
         if any(cell != "0" for cell in cells):
             lines.append("  %-48s %9s %9s" % (call, cells[0], cells[1]))
+    lines.append("")
+    quiet = report["quiet_tick_bytes"]
+    states = ", ".join("%s%s %s B" % (name, " (%s alarm)" % r["alarm"] if r["alarm"] != "NONE"
+                                      else "", _num(r["firmware_bytes"]))
+                       for name, r in quiet["chip"].items())
+    lines.append("The firmware's bytes on a quiet tick on the chip interpreter (32-bit, the "
+                 "firmware frozen), %d ticks each: %s" % (quiet["ticks"], states))
     lines.append("")
     lines += ["note: " + n for n in report["notes"]]
     return "\n".join(line.rstrip() for line in lines)

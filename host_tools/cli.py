@@ -15,7 +15,11 @@ def _scenario(args):
     except scenario_mod.ScenarioError as e:
         print("laserctl scenario: invalid scenario %s: %s" % (args.file, e), file=sys.stderr)
         return 2
-    report = scenario_mod.run(scenario, board)
+    try:
+        report = scenario_mod.run(scenario, board, chip=args.chip)
+    except FileNotFoundError as e:  # no chip interpreter built
+        print("laserctl scenario: %s" % e, file=sys.stderr)
+        return 2
     if args.report:
         with open(args.report, "w") as f:
             json.dump(report, f, indent=1)
@@ -167,11 +171,17 @@ def main(argv=None):
     p.add_argument("--maintenance", action="store_true",
                    help="boot with the reset button held: a maintenance boot (no control loop; "
                    "the REPL, for mpremote); it is released after that boot")
+    p.add_argument("--chip", action="store_true",
+                   help="on the chip interpreter (make chip: 32-bit, single floats), the firmware "
+                   "frozen into it as in the ESP32 image: the flash holds no lib/")
     p.set_defaults(func=_vdevice)
 
     p = sub.add_parser("scenario", help="run a scenario file on the virtual device")
     p.add_argument("file")
     p.add_argument("--report", metavar="OUT.json", help="write the full report here")
+    p.add_argument("--chip", action="store_true",
+                   help="on the chip interpreter (make chip: 32-bit, single floats), the firmware "
+                   "frozen into it as in the ESP32 image")
     p.set_defaults(func=_scenario)
 
     p = sub.add_parser("bench", help="measure the control tick on the MicroPython unix port")

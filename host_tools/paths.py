@@ -29,10 +29,16 @@ def micropython_executable():
 
 
 def chip_executable():
-    """The chip-shaped interpreter (32-bit, single floats, the firmware frozen in)."""
+    """The chip-shaped interpreter (32-bit, single floats, the firmware frozen in). It must be
+    newer than the modules frozen into it: run on a stale one, the firmware would be yesterday's."""
     if not CHIP_MICROPYTHON.exists():
         raise FileNotFoundError("%s is missing: run `make chip` (make test builds it)"
                                 % CHIP_MICROPYTHON)
+    built = CHIP_MICROPYTHON.stat().st_mtime
+    for source in sorted(FIRMWARE_LIB.glob("*.py")) + sorted(SIM_MPY.glob("*.py")):
+        if source.stat().st_mtime > built:
+            raise FileNotFoundError("%s is older than %s, which is frozen into it: run `make chip`"
+                                    % (CHIP_MICROPYTHON, source.relative_to(REPO)))
     return str(CHIP_MICROPYTHON)
 
 

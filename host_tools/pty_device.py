@@ -98,13 +98,16 @@ class _Stop(Exception):
 class PtyDevice:
     """The port, the interpreter behind it, and the bridge between them."""
 
-    def __init__(self, link, root, board, ambient_c, panel_port=None, maintenance=False):
+    def __init__(self, link, root, board, ambient_c, panel_port=None, maintenance=False,
+                 chip=False):
         """`link`: the port's path; `root`: the flash folder; `board`: the validated board dict;
         `ambient_c`: the room; `panel_port`: None, or the UDP port on 127.0.0.1 the world reports
         to and takes operator inputs from (host_tools/virtual_panel.py), for every interpreter;
         `maintenance`: the reset button is held through the first boot (then released, as a
-        technician's thumb is), which makes it a maintenance boot."""
+        technician's thumb is), which makes it a maintenance boot; `chip`: the chip interpreter,
+        the firmware frozen into it (its flash holds no lib/)."""
         self.link = Path(link)
+        self.chip = chip
         self.button_held_at_boot = maintenance
         self.root = Path(root)
         self.board = board
@@ -175,12 +178,15 @@ class PtyDevice:
             # ticks_ms runs on across soft resets, as on the chip; a hard reset restarts it.
             clock_start_ms=int((time.monotonic() - self.power_on_at) * 1000), **panel, **held)
         self.config_path.write_text(json.dumps(config))
-        argv, env, cwd = vdevice.command(self.root, self.config_path, interactive=True)
-        # The simulator imports the firmware's calibration module for its plant model: from the
-        # checkout it was written with, not from the flash, which may be blank or hold another
-        # version. Once vdev.py has mounted the flash, the firmware sees only the board's path.
-        env["MICROPYPATH"] = os.pathsep.join([str(paths.SIM_MPY), ".frozen",
-                                              str(paths.FIRMWARE_LIB)])
+        argv, env, cwd = vdevice.command(self.root, self.config_path, interactive=True,
+                                         chip=self.chip)
+        if not self.chip:
+            # The simulator imports the firmware's calibration module for its plant model: from
+            # the checkout it was written with, not from the flash, which may be blank or hold
+            # another version. Once vdev.py has mounted the flash, the firmware sees only the
+            # board's path. (On the chip interpreter the frozen one comes first anyway.)
+            env["MICROPYPATH"] = os.pathsep.join([str(paths.SIM_MPY), ".frozen",
+                                                  str(paths.FIRMWARE_LIB)])
         pid, fd = pty.fork()  # the child gets its own session with the pty as controlling tty
         if pid == 0:
             try:
@@ -393,9 +399,12 @@ def _raise_stop(signum, frame):
 
 def main(args):
     """laserctl vdevice: run until SIGINT/SIGTERM; 0 on a clean stop, 2 on a setup error."""
+    chip = getattr(args, "chip", False)
     try:
         _, board = vdevice.load_board(args.board)
         vdevice.sim_config(board)  # refuses a board without a plant model, before anything starts
+        if chip:
+            paths.chip_executable()  # built, and not older than the firmware frozen into it
     except (ValueError, OSError) as e:
         print("laserctl vdevice: %s" % e, file=sys.stderr)
         return 2
@@ -403,16 +412,16 @@ def main(args):
         if args.root:
             root = Path(args.root)
             if not root.exists():  # a new device: the firmware as the checkout has it
-                vdevice.make_image(root, args.board, args.protocol)
+                vdevice.make_image(root, args.board, args.protocol, frozen=chip)
             elif args.protocol is not None:
                 (root / "treatment.json").write_text(json.dumps(args.protocol))
             # An existing folder is the device's flash as it is, blank or deployed to.
         else:
             root = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="vdev-flash-")))
-            vdevice.make_image(root, args.board, args.protocol)
+            vdevice.make_image(root, args.board, args.protocol, frozen=chip)
         device = PtyDevice(args.pty, root.resolve(), board, args.ambient,
                            panel_port=getattr(args, "panel", None),
-                           maintenance=getattr(args, "maintenance", False))
+                           maintenance=getattr(args, "maintenance", False), chip=chip)
         cleanup.callback(device.close)
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, _raise_stop)

@@ -260,20 +260,26 @@ def _is_number(value):
 # -- running -------------------------------------------------------------------------------------
 
 
-def run(scenario, board, heap=vdevice.DEFAULT_HEAP):
-    """Run a validated scenario on the virtual device; return the report dict."""
+def run(scenario, board, heap=vdevice.DEFAULT_HEAP, chip=False):
+    """Run a validated scenario on the virtual device; return the report dict. `chip`: on the
+    chip interpreter (32-bit, single floats), the firmware frozen into it."""
     with tempfile.TemporaryDirectory(prefix="laser-scenario-") as tmp:
         tmp = Path(tmp)
         root = tmp / "device"
-        vdevice.make_image(root, scenario.get("board", "sim"), treatment_spec(scenario))
+        vdevice.make_image(root, scenario.get("board", "sim"), treatment_spec(scenario),
+                           frozen=chip)
         trace_path = tmp / "trace.json"
         config = vdevice.sim_config(
-            board, until_s=scenario["until_s"], events=expand_events(scenario.get("events", [])),
+            board, until_s=scenario["until_s"], until_us=round(scenario["until_s"] * 1e6),
+            # Each time also in whole microseconds: the chip interpreter reads a JSON number
+            # with a fraction as a single float, good to the microsecond only up to 16 s.
+            events=[dict(e, at_us=round(e["at_s"] * 1e6))
+                    for e in expand_events(scenario.get("events", []))],
             initial=scenario.get("initial", {}), ambient_c=scenario.get("ambient_c", 25.0),
             clock_start_ms=scenario.get("clock_start_ms", 0), trace_path=str(trace_path))
         config_path = tmp / "vdev.json"
         config_path.write_text(json.dumps(config))
-        argv, env, cwd = vdevice.command(root, config_path, heap=heap)
+        argv, env, cwd = vdevice.command(root, config_path, heap=heap, chip=chip)
         # The serial port: the device reads the pipe as its stdin; the world writes the
         # scenario's lines into it at their virtual times (simworld.World.set_input).
         serial_in, serial_out = os.pipe()
@@ -368,12 +374,16 @@ def build_report(scenario, stdout, world):
         if "delivered_j" in obj:
             last = obj
 
-    # The world's trace is flat (see simworld.World): rows of 2 or 3 values.
+    # The world's trace is flat (see simworld.World): rows of 3 or 4 values, each beginning with
+    # its time as whole seconds and microseconds.
     trace = world["trace"]
-    optical = [(t / 1e6, uw / 1e6) for t, uw in _rows(trace["optical"], 2)]
-    intervals = emission_intervals(optical, world["now_s"])
-    inputs = [(t / 1e6, name, value) for t, name, value in _rows(trace["inputs"], 3)]
-    temperatures = _rows(trace["temperature"], 3)
+    optical = [(_seconds(s, us), uw / 1e6) for s, us, uw in _rows(trace["optical"], 3)]
+    now_s = _seconds(*world["now_s_us"])
+    intervals = emission_intervals(optical, now_s)
+    inputs = [(_seconds(s, us), name, value)
+              for s, us, name, value in _rows(trace["inputs"], 4)]
+    temperatures = [(_seconds(s, us), sink, junction)
+                    for s, us, sink, junction in _rows(trace["temperature"], 4)]
     report = {
         "description": scenario.get("description", ""),
         "board": scenario.get("board", "sim"),
@@ -409,17 +419,17 @@ def build_report(scenario, stdout, world):
         "vetoes": vetoes,
         "supervisor": {"request": last.get("request"), "permit": last.get("permit"),
                        "why": last.get("why")},
-        "resets": [{"at_s": t / 1e6, "cause": c} for t, c in trace["resets"]],
+        "resets": [{"at_s": _seconds(s, us), "cause": c} for s, us, c in trace["resets"]],
         # The loop's own count of late ticks, and the serial port: lines the firmware dropped for
         # want of room, and what the simulated UART carried and made the firmware wait for.
         "overruns": last.get("overruns"),
         "serial_dropped": last.get("serial_dropped"),
         "serial_port": _serial_port(world.get("uart")),
         "serial": serial_exchanges(inputs, replies),
-        "ended_s": world["now_s"],
+        "ended_s": now_s,
         "trace": {"optical_w": optical,
-                  "heatsink_c": [(t / 1e6, sink / 1000) for t, sink, _ in temperatures],
-                  "junction_c": [(t / 1e6, junction / 1000) for t, _, junction in temperatures],
+                  "heatsink_c": [(t, sink / 1000) for t, sink, _ in temperatures],
+                  "junction_c": [(t, junction / 1000) for t, _, junction in temperatures],
                   "inputs": inputs,
                   # (at_s, state, power_w, temp_c, delivered_j) as the firmware reported them
                   "measured": measured},
@@ -435,6 +445,11 @@ def _serial_port(uart):
     return {"baud": uart["baud"], "bytes": uart["bytes"], "waits": uart["waits"],
             "waited_ms": round(uart["waited_us"] / 1000.0, 3),
             "longest_wait_ms": round(uart["longest_wait_us"] / 1000.0, 3)}
+
+
+def _seconds(s, us):
+    """A time from the world's trace, whole seconds and microseconds, in seconds."""
+    return (s * 1000000 + us) / 1e6
 
 
 def _rows(flat, width):

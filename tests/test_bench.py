@@ -92,6 +92,20 @@ def test_ticks_out_of_range_is_refused(capsys):
     assert "--ticks" in capsys.readouterr().err
 
 
+def test_a_quiet_tick_allocates_nothing_on_the_chip_with_a_warning_sounding_too(run):
+    # The chip interpreter: 32-bit, where a big int (past 2**30, or a frozen constant past 13
+    # bits) and a tuple are heap allocations; the firmware frozen as in the image. The medium
+    # alarm's burst pattern runs every tick while the heatsink is warm.
+    quiet = run["quiet_tick_bytes"]["chip"]
+    assert tuple(quiet) == bench.QUIET_STATES
+    warm = quiet["EMITTING_WARNING"]
+    assert (warm["state"], warm["thermal"], warm["alarm"]) == ("EMITTING", "WARNING", "MEDIUM")
+    assert (quiet["EMITTING"]["thermal"], quiet["EMITTING"]["alarm"]) == ("NORMAL", "NONE")
+    for name, r in quiet.items():
+        assert r["sim_bytes"] > 0  # the simulated machine's share is seen, and set apart
+        assert r["firmware_bytes"] == 0, (name, r["allocating_calls"])
+
+
 def test_a_quiet_tick_of_the_firmware_allocates_nothing(run):
     # The firmware decides in integers (microvolts, microwatts, milliseconds): on a tick that
     # prints nothing it must not touch the heap. The simulated machine's share is not firmware.

@@ -1,4 +1,7 @@
-"""The firmware's logic tests (tests/firmware) again, on the real MicroPython unix port."""
+"""The firmware's logic tests (tests/firmware) again, on both real MicroPython interpreters: the
+chip interpreter (`make chip`: 32-bit, single floats, 31-bit small ints), running the firmware
+frozen into it as the ESP32 image does, and the 64-bit unix port of the virtual device, loading it
+from firmware/lib."""
 
 import ast
 import os
@@ -19,11 +22,20 @@ def _test_count(module):
                if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"))
 
 
+def _interpreter(name):
+    """argv and MICROPYPATH: on the chip the firmware is the frozen one, what the image ships (no
+    test needs its sources); the 64-bit port loads it from firmware/lib."""
+    if name == "chip":
+        return paths.chip_executable(), [".frozen", str(TESTS)]
+    return paths.micropython_executable(), [".frozen", str(paths.FIRMWARE_LIB), str(TESTS)]
+
+
+@pytest.mark.parametrize("interpreter", ["chip", "unix64"])
 @pytest.mark.parametrize("module", MODULES)
-def test_logic_tests_pass_on_micropython(module):
-    env = dict(os.environ, MICROPYPATH=os.pathsep.join(
-        [".frozen", str(paths.FIRMWARE_LIB), str(TESTS)]))
-    proc = subprocess.run([paths.micropython_executable(), str(TESTS / "mpy_runner.py"), module],
+def test_logic_tests_pass_on_micropython(module, interpreter):
+    executable, path = _interpreter(interpreter)
+    env = dict(os.environ, MICROPYPATH=os.pathsep.join(path))
+    proc = subprocess.run([executable, str(TESTS / "mpy_runner.py"), module],
                           env=env, cwd=paths.REPO, capture_output=True, text=True, timeout=120)
     summary = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr
     assert proc.returncode == 0, proc.stdout + proc.stderr

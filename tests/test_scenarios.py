@@ -30,6 +30,28 @@ def test_shipped_scenario_meets_its_expectations(path):
     assert report["expect"]["failures"] == []
 
 
+# On the chip interpreter (32-bit, single floats, the firmware frozen as in the ESP32 image; every
+# shipped scenario: `laserctl scenario --chip`), a set that covers a treatment with pauses,
+# pulses from the hardware gate, faults, the watchdog and a power cut, the serial protocol, the
+# tick counter's wrap, a tampered file and an exhausted heap.
+CHIP_SCENARIOS = ("pause_resume", "pulsed_5khz", "thermistor_open_during_emission", "estop",
+                  "serial_session", "faults/loop_hang", "faults/power_cut", "faults/tick_wrap",
+                  "faults/firmware_tampered", "faults/memory_exhaustion")
+
+
+@pytest.mark.parametrize("name", CHIP_SCENARIOS)
+def test_shipped_scenario_meets_its_expectations_on_the_chip(name):
+    data, board = scenario.load(Path(__file__).parent / "scenarios" / (name + ".json"))
+    report = scenario.run(data, board, chip=True)
+    assert report["expect"]["failures"] == []
+    if not name.startswith("faults/"):  # an injected fault may make the firmware report one
+        assert report["errors"] == []
+    if report["final_state"] == "COMPLETE":
+        # The firmware's count and the plant's integral describe the same light: the plant's
+        # sum holds its precision in single floats too.
+        assert abs(report["delivered_j"] - report["emitted_j"]) < 0.01, report["emitted_j"]
+
+
 def test_issue_example_completes_within_a_tenth_of_a_percent():
     report = run({"board": "sim", "protocol": {"power_w": 10.0, "dose_j_cm2": 8.0,
                                                "area_cm2": 100.0},
@@ -197,21 +219,30 @@ def test_bad_fault_and_ambient_events_exit_2_from_the_cli(tmp_path):
     assert "thermistor_open" in proc.stderr  # the known names are listed
 
 
+def _stamped(flat, width):
+    """A flat trace written with times in microseconds, as simworld writes it: each time as two
+    values, whole seconds and microseconds."""
+    out = []
+    for i in range(0, len(flat), width):
+        out += [flat[i] // 1000000, flat[i] % 1000000] + flat[i + 1:i + width]
+    return out
+
+
 def test_report_times_the_reaction_to_thermistor_faults_and_lists_the_injected_ones():
-    # A world as simworld writes it: flat traces (t_us, microwatts / mC, mC / name, value).
-    world = {"now_s": 12.0, "emitted_j": 20.0, "max_true_c": 30.5, "max_junction_c": 36.25,
+    # A world as simworld writes it: flat traces (t, microwatts / mC, mC / name, value).
+    world = {"now_s_us": [12, 0], "emitted_j": 20.0, "max_true_c": 30.5, "max_junction_c": 36.25,
              "trace": {
-                 "optical": [0, 0, 2000000, 5000000, 5004000, 0, 6000000, 5000000, 7010000, 0,
-                             10000000, 4000000],
-                 "temperature": [0, 25000, 25000, 1000000, 25125, 27500],
-                 "inputs": [3000000, "fault", "fan_failure",
-                            4000000, "ambient_c", 35.0,
-                            5000000, "fault", "thermistor_open",
-                            7000000, "fault", "thermistor_short",
-                            8000000, "fault", "thermistor_open",  # dark: no reaction to time
-                            9000000, "fault", "thermistor_stuck",
-                            11000000, "fault", "thermistor_short",  # light never stops: None
-                            11500000, "key", False],
+                 "optical": _stamped([0, 0, 2000000, 5000000, 5004000, 0, 6000000, 5000000,
+                                      7010000, 0, 10000000, 4000000], 2),
+                 "temperature": _stamped([0, 25000, 25000, 1000000, 25125, 27500], 3),
+                 "inputs": _stamped([3000000, "fault", "fan_failure",
+                                     4000000, "ambient_c", 35.0,
+                                     5000000, "fault", "thermistor_open",
+                                     7000000, "fault", "thermistor_short",
+                                     8000000, "fault", "thermistor_open",  # dark: no reaction
+                                     9000000, "fault", "thermistor_stuck",
+                                     11000000, "fault", "thermistor_short",  # never stops: None
+                                     11500000, "key", False], 3),
                  "resets": []}}
     report = scenario.build_report({"protocol": GOOD["protocol"], "until_s": 12}, "", world)
     assert report["reaction_ms"] == {"thermistor_open": 4.0, "thermistor_short": None,
@@ -230,11 +261,12 @@ def test_report_times_the_reaction_to_thermistor_faults_and_lists_the_injected_o
 
 
 def test_report_reaction_to_a_short_is_the_worst_of_its_injections():
-    world = {"now_s": 10.0, "emitted_j": 0.0, "max_true_c": 25.0, "max_junction_c": 25.0,
-             "trace": {"optical": [1000000, 5000000, 2003000, 0, 3000000, 5000000, 4008000, 0],
+    world = {"now_s_us": [10, 0], "emitted_j": 0.0, "max_true_c": 25.0, "max_junction_c": 25.0,
+             "trace": {"optical": _stamped([1000000, 5000000, 2003000, 0, 3000000, 5000000,
+                                            4008000, 0], 2),
                        "temperature": [], "resets": [],
-                       "inputs": [2000000, "fault", "thermistor_short",
-                                  4000000, "fault", "thermistor_short"]}}
+                       "inputs": _stamped([2000000, "fault", "thermistor_short",
+                                           4000000, "fault", "thermistor_short"], 3)}}
     report = scenario.build_report({}, "", world)
     assert report["reaction_ms"] == {"thermistor_short": 8.0}
 

@@ -56,13 +56,15 @@ class Device:
     """`laserctl vdevice --pty PORT [--root ROOT] [--maintenance]`, started and stopped like an
     engineer would."""
 
-    def __init__(self, tmp_path, root=None, maintenance=False):
+    def __init__(self, tmp_path, root=None, maintenance=False, chip=False):
         self.port = str(tmp_path / "ttyV")
         argv = [sys.executable, "-m", "host_tools.cli", "vdevice", "--pty", self.port]
         if root is not None:
             argv += ["--root", str(root)]
         if maintenance:
             argv.append("--maintenance")
+        if chip:
+            argv.append("--chip")
         self.log_path = tmp_path / "device.log"
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(argv, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
@@ -114,8 +116,8 @@ def start_device(tmp_path):
     """Start devices; every one is stopped when the test ends, however it ends."""
     started = []
 
-    def start(root=None, maintenance=False):
-        started.append(Device(tmp_path, root, maintenance))
+    def start(root=None, maintenance=False, chip=False):
+        started.append(Device(tmp_path, root, maintenance, chip))
         started[-1].wait_for_port()
         return started[-1]
 
@@ -300,6 +302,24 @@ def test_the_serial_protocol_runs_on_the_port_and_the_memory_survives_resets(dev
         os.close(port)
     assert [r["ev"] for r in records] == ["boot", "pin_wrong", "service_open", "service", "boot"]
     assert records[3]["action"] == "maintenance", records
+
+
+def test_on_the_chip_interpreter_the_frozen_firmware_answers_and_the_flash_has_no_lib(
+        start_device):
+    device = start_device(chip=True)  # laserctl vdevice --chip
+    port = os.open(device.port, os.O_RDWR | os.O_NOCTTY)
+    try:
+        line = re.compile(rb'\{[^\n]*"ev": "selftest"[^\n]*\n')
+        selftest = json.loads(line.search(read_until(port, line, 20)).group())
+        assert selftest["ok"] is True, selftest  # the integrity check too, without lib/
+        status = _request(port, {"cmd": "status"})
+        assert status["ok"] is True and status["state"] == "STANDBY", status
+    finally:
+        os.close(port)
+    device.enter_maintenance()
+    out = device.mpremote("exec", "import sys, os; print(sys.maxsize, 1.1 + 2.2, "
+                          "sorted(n for n in os.listdir() if n.endswith('.py') or n == 'lib'))")
+    assert out.strip() == "2147483647 3.3000002 ['boot.py', 'main.py']", out
 
 
 def _laserctl_journal(port, out, pin="000000"):

@@ -28,6 +28,10 @@ LIMITS = {
     "area_cm2": (0.01, 10000.0),         # 1 mm2 .. 1 m2
 }
 TOLERANCE = 0.005  # over-determined inputs must agree within 0.5 % (written-out values round)
+# What a derivation's own rounding may add to a value, relative: a few units in the last digit of
+# the ESP32's single floats (2**-23 = 1.2e-7), to which a value and the chain that derived it
+# round. Far below any limit's meaning, and above zero: 1 + 1e-9 is exactly 1 in single floats.
+ROUNDING = 1e-6
 # product = factor_a * factor_b
 RELATIONS = (("energy_j", "power_w", "time_s"),
              ("energy_j", "fluence_j_cm2", "area_cm2"),
@@ -121,12 +125,13 @@ def _duty(duty_pct):
 
 def _derive(key, value, operands, op, values, sources, where, names):
     low, high = LIMITS[key]
-    # The relation's own rounding must not refuse a value at a limit: compare with slack.
-    if not (low * (1 - 1e-9) <= value <= high * (1 + 1e-9)):
+    # The relation's own rounding must not refuse a value at a limit: compare with slack, and
+    # keep the value within its limits.
+    if not (low * (1 - ROUNDING) <= value <= high * (1 + ROUNDING)):
         raise ValueError("%s.%s: %g %s (%s) is outside %g..%g %s"
                          % (where, _name(key, names), value, UNITS[key],
                             op.join(_names(operands, names)), low, high, UNITS[key]))
-    values[key] = value
+    values[key] = min(max(value, low), high)
     merged = []
     for field in FIELDS:
         for operand in operands:

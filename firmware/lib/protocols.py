@@ -195,7 +195,7 @@ def _check_on_board(preset, board):
                              "power of %g W" % (where, spec["power_w"], lowest_w))
         if preset["mode"] == "pulsed":
             peak_w = dose.peak_power_w(spec["power_w"], preset["duty_pct"])
-            if peak_w > cal.max_power_w * (1 + 1e-9):
+            if peak_w > cal.max_power_w * (1 + dose.ROUNDING):  # a peak at the maximum passes
                 raise ValueError("%s.duty_pct: the peak power %g W (%g W at %g %%) exceeds this "
                                  "board's %g W" % (where, peak_w, spec["power_w"],
                                                    preset["duty_pct"], cal.max_power_w))

@@ -14,9 +14,11 @@ import math
 from array import array
 
 _KELVIN = 273.15
-# ESP32 ADC linear input range and full scale per attenuation, in microvolts (Espressif).
-_LINEAR_UV = {0: (100000, 950000), 2.5: (100000, 1250000), 6: (150000, 1750000),
-              11: (150000, 2450000)}
+# ESP32 ADC linear input range per attenuation (Espressif), in millivolts: an int past 13 bits
+# in a tuple of constants is frozen into an image as a big-int object (MicroPython's mpy-tool),
+# and the tick subtracts the range's low end from every sample (linear_range_uv scales them).
+_LINEAR_MV = {0: (100, 950), 2.5: (100, 1250), 6: (150, 1750), 11: (150, 2450)}
+# Full scale per attenuation, in microvolts.
 _FULL_SCALE_UV = {0: 1100000, 2.5: 1500000, 6: 2200000, 11: 3100000}
 _FLOOR_UV = 100000  # below about 100 mV the ADC reads 0
 GRID_UV = 5000  # lookup resolution; linear interpolation between points adds < 0.01 C
@@ -126,7 +128,8 @@ def model_for(config):
 
 def linear_range_uv(atten_db):
     """(lowest, highest) microvolts the ESP32 ADC reads linearly at this attenuation."""
-    return _LINEAR_UV[atten_db]
+    low_mv, high_mv = _LINEAR_MV[atten_db]
+    return low_mv * 1000, high_mv * 1000
 
 
 class Thermistor:

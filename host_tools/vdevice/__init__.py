@@ -2,7 +2,11 @@
 `machine` and `time` wired to a plant model (see mpy/simworld.py).
 
 A device image is a folder laid out like the ESP32's filesystem (boot.py, main.py, lib/,
-board.json, protocols.json, treatment.json); `Launch` runs the interpreter in it.
+board.json, protocols.json, treatment.json); `command` runs an interpreter in it. Two
+interpreters: the 64-bit unix port from the package registry, which loads the firmware from lib/,
+and the chip interpreter (`chip=True`, `make chip`, docs/chip.md: 32-bit, single floats), which
+runs the firmware and the simulated machine frozen into it, as the ESP32 image does: its device
+image holds only the filesystem's files, no lib/.
 """
 
 import json
@@ -42,18 +46,25 @@ def check_treatment(spec, board):
 FACTORY_CALIBRATION_DATE = "2026-11-01"  # the virtual device's diode was "measured" then
 
 
-def make_image(root, board_name, treatment=None):
+def make_image(root, board_name, treatment=None, frozen=False):
     """Lay out a device filesystem in `root` as a deploy leaves it: the firmware, the board file,
     the preset library, the integrity manifest (last); the treatment; and the settings a service
     technician stores once per device: the virtual diode answers exactly as
-    the board's calibration says, so that is its calibration (service PIN: the factory one)."""
+    the board's calibration says, so that is its calibration (service PIN: the factory one).
+    `frozen`: the firmware's modules are frozen into the interpreter (the chip interpreter, as
+    an ESP32 image): no lib/, and the manifest names the image this checkout builds."""
+    from host_tools import image
+
     root = Path(root)
-    (root / "lib").mkdir(parents=True, exist_ok=True)
+    root.mkdir(parents=True, exist_ok=True)
     _, board = load_board(board_name)
-    files = manifest.deploy_files(board_name)
+    files = manifest.deploy_files(board_name, frozen)
+    if not frozen:
+        (root / "lib").mkdir(exist_ok=True)
     for name, source in files.items():
         shutil.copy(source, root / name)
-    (root / manifest.MANIFEST_NAME).write_text(json.dumps(manifest.manifest(files)))
+    image_id = image.build_id() if frozen else None
+    (root / manifest.MANIFEST_NAME).write_text(json.dumps(manifest.manifest(files, image_id)))
     if treatment is not None:
         (root / "treatment.json").write_text(json.dumps(treatment))
     (root / "settings.json").write_bytes(factory_settings(board))
@@ -82,14 +93,22 @@ def sim_config(board, **settings):
     return config
 
 
-def command(root, config_path, interactive=False, heap=DEFAULT_HEAP):
-    """argv, env and cwd to start the virtual device whose filesystem is `root`."""
-    argv = [paths.micropython_executable(), "-X", "heapsize=" + heap]
+def command(root, config_path, interactive=False, heap=DEFAULT_HEAP, chip=False):
+    """argv, env and cwd to start the virtual device whose filesystem is `root`; on the chip
+    interpreter with `chip` (its image made with make_image(..., frozen=True))."""
+    argv = [paths.chip_executable() if chip else paths.micropython_executable(),
+            "-X", "heapsize=" + heap]
     if interactive:
         argv.append("-i")
-    argv.append(str(paths.SIM_MPY / "vdev.py"))
     env = dict(os.environ)
-    # The simulated machine/time first, then the frozen modules, then the device's /lib.
-    env["MICROPYPATH"] = os.pathsep.join([str(paths.SIM_MPY), ".frozen", "lib"])
+    if chip:
+        # The simulated machine and the firmware are frozen in; then the device's /lib, as the
+        # ESP32's sys.path has it.
+        argv += ["-m", "vdev"]
+        env["MICROPYPATH"] = os.pathsep.join([".frozen", "lib"])
+    else:
+        # The simulated machine/time first, then the frozen modules, then the device's /lib.
+        argv.append(str(paths.SIM_MPY / "vdev.py"))
+        env["MICROPYPATH"] = os.pathsep.join([str(paths.SIM_MPY), ".frozen", "lib"])
     env["VDEV_CONFIG"] = str(config_path)
     return argv, env, str(root)

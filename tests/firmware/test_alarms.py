@@ -1,14 +1,14 @@
 # The buzzer's language: alarm priorities with distinct bursts above the state tones, and the
 # silence that mutes a high alarm for a while without clearing it. CPython and MicroPython.
 import alarms
-from support import Rig
+from support import Rig, heap_bytes
 
 
 def _pulses(priority, span_ms):
     """Rising edges of the burst pattern over span_ms, in 10 ms steps."""
     edges, was = 0, False
     for t in range(0, span_ms, 10):
-        on = alarms.burst(priority, t)[0]
+        on = alarms.burst(priority, t) == alarms.SOUNDING
         edges += on and not was
         was = on
     return edges
@@ -30,6 +30,20 @@ def test_an_alarm_between_bursts_lets_the_state_tone_through_except_a_high_one()
     assert alarms.buzzer(alarms.MEDIUM, 50, emitting, 500) is True
     # A high alarm is never mixed with anything.
     assert alarms.buzzer(alarms.HIGH, 3000, emitting, 3050) is False
+
+
+def _buzzer_pattern(priority, tone, span_ms):
+    for t in range(0, span_ms, 10):
+        alarms.buzzer(priority, t, tone, t)
+
+
+def test_the_buzzer_allocates_nothing_whatever_sounds():
+    # It runs every tick: a tuple or a big int per call would be garbage 100 times a second.
+    # (MicroPython only: CPython has no heap to count.)
+    for priority in (alarms.NONE, alarms.LOW, alarms.MEDIUM, alarms.HIGH):
+        for tone in (None, alarms.WARNING_TONE, alarms.EMISSION_TONE):
+            spent = heap_bytes(_buzzer_pattern, priority, tone, 16000)  # every burst's repeat
+            assert spent in (None, 0), (alarms.PRIORITY_NAMES[priority], tone, spent)
 
 
 def _buzzer_edges(rig, ms):

@@ -208,6 +208,15 @@ def test_bad_library_files_are_refused():
     assert protocols.names(protocols.load(PROTOCOLS_JSON))[0] == "low-back-acute"
 
 
+def test_a_pulsed_preset_whose_peak_is_the_boards_maximum_passes():
+    # 4.8 W at 32 % is a 15 W peak, exactly the sim diode's maximum; the chip's single floats
+    # round the division just above it (as doubles do 4.65 W at 31 %, which the gate's resolution
+    # refuses anyway).
+    edge = preset_data(name="edge", power_w=4.8, time_s=800.0 / 4.8, mode="pulsed",
+                       pulse_hz=1000, duty_pct=32)
+    assert protocols.check_all(protocols.build(library_data(edge)), load_board()) == 7
+
+
 def test_check_all_names_the_first_preset_a_board_cannot_deliver():
     board = load_board()
     ok = preset_data(name="fine")

@@ -3,8 +3,8 @@
 # interpreter); run by tests/test_repl_uart.py through tests/firmware/mpy_runner.py.
 import json
 
-import machine
 import repl_uart
+import sim_machine as machine
 import simworld
 from simworld import HardReset
 
@@ -71,7 +71,7 @@ def test_the_world_goes_on_during_a_wait_and_the_watchdog_bites_a_long_write():
         assert str(e) == "watchdog"
     else:
         raise AssertionError("no watchdog reset")
-    assert w.trace["inputs"][:2] == [4000, "key"]  # the key turned while the writer waited
+    assert w.trace["inputs"][:3] == [0, 4000, "key"]  # the key turned while the writer waited
     assert w.now_us == 500001  # fed at 0, bitten 500 ms (+1 us) later
 
 
@@ -105,6 +105,7 @@ def _run_app(until_s, whole_lines):
     """The firmware's App and Hardware on the sim board, its loop run to `until_s`; with
     `whole_lines`, every line written whole at once (the firmware before the outbox: print)."""
     w = _world(until_s=until_s)
+    simworld.install()  # the firmware's machine and time: the simulated ones
     repl_uart.install()
     import sys
 

@@ -1,13 +1,19 @@
-# The simulated ESP32 `machine` and plant, on the MicroPython unix port (they run nowhere else).
+# The simulated ESP32 `machine` and plant, on both MicroPython interpreters the virtual device runs
+# on (they run nowhere else): the 64-bit unix port and the chip interpreter (32-bit, single floats).
 # Run by tests/test_sim_machine.py through tests/firmware/mpy_runner.py.
 import json
-import time
 
-import machine
+import sim_machine as machine
+import sim_time as time
 import simworld
 
 _HERE = __file__.rsplit("/", 1)[0]
 _REPO = _HERE + "/../.."
+# How closely the plant follows an exact integration. In the chip interpreter's single floats
+# (2**-23) each 10 ms step multiplies by exp(A t) rounded to that precision: measured 0.002 C off
+# after 30 s of a 13 C rise, a tenth of what the ADC's 1 mV step resolves (about 0.02 C). In the
+# 64-bit port's doubles, 1e-6 C.
+_PLANT_C = 1e-6 if 1.0 + 2.0 ** -30 != 1.0 else 0.005
 
 
 def _world(edit=None, **config):
@@ -155,7 +161,7 @@ def test_a_fan_failure_raises_the_steady_state_to_the_fan_off_resistance():
     assert not w.fan_running
     assert abs(w.heatsink_c - 25.0 - heat_w * r_off) < 0.01, w.heatsink_c
     assert abs(w.junction_c - w.heatsink_c - heat_w * r_jh) < 0.01
-    assert w.trace["inputs"] == [2000500000, "fault", "fan_failure"]
+    assert w.trace["inputs"] == [2000, 500000, "fault", "fan_failure"]
 
 
 def test_the_junction_is_hotter_than_the_heatsink_while_emitting():
@@ -178,16 +184,16 @@ def test_the_plant_follows_an_independent_integration_and_keeps_the_peak_after_d
         lit_junction, lit_sink = tj, th
         if step + 1 in (100, 500, 3000):  # 1 s, 5 s, 30 s
             time.sleep_ms((step + 1) * 10 - w.now_us // 1000)
-            assert abs(w.junction_c - tj) < 1e-6 and abs(w.heatsink_c - th) < 1e-6, step
+            assert abs(w.junction_c - tj) < _PLANT_C and abs(w.heatsink_c - th) < _PLANT_C, step
     machine.Pin(26, machine.Pin.OUT, value=0)  # dark: the junction's heat drains into the sink
     dark, peak = (lit_junction, lit_sink), lit_sink
     for dark in _rk4(lit_junction, lit_sink, 22.0, 0.0, c_j, r_jh, c_h, r_ha, 20.0):
         peak = max(peak, dark[1])
     time.sleep(20)
-    assert abs(w.junction_c - dark[0]) < 1e-6 and abs(w.heatsink_c - dark[1]) < 1e-6
+    assert abs(w.junction_c - dark[0]) < _PLANT_C and abs(w.heatsink_c - dark[1]) < _PLANT_C
     assert peak > lit_sink + 0.05, "the heatsink keeps warming after the light stops"
-    assert abs(w.max_true_c - peak) < 1e-6, (w.max_true_c, peak)
-    assert abs(w.max_junction_c - lit_junction) < 1e-6
+    assert abs(w.max_true_c - peak) < _PLANT_C, (w.max_true_c, peak)
+    assert abs(w.max_junction_c - lit_junction) < _PLANT_C
 
 
 def _adc():
@@ -215,7 +221,7 @@ def test_a_shorted_thermistor_reads_the_ground_side_of_the_divider():
     assert adc.read_uv() > 1500000
     time.sleep_ms(1)
     assert adc.read_uv() == 0 and adc.read_u16() == 0
-    assert w.trace["inputs"] == [1000000, "fault", "thermistor_short"]
+    assert w.trace["inputs"] == [1, 0, "fault", "thermistor_short"]
     w = _world(edit=lambda b: b["thermistor"]["divider"].update(ntc="top"))
     w.set_input("fault", "thermistor_short")
     assert _adc().read_uv() == 3100000
@@ -253,7 +259,7 @@ def test_an_ambient_event_moves_the_steady_state():
     time.sleep(2000)
     assert w.ambient_c == 35.0
     assert abs(w.heatsink_c - 35.0 - heat_w * r_ha) < 0.01, w.heatsink_c
-    assert w.trace["inputs"] == [10000000, "ambient_c", 35.0]
+    assert w.trace["inputs"] == [10, 0, "ambient_c", 35.0]
 
 
 def test_events_at_the_same_instant_apply_in_the_order_given():
@@ -263,8 +269,8 @@ def test_events_at_the_same_instant_apply_in_the_order_given():
     w = _world(events=events)
     time.sleep(2)
     inputs = w.trace["inputs"]
-    assert inputs[1::3] == ["key"] * 25 + ["ambient_c", "fault"]
-    assert inputs[2:75:3] == [i % 2 == 0 for i in range(25)]
+    assert inputs[2::4] == ["key"] * 25 + ["ambient_c", "fault"]
+    assert inputs[3:100:4] == [i % 2 == 0 for i in range(25)]
     assert machine.Pin(18, machine.Pin.IN, machine.Pin.PULL_UP).value() == 0  # key on, last
 
 
@@ -273,11 +279,11 @@ def test_the_temperature_trace_records_both_nodes_every_second():
     _emit(48000)
     time.sleep(3)
     rows = w.trace["temperature"]
-    assert rows[0::3] == [0, 1000000, 2000000, 3000000]
-    assert rows[1] == rows[2] == 25000  # millidegrees
-    for i in range(3, len(rows), 3):
-        assert rows[i + 2] > rows[i + 1] > 25000
-    assert w.trace["optical"] == [0, 12400000] or w.trace["optical"][-2:] == [0, 12400000]
+    assert rows[0::4] == [0, 1, 2, 3] and rows[1::4] == [0, 0, 0, 0]  # seconds, microseconds
+    assert rows[2] == rows[3] == 25000  # millidegrees
+    for i in range(4, len(rows), 4):
+        assert rows[i + 3] > rows[i + 2] > 25000
+    assert w.trace["optical"] == [0, 0, 12400000] or w.trace["optical"][-3:] == [0, 0, 12400000]
 
 
 def test_a_plant_that_would_emit_more_light_than_it_takes_is_refused():
@@ -320,7 +326,7 @@ def test_watchdog_cannot_be_stopped_and_resets_when_starved():
     try:
         time.sleep_ms(150)
     except simworld.HardReset:
-        assert w.outputs == {} and w.trace["resets"][-1][1] == "watchdog"
+        assert w.outputs == {} and w.trace["resets"][-1][2] == "watchdog"
         return
     raise AssertionError("a starved watchdog must reset the chip")
 
@@ -411,12 +417,12 @@ def test_the_watchdog_bites_at_its_deadline_whatever_falls_inside_a_hang():
     _raises(simworld.HardReset, key.value)  # the read hangs; the watchdog bites
     deadline_us = fed_us + 500 * 1000 + 1
     assert w.now_us == deadline_us, w.now_us
-    assert w.trace["resets"] == [(deadline_us, "watchdog")]
-    assert w.trace["optical"][-2:] == [deadline_us, 0], "the light goes off at the reset"
+    assert w.trace["resets"] == [(1, 500001, "watchdog")] and deadline_us == 1500001
+    assert w.trace["optical"][-3:] == [1, 500001, 0], "the light goes off at the reset"
     # Before the deadline: the world's events and the timer, at their times. After it: nothing.
     inputs = w.trace["inputs"]
-    assert inputs[0::3] == [1000000, 1100000, 1200000, 1300000, 1500000], inputs
-    assert inputs[1::3] == ["fault", "arm", "fault", "serial", "arm"]
+    assert inputs[0::4] == [1] * 5 and inputs[1::4] == [0, 100000, 200000, 300000, 500000], inputs
+    assert inputs[2::4] == ["fault", "arm", "fault", "serial", "arm"]
     assert fired[-6:] == [1000000, 1100000, 1200000, 1300000, 1400000, 1500000], fired
     assert w.timers == {} and not w.fan_running
 
@@ -430,7 +436,7 @@ def test_the_world_goes_on_after_the_watchdog_reset_in_its_own_order():
     time.sleep_ms(500)
     time.sleep_ms(1000)
     inputs = w.trace["inputs"]
-    assert inputs[15:] == [1600000, "footswitch", True, 2000000, "key", True], inputs
+    assert inputs[20:] == [1, 600000, "footswitch", True, 2, 0, "key", True], inputs
     assert fired[-1] == 1500000 and len(fired) == 15  # the reset stopped the timer
     assert reset_us < 1600000 and w.now_us == reset_us + 1500000
     assert machine.Pin(18, machine.Pin.IN).value() == 0  # key on (active low)
@@ -445,7 +451,7 @@ def test_a_hang_that_ends_before_the_deadline_does_not_reset():
     machine.Pin(18, machine.Pin.IN).value()
     wdt.feed()
     assert w.now_us == 499000 and w.trace["resets"] == []
-    assert w.trace["inputs"] == [200000, "arm", True]
+    assert w.trace["inputs"] == [0, 200000, "arm", True]
     time.sleep_ms(400)
     assert w.trace["resets"] == []
 
@@ -674,3 +680,71 @@ def test_input_only_pins_have_no_pulls():
     _world()
     assert machine.Pin(36, machine.Pin.IN, machine.Pin.PULL_UP).value() == 0  # floating
     assert machine.Pin(27, machine.Pin.IN, machine.Pin.PULL_UP).value() == 1
+
+
+# -- 32-bit clean: the chip interpreter's small ints end at 2**30 - 1 ------------------------------
+
+
+def _bytes(fn, *args):
+    """Bytes the heap gains during fn(*args), the collector held off."""
+    import gc
+
+    gc.collect()
+    gc.disable()
+    try:
+        before = gc.mem_alloc()
+        fn(*args)
+        return gc.mem_alloc() - before
+    finally:
+        gc.enable()
+
+
+def _step(key, counter):
+    """What the control loop asks of the world each tick: sleep, both clocks, a pin, the
+    pulse counter (reading it here keeps its count from passing a small int too)."""
+    time.sleep_ms(10)
+    time.ticks_ms()
+    time.ticks_us()
+    key.value()
+    return counter.value(0)
+
+
+def test_the_clocks_run_past_2_pow_31_us_and_a_step_costs_what_it_did_at_the_start():
+    # 2200 s: past 2**30 us (17.9 min) and 2**31 us (35.8 min), the firmware's clocks started
+    # 5 s before their own wrap, a 5 kHz gate pulsing the enable line all along.
+    start_ms = (1 << 30) - 5000
+    w = _world(clock_start_ms=start_ms, until_s=3000.0,
+               # As the scenario runner writes it: the time in whole us too (a single float
+               # holds 2150 s only to 0.24 ms).
+               events=[{"at_s": 2150.000001, "at_us": 2150000001, "input": "key",
+                        "value": True}])
+    key = machine.Pin(18, machine.Pin.IN, machine.Pin.PULL_UP)
+    counter = _sense_counter()
+    _gate(16384, 5000)
+    time.sleep_ms(110)  # clear of the temperature trace's whole seconds
+    early = [_bytes(_step, key, counter) for _ in range(3)]
+    assert _bytes(time.ticks_ms) == 0 and _bytes(time.ticks_us) == 0
+    begun = 0
+    for _ in range(2200):
+        time.sleep(1)
+        begun += counter.value(0)
+    assert begun == 2200 * 5000  # every period begun at 5 kHz, one every 200 us
+    late = [_bytes(_step, key, counter) for _ in range(3)]
+    assert late == early, (early, late)
+    assert _bytes(time.ticks_ms) == 0 and _bytes(time.ticks_us) == 0
+    elapsed_us = 2200 * 1000000 + 170000  # 110 ms, 3 steps, 2200 s, 3 steps
+    assert time.ticks_ms() == (start_ms + elapsed_us // 1000) % (1 << 30)
+    assert time.ticks_us() == (start_ms * 1000 + elapsed_us) % (1 << 30)
+    assert w.origin_s * 1000000 + w.now_us == elapsed_us
+    # The trace keeps its times as small ints: whole seconds, microseconds.
+    assert w.trace["inputs"] == [2150, 1, "key", True]  # to the microsecond
+    assert w.trace["temperature"][-4:-2] == [2200, 0]
+    assert all(-(1 << 30) <= v < (1 << 30) for v in w.trace["temperature"])
+    assert key.value() == 0  # the key event landed
+
+
+def test_the_scenario_ends_at_its_time_past_2_pow_31_us():
+    w = _world(until_s=2200.5)
+    _raises(simworld.SimEnd, w.run_to_end)
+    assert (w.origin_s, w.now_us) == (w.origin_s, 2200500000 - w.origin_s * 1000000)
+    assert w.result()["now_s_us"] == [2200, 500000]

@@ -13,7 +13,12 @@
 #
 # Allocation: gc.mem_alloc() read around each tick (and each stage of a tick) with the collector
 # disabled; between ticks, outside the window, the heap is collected when it runs low. The figures
-# are whole GC blocks (32 bytes on the 64-bit unix port, 16 on the ESP32).
+# are whole GC blocks (32 bytes on the 64-bit unix port, 16 on the ESP32 and the chip interpreter).
+#
+# BENCH_CONFIG may also ask for: "states", the steady states to measure (default both, STANDBY
+# and EMITTING); "alloc_only", the firmware's bytes alone; "heatsink_c", the plant's temperature
+# when the world begins; "warning_within_s", to wait in EMITTING for the thermal warning (a warm
+# room) and measure from its first burst.
 import gc
 
 gc.collect()
@@ -28,12 +33,14 @@ _HEAP_CALIBRATION = gc.mem_alloc() - _HEAP_START
 import json  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402 - the simulated clock (sim directory first on the path)
 
-import machine  # noqa: E402 - the simulated machine
 import repl_uart  # noqa: E402 - the simulated serial port's output
 import simworld  # noqa: E402
 import utime  # noqa: E402 - the built-in real clock
+
+simworld.install()
+import machine  # noqa: E402, I001 - the simulated machine
+import time  # noqa: E402 - the simulated clock
 
 _TICKS_MASK = (1 << 30) - 1  # the firmware's ticks wrap at 2**30, as on the ESP32
 _RESERVE = 32 * 1024  # collect between ticks when less than this is free (a tick takes < 2 KB)
@@ -47,6 +54,8 @@ with open("board.json") as f:
     world = simworld.World(CONFIG["sim"], json.load(f))
 simworld.WORLD = world
 repl_uart.install()  # the firmware's sys.stdout: the REPL UART, as vdev.py gives it
+if "heatsink_c" in CONFIG:
+    world.heatsink_c = world.junction_c = float(CONFIG["heatsink_c"])
 
 # -- boot: the firmware's own share of the heap ---------------------------------------------------
 
@@ -99,7 +108,9 @@ if CONFIG.get("heap_only"):
     print("BENCH-RESULT " + json.dumps({"heap": heap}))
     sys.exit(0)
 
+from alarms import PRIORITY_NAMES  # noqa: E402
 from controller import EMITTING, STANDBY, STATE_NAMES  # noqa: E402
+from thermal import LEVEL_NAMES, NORMAL  # noqa: E402
 
 PERIOD = APP.period_ms
 TICKS = CONFIG["ticks"]
@@ -119,8 +130,7 @@ class _Empty:
 
 def _run_virtual(ms):
     """Run the loop as App.run does, in virtual time, for `ms` (setting up a state)."""
-    end_us = world.now_us + ms * 1000
-    while world.now_us < end_us:
+    for _ in range(ms // PERIOD):
         APP.tick(time.ticks_ms())
         world.sleep_us(PERIOD * 1000)
 
@@ -400,36 +410,52 @@ def _check_state(want):
                              APP.controller.fault_code, APP.controller.refusal))
 
 
+def _attributed(n):
+    """_per_stage with the simulated machine's calls counted apart: each stage's bytes and, in
+    the same ticks, the simulated machine's share of them."""
+    _wrap_machine(True)
+    try:
+        return _per_stage(n)
+    finally:
+        _wrap_machine(False)
+
+
 def _measure(want):
     _run_virtual(20 * PERIOD)  # a few plain ticks first: first-time work is not steady state
     _check_state(want)
-    r = {"timing": _timing(TICKS)}
-    _check_state(want)
-    r["per_tick"] = _per_tick(TICKS)
-    _check_state(want)
-    r["stages"] = _per_stage(TICKS)
-    _check_state(want)
-    _wrap_machine(True)
-    try:
-        r["sim"] = _per_stage(TICKS)
-    finally:
-        _wrap_machine(False)
+    if CONFIG.get("alloc_only"):
+        # Only what the firmware allocates, in the ticks right after the state began (a warning's
+        # first burst, say): the attributed pass alone, where each tick's simulated share is
+        # counted in the same tick.
+        r = {"sim": _attributed(TICKS)}
+    else:
+        r = {"timing": _timing(TICKS)}
+        _check_state(want)
+        r["per_tick"] = _per_tick(TICKS)
+        _check_state(want)
+        r["stages"] = _per_stage(TICKS)
+        _check_state(want)
+        r["sim"] = _attributed(TICKS)
     _check_state(want)
     r["probes"] = _probes()
     _check_state(want)
     r["laser_enable"] = APP.outputs.laser_enable
     r["state"] = STATE_NAMES[APP.controller.state]
+    r["thermal"] = LEVEL_NAMES[APP.controller.thermal.level]
+    r["alarm"] = PRIORITY_NAMES[APP.controller.alarm]
     return r
 
 
 # -- the steady states ----------------------------------------------------------------------------
 
 timing = BOARD["timing"]
+wanted = CONFIG.get("states", ("STANDBY", "EMITTING"))
 results = {}
 # STANDBY, idle: key on, interlock closed, nothing pressed.
 world.set_input("key", True)
 _run_virtual(500)
-results["STANDBY"] = _measure(STANDBY)
+if "STANDBY" in wanted:
+    results["STANDBY"] = _measure(STANDBY)
 # EMITTING: arm (press and release), wait out the emission delay, then hold the footswitch.
 world.set_input("arm", True)
 _run_virtual(5 * PERIOD)
@@ -437,9 +463,17 @@ world.set_input("arm", False)
 _run_virtual(timing["emission_delay_ms"] + 10 * PERIOD)
 world.set_input("footswitch", True)
 _run_virtual(10 * PERIOD)
-results["EMITTING"] = _measure(EMITTING)
-if not results["EMITTING"]["laser_enable"]:
-    raise SystemExit("bench: EMITTING without the laser enabled: the supervisor vetoed it")
+if "warning_within_s" in CONFIG:
+    for _ in range(CONFIG["warning_within_s"] * 1000 // PERIOD):
+        if APP.controller.thermal.level != NORMAL:
+            break
+        _run_virtual(PERIOD)
+    else:
+        raise SystemExit("bench: no thermal warning within %d s" % CONFIG["warning_within_s"])
+if "EMITTING" in wanted:
+    results["EMITTING"] = _measure(EMITTING)
+    if not results["EMITTING"]["laser_enable"]:
+        raise SystemExit("bench: EMITTING without the laser enabled: the supervisor vetoed it")
 
 APP.outbox.flush()  # the firmware's last line whole: the result starts a line of its own
 sys.stdout.write("BENCH-RESULT ")
@@ -450,6 +484,6 @@ json.dump({
         sys.implementation.name, list(sys.implementation.version)],
         "machine": getattr(sys.implementation, "_machine", ""), "platform": sys.platform,
         "maxsize": sys.maxsize},
-    "virtual_s": world.now_us / 1e6,
+    "virtual_s": world.origin_s + world.now_us / 1e6,
 }, sys.stdout)
 sys.stdout.write("\n")

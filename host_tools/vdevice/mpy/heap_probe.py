@@ -35,11 +35,12 @@ import calibration  # noqa: E402, F401 - simworld imports this firmware module: 
 gc.collect()
 _LOW = gc.mem_alloc()
 _ballast = bytearray(gc.mem_free() - 28 * 1024)  # room above it to build the simulator in
-import time  # noqa: E402, F401 - the simulated clock
-
-import machine  # noqa: E402, F401 - the simulated machine (native on the chip: no heap)
 import repl_uart  # noqa: E402 - the simulated serial port's output
 import simworld  # noqa: E402
+
+# The simulated machine and clock, as `machine` and `time` for the firmware (frozen on the chip:
+# their code takes no heap).
+simworld.install()
 
 
 class _Sink:
@@ -56,8 +57,7 @@ simworld.WORLD = world
 repl_uart.install()  # the firmware's sys.stdout: the REPL UART, as vdev.py gives it
 world.config = world.board = _config = None  # read at construction only (and by snapshot())
 for _key in world.trace:
-    if _key != "resets":  # the UART reads the last reset; a run has a handful
-        world.trace[_key] = _Sink()
+    world.trace[_key] = _Sink()
 gc.collect()
 _plug = None
 try:

@@ -75,8 +75,7 @@ class ReplUart:
         """uart_stdout_tx_strn: returns once all n bytes are in the FIFO."""
         w = self._world
         start = w.now_us
-        resets = w.trace["resets"]
-        if resets and resets[-1][0] == start:
+        if w.reset_at(start):
             # A reset at this instant (a power cut, the watchdog, machine.reset): the simulation
             # still runs the firmware's finally blocks, which the chip would not. What they write
             # costs nothing, so that the reset happens when it did.
@@ -94,7 +93,8 @@ class ReplUart:
             if not n:
                 break
             wake_us = (w.now_us // RTOS_TICK_US + 1) * RTOS_TICK_US
-            if w.until_us is not None and wake_us >= w.until_us:
+            end_us = w.end_us()
+            if end_us is not None and wake_us >= end_us:
                 # The scenario ends within this wait: the rest goes out at once, so that the
                 # report has every line the firmware wrote (the end is not a power cut).
                 self._send(buf, off, n)
@@ -108,6 +108,11 @@ class ReplUart:
             self.waited_us += waited
             self.longest_wait_us = max(self.longest_wait_us, waited)
         return total
+
+    def rebase(self, shift_us):
+        """The world moved its origin (simworld.World._rebase) up to now: the FIFO was last
+        looked at now (level() first), shift_us fewer microseconds after the new origin."""
+        self._at_us -= shift_us
 
     def _send(self, buf, off, n):
         self.bytes += n

@@ -11,7 +11,10 @@ import calibration
 import utime
 from calibration import pwm_resolution_bits
 
-TICKS_PERIOD = 1 << 30  # ESP32 ticks_ms and ticks_us wrap here, not at the unix port's 2**62
+# ESP32 ticks_ms and ticks_us wrap at 2**30 (the 64-bit unix port's at 2**62). The mask, unlike
+# 2**30 itself, is a small int on the chip interpreter, whose small ints end at 2**30 - 1: past
+# them every result is a big int, a heap allocation.
+TICKS_MASK = (1 << 30) - 1
 TICKS_HALF = 1 << 29
 _KELVIN = 273.15
 _TRACE_TEMP_EVERY_US = 1000000
@@ -27,9 +30,64 @@ _SLOW_TICK_US = 15000  # slow_ticks: every tick takes this much longer ...
 _SLOW_FOR_US = 2000000  # ... for this long
 _POWER_ON_RESET, _WDT_RESET = 1, 3  # machine.reset_cause() values
 _MAX_CATCH_UP_US = 2000  # real-time mode: the most virtual time one clock read may jump
+# The world counts microseconds from an origin, a whole number of seconds after it began, and
+# moves the origin up to now (World._rebase) once now is this far past it: every time the world
+# holds then stays a small int on the chip (2**30 us is only 17.9 minutes).
+_REBASE_US = 1 << 28
+_FAR_S = 1000  # an event or end further ahead than this is not due within one step
 
 
 _US = 1000000
+
+
+def ticks_add(ticks, delta):
+    """time.ticks_add as on the ESP32 (period 2**30), with nothing past the chip's small ints."""
+    delta &= TICKS_MASK
+    if ticks > TICKS_MASK - delta:  # ticks + delta reaches 2**30: wrap
+        return ticks - (TICKS_MASK - delta) - 1
+    return ticks + delta
+
+
+def ticks_diff(end, start):
+    """time.ticks_diff as on the ESP32: end - start within -2**29 .. 2**29 - 1."""
+    diff = (end - start) & TICKS_MASK
+    return diff - TICKS_MASK - 1 if diff >= TICKS_HALF else diff
+
+
+def _next_noise(seed):
+    """The ADC noise's generator: seed * 1103515245 + 12345 modulo 2**30 (the C library's LCG,
+    its low 30 bits), in 15-bit halves so that no product passes the chip's small ints."""
+    lo, hi = seed & 0x7FFF, seed >> 15
+    # 1103515245 modulo 2**30 is 908 * 2**15 + 20077
+    cross = (((908 * lo) & 0x7FFF) + ((20077 * hi) & 0x7FFF)) & 0x7FFF
+    return ticks_add(ticks_add(cross << 15, 20077 * lo), 12345)
+
+
+def _periods(drive, t_us):
+    """Whole periods of a PWM drive from its start to t_us (at or after it). (t_us - start) *
+    freq millionths of a period would pass the chip's small ints within a second: taken apart in
+    seconds (freq periods each), milliseconds and microseconds, no step passes 2**30 for any
+    frequency up to 1 MHz (the firmware's gate runs at most 20 kHz). No tuples either: a counter
+    is read every tick."""
+    freq = drive[1]
+    dt = t_us - drive[2]
+    r = dt % _US
+    return dt // _US * freq + (r // 1000 * freq + r % 1000 * freq // 1000) // 1000
+
+
+def _phase(drive, t_us):
+    """Millionths of a period a PWM drive is past its last whole period at t_us (as _periods)."""
+    freq = drive[1]
+    r = (t_us - drive[2]) % _US
+    fine = r % 1000 * freq
+    return (r // 1000 * freq + fine // 1000) % 1000 * 1000 + fine % 1000
+
+
+def _past_pulse(drive, t_us, strict):
+    """Whether t_us is past the pulse of the drive's present period (at its end too, unless
+    strict): phase * 65536 against duty * 10**6, both divided by 64 to stay small ints."""
+    phase, duty = _phase(drive, t_us) * 1024, drive[0] * 15625
+    return phase > duty if strict else phase >= duty
 
 
 def level_at(drive, t_us):
@@ -37,27 +95,22 @@ def level_at(drive, t_us):
     PWM starts high: each period is high for duty/65536 of it, then low."""
     if type(drive) is not tuple:
         return drive
-    duty, freq, start = drive
-    return 1 if (t_us - start) * freq % _US * 65536 < duty * _US else 0
+    return 0 if _past_pulse(drive, t_us, False) else 1
 
 
 def last_rise(drive, t_us, strict):
     """A PWM drive's last rising edge at or before t_us (before it if strict), as its index: the
     k-th begins period k, at start + k * 1e6 / freq us (-1: none yet). Integers only: exact for
-    any frequency, and no allocation (a counter is read every tick)."""
-    duty, freq, start = drive
-    p = (t_us - start) * freq  # in millionths of a period
-    return (p - 1) // _US if strict else p // _US
+    any frequency."""
+    k = _periods(drive, t_us)
+    return k - 1 if strict and _phase(drive, t_us) == 0 else k
 
 
 def last_fall(drive, t_us, strict):
     """A PWM drive's last falling edge at or before t_us (before it if strict): the j-th ends
     period j's pulse, at start + (j + duty / 65536) * 1e6 / freq us (-1: none yet)."""
-    duty, freq, start = drive
-    p = (t_us - start) * freq
-    phase = p % _US * 65536
-    passed = phase > duty * _US if strict else phase >= duty * _US
-    return p // _US - (0 if passed else 1)
+    k = _periods(drive, t_us)
+    return k if _past_pulse(drive, t_us, strict) else k - 1
 
 
 class SimEnd(BaseException):
@@ -97,6 +150,17 @@ def table_ohm(table, temp_c):
             return math.exp(y0 + (y1 - y0) * (x - x0) / (x1 - x0))
 
 
+def _seconds_us(t_s, t_us=None):
+    """A time as (whole seconds, microseconds): from t_us (an int) if given, else from t_s
+    (seconds). The host gives whole microseconds: in the chip's single precision a float
+    carries a time to the microsecond only up to 16 s."""
+    if t_us is None:
+        whole = int(t_s)
+        t_us = round((t_s - whole) * 1e6)  # the fraction alone, before the scale loses it
+        return (whole + t_us // _US, t_us % _US)
+    return (t_us // _US, t_us % _US)
+
+
 def _event(e):
     """A scenario event as (name, value): an input, ("fault", NAME), ("ambient_c", C) or
     ("serial", LINE)."""
@@ -117,15 +181,24 @@ class World:
         self.board = board
         self.realtime = config.get("realtime", False)
         self.speed = float(config.get("speed", 1.0))  # real-time mode: virtual s per wall s
+        # Virtual time: now_us microseconds after the origin, origin_s whole seconds after the
+        # world began (see _REBASE_US). The firmware's clocks start at clock_start_ms.
+        self.origin_s = 0
         self.now_us = 0
-        self.clock_offset_ms = config.get("clock_start_ms", 0)
-        self.until_us = int(config["until_s"] * 1e6) if "until_s" in config else None
-        # (at_us, order, name, value); name is an input, "fault" or "ambient_c". The order keeps
-        # events at the same instant as the scenario lists them (MicroPython's sort is unstable).
-        self._events = [(round(e["at_s"] * 1e6), i) + _event(e)
+        start_ms = config.get("clock_start_ms", 0)
+        self._origin_ticks_ms = start_ms & TICKS_MASK
+        self._origin_ticks_us = start_ms * 1000 & TICKS_MASK
+        # Times further ahead than the origin can reach are kept as (seconds, microseconds).
+        self._until = _seconds_us(config["until_s"], config.get("until_us")) \
+            if "until_s" in config else None
+        # (at s, at us, order, name, value); name is an input, "fault" or "ambient_c". The order
+        # keeps events at the same instant as the scenario lists them (MicroPython's sort is
+        # unstable).
+        self._events = [_seconds_us(e["at_s"], e.get("at_us")) + (i,) + _event(e)
                         for i, e in enumerate(config.get("events", ()))]
-        self._events.sort(key=lambda e: (e[0], e[1]))
+        self._events.sort(key=lambda e: (e[0], e[1], e[2]))
         self._next_event = 0
+        self._sleeping = False  # inside sleep_us: the origin stays where it is
         # Pins: externally driven levels (inputs) and what the firmware drives (outputs).
         self.driven = {}
         self.outputs = {}
@@ -141,11 +214,13 @@ class World:
         self._slow_until_us = 0  # slow_ticks: until then every tick's input read is slow
         self._raise_next = None  # firmware_exception / memory_exhaustion: the next read raises
         self._hog = None  # memory_exhaustion: the heap, held until the firmware sleeps again
-        # The plant's record, flat lists of small integers (and of objects that already exist):
-        #   optical      t_us, microwatts, ...                    (at every change)
-        #   temperature  t_us, heatsink mC, junction mC, ...      (every second)
-        #   inputs       t_us, name, value, ...                   (inputs, "fault", "ambient_c")
-        #   resets       (t_us, cause), ...
+        # The plant's record, flat lists of small integers (and of objects that already exist),
+        # each time as two, whole seconds and microseconds (one would pass the chip's small ints
+        # after 17.9 minutes):
+        #   optical      t_s, t_us, microwatts, ...                  (at every change)
+        #   temperature  t_s, t_us, heatsink mC, junction mC, ...    (every second)
+        #   inputs       t_s, t_us, name, value, ...                 (inputs, "fault", "ambient_c")
+        #   resets       (t_s, t_us, cause), ...
         # A list of tuples and floats would scatter long-lived objects over the heap: between them
         # the float garbage of the plant leaves holes too small for the list to grow into, and a
         # firmware that changes its power every tick (derating) runs out of memory.
@@ -155,6 +230,11 @@ class World:
         for name in ("key", "interlock", "estop", "footswitch", "arm", "reset"):
             self.set_input(name, config.get("initial", {}).get(name, name == "interlock"), False)
         self._real_start_us = utime.ticks_us()
+        # Real-time mode reads the host's clock against _real_start_us, which the rebase moves
+        # too: rebasing before 2**28 us of real time keeps the chip's ticks_diff in its range.
+        self._rebase_at_us = max(_US, int(_REBASE_US * min(1.0, self.speed)))
+        self._next_report_us = 0
+        self._reset_us = None  # when the last reset happened, if since the origin (repl_uart)
         from repl_uart import ReplUart  # (it reads WORLD from here: imported once this is)
 
         self.uart = ReplUart(self, board["serial"]["baud"])  # the port's output: sys.stdout
@@ -177,6 +257,10 @@ class World:
         self.ambient_c = float(config.get("ambient_c", 25.0))
         # Two thermal nodes: the diode junction and the heatsink the thermistor sits on.
         self.junction_c = self.heatsink_c = self.ambient_c
+        # _integrate's state: distances from the steady state, and what it last wrote.
+        self._dj = self._dh = self._sink_ss = self._junction_ss = 0.0
+        self._junction_out = self._sink_out = None
+        self._emitted_error_j = 0.0
         self.c_junction = float(plant["junction_capacity_j_per_c"])
         self.r_junction = float(plant["junction_to_heatsink_c_per_w"])
         self.c_heatsink = float(plant["heatsink_capacity_j_per_c"])
@@ -227,28 +311,51 @@ class World:
         The two nodes are a linear system, dT/dt = A T + b, with constant inputs over the step:
         the exact solution is T_steady + exp(A t) (T - T_steady), for a step of any length. The
         maxima are sampled at least every 10 ms: the heatsink can peak inside a long step, as
-        the junction's stored heat drains into it after the diode goes dark."""
+        the junction's stored heat drains into it after the diode goes dark.
+
+        The state carried from step to step is each node's distance from its steady state, which
+        decays by multiplication: in the chip interpreter's single floats a temperature stored
+        whole would stop moving once a step's change fell under half its last digit (about
+        0.02 C short of the steady state here), a distance keeps its precision as it shrinks."""
         if self._gate is None:
-            self.emitted_j += self.optical_w * dt_us / 1e6
+            self._add_emitted(self.optical_w * dt_us / 1e6)
         else:  # light only while the gate PWM is high: its exact on-time in this step
-            self.emitted_j += self.peak_w * self._gate_on_us(self.now_us + dt_us) / 1e6
+            self._add_emitted(self.peak_w * self._gate_on_us(self.now_us + dt_us) / 1e6)
         heat = self.heat_w
         sink_ss = self.ambient_c + heat * self.r_ambient
         junction_ss = sink_ss + heat * self.r_junction
+        if self.junction_c is not self._junction_out or self.heatsink_c is not self._sink_out:
+            # Set from outside (a test, the first step): the distances start from there.
+            self._dj = self.junction_c - junction_ss
+            self._dh = self.heatsink_c - sink_ss
+        elif sink_ss != self._sink_ss or junction_ss != self._junction_ss:
+            # New inputs: the same temperatures, measured from the new steady state.
+            self._dj += self._junction_ss - junction_ss
+            self._dh += self._sink_ss - sink_ss
+        self._sink_ss, self._junction_ss = sink_ss, junction_ss
+        dj, dh = self._dj, self._dh
         while dt_us > 0:
             step = _SUBSTEP_US if dt_us > _SUBSTEP_US else dt_us
             dt_us -= step
             m = self._propagators.get(step)
             if m is None:
                 m = self._propagator(step)
-            dj = self.junction_c - junction_ss
-            dh = self.heatsink_c - sink_ss
-            self.junction_c = junction_c = junction_ss + m[0] * dj + m[1] * dh
-            self.heatsink_c = heatsink_c = sink_ss + m[2] * dj + m[3] * dh
+            dj, dh = m[0] * dj + m[1] * dh, m[2] * dj + m[3] * dh
+            self.junction_c = self._junction_out = junction_c = junction_ss + dj
+            self.heatsink_c = self._sink_out = heatsink_c = sink_ss + dh
             if heatsink_c > self.max_true_c:
                 self.max_true_c = heatsink_c
             if junction_c > self.max_junction_c:
                 self.max_junction_c = junction_c
+        self._dj, self._dh = dj, dh
+
+    def _add_emitted(self, energy_j):
+        """emitted_j += energy_j, compensated (Kahan): in single floats a plain sum of thousands
+        of 10 ms steps drifts by hundredths of a joule over a treatment."""
+        y = energy_j - self._emitted_error_j
+        total = self.emitted_j + y
+        self._emitted_error_j = (total - self.emitted_j) - y
+        self.emitted_j = total
 
     def _propagator(self, step_us):
         """exp(A t) of the junction/heatsink system for t = step_us, from A's two eigenvalues
@@ -296,7 +403,7 @@ class World:
         if watts != self.optical_w:
             self.optical_w = watts
             record = self.trace["optical"]
-            record.append(self.now_us)
+            self._stamp(record)
             record.append(round(watts * 1e6))
 
     def _gate_on_us(self, end_us):
@@ -369,7 +476,9 @@ class World:
         sys.modules["controller"].Controller._dose_reached = lambda self, dosimeter: False
 
     def _firmware_tampered(self):
-        with open("lib/dosimeter.py", "a") as f:
+        """main.py changed after deployment: firmware on the filesystem in every image (a frozen
+        image keeps its modules in flash, out of a file's reach)."""
+        with open("main.py", "a") as f:
             f.write("# changed after deployment\n")
 
     def _board_corrupted(self):
@@ -447,7 +556,7 @@ class World:
     def _convert(self, uv, atten_db):
         """The ESP32 ADC on a node at uv: noise, the 100 mV floor, full scale, 1 mV steps."""
         if self.noise_uv:
-            self._seed = (self._seed * 1103515245 + 12345) & 0x7FFFFFFF
+            self._seed = _next_noise(self._seed)
             uv += ((self._seed >> 8) % (2 * self.noise_uv + 1)) - self.noise_uv
         full = _ADC_FULL_SCALE_UV[atten_db]
         if uv < _ADC_FLOOR_UV:
@@ -460,7 +569,7 @@ class World:
     def set_input(self, name, value, record=True):
         if record:  # first: a power cut does not return
             trace = self.trace["inputs"]
-            trace.append(self.now_us)
+            self._stamp(trace)
             trace.append(name)
             trace.append(value)
         if name == "footswitch":
@@ -558,23 +667,39 @@ class World:
         self.counters.clear()
         self.pulls.clear()
         self._update_optics()
-        self.trace["resets"].append((self.now_us, cause))
+        self.trace["resets"].append((self.origin_s + self.now_us // _US, self.now_us % _US,
+                                     cause))
+        self._reset_us = self.now_us
 
     # -- time ----------------------------------------------------------------------------------
 
     def ticks_ms(self):
         self._follow_wall_clock()
-        return (self.now_us // 1000 + self.clock_offset_ms) % TICKS_PERIOD
+        return ticks_add(self._origin_ticks_ms, self.now_us // 1000)
 
     def ticks_us(self):
         self._follow_wall_clock()
-        return (self.now_us + self.clock_offset_ms * 1000) % TICKS_PERIOD
+        return ticks_add(self._origin_ticks_us, self.now_us)
+
+    def _stamp(self, record):
+        """Append the time now to a trace list: whole seconds, microseconds."""
+        record.append(self.origin_s + self.now_us // _US)
+        record.append(self.now_us % _US)
 
     def sleep_us(self, us):
         self._hog = None  # memory_exhaustion: the firmware is through its error path
-        if us <= 0:
-            return
-        target = self.now_us + us
+        nested, self._sleeping = self._sleeping, True  # a timer callback may sleep too
+        try:
+            while us > 0:
+                if not nested and self.now_us >= self._rebase_at_us:
+                    self._rebase()
+                step = us if us < _REBASE_US else _REBASE_US
+                us -= step
+                self._sleep_step(self.now_us + step)
+        finally:
+            self._sleeping = nested
+
+    def _sleep_step(self, target):
         if self.realtime:
             while self.now_us < target:
                 self._poll_control()
@@ -585,12 +710,84 @@ class World:
         else:
             self._advance_to(target)
 
+    def run_to_end(self):
+        """Let virtual time pass until the scenario's end (SimEnd), if it has one."""
+        while self._until is not None:
+            self.sleep_us(_REBASE_US)
+
+    def _rebase(self):
+        """Move the origin up to the last whole second, and every time the world holds with it
+        (each of them: a time the world holds must be rebased here), so that they all stay small
+        ints on the chip however long the world runs."""
+        shift_s = self.now_us // _US
+        shift = shift_s * _US
+        self.uart.level()  # the UART's FIFO brought up to now, before now moves
+        self.origin_s += shift_s
+        self.now_us -= shift
+        self.uart.rebase(shift)
+        if self._reset_us is not None:
+            self._reset_us = self._reset_us - shift if self._reset_us >= shift else None
+        self._origin_ticks_ms = ticks_add(self._origin_ticks_ms, shift_s * 1000)
+        self._origin_ticks_us = ticks_add(self._origin_ticks_us, shift)
+        self._real_start_us = utime.ticks_add(self._real_start_us, int(shift / self.speed))
+        self.wdt_fed_us = self.wdt_fed_us - shift if self.wdt_timeout_ms is not None else 0
+        for entry in self.timers.values():
+            entry[0] -= shift
+        self._next_temp_trace_us -= shift
+        self._slow_until_us = max(0, self._slow_until_us - shift)
+        self._next_report_us = max(0, self._next_report_us - shift)
+        # A PWM's start moves up by whole seconds, i.e. whole periods (its frequency is a whole
+        # number of Hz): to the last second at or before now. A counter following it counts its
+        # periods from the start: the same edges, fewer periods ago.
+        for pin in self.pwm:
+            duty, freq, start = old = self.pwm[pin]
+            seconds = (self.now_us - start + shift) // _US
+            drive = self.pwm[pin] = (duty, freq, start - shift + seconds * _US)
+            for counter in self.counting:
+                if counter._drive is old:
+                    counter._drive = drive
+                    counter._rise -= seconds * freq
+                    counter._fall -= seconds * freq
+        self._update_optics()  # the gate's start
+
+    def end_us(self):
+        """The scenario's end in microseconds from the origin; None without one, or while it is
+        too far ahead to be due within one step."""
+        return None if self._until is None else self._due_at(self._until[0], self._until[1])
+
+    def reset_at(self, t_us):
+        """Whether the chip was reset (power cut, watchdog, machine.reset) at t_us."""
+        return self._reset_us == t_us
+
+    def _due_at(self, s, us):
+        """A time kept as (seconds, microseconds) in microseconds from the origin, or None when it
+        is too far ahead to be due within one step."""
+        s -= self.origin_s
+        return None if s > _FAR_S else s * _US + us
+
+    def _next_event_at(self, limit_us):
+        """When the next event is due, from the origin, if by limit_us; else None."""
+        if self._next_event >= len(self._events):
+            return None
+        event = self._events[self._next_event]
+        at_us = self._due_at(event[0], event[1])
+        return at_us if at_us is not None and at_us <= limit_us else None
+
     def _wall_us(self):
-        """Virtual time that real-time mode should have reached by now."""
-        return int(utime.ticks_diff(utime.ticks_us(), self._real_start_us) * self.speed)
+        """Virtual time (from the origin) that real-time mode should have reached by now. The
+        host's clock wraps as the chip's does, at 2**30 us on the chip interpreter: a read that
+        seems to go back in time (a REPL left idle for minutes) starts again from now."""
+        elapsed_us = utime.ticks_diff(utime.ticks_us(), self._real_start_us)
+        if elapsed_us < 0:
+            self._real_start_us = utime.ticks_add(utime.ticks_us(),
+                                                  -int(self.now_us / self.speed))
+            return self.now_us
+        return int(elapsed_us * self.speed)
 
     def _follow_wall_clock(self):
         if self.realtime:
+            if not self._sleeping and self.now_us >= self._rebase_at_us:
+                self._rebase()
             wall = self._wall_us()
             if wall > self.now_us + _MAX_CATCH_UP_US:
                 # The host fell behind (load, a sped-up console): drop the gap rather than jump
@@ -610,19 +807,18 @@ class World:
         operator's pedal does not wait for the chip to boot). A timer callback or an event before
         the deadline may feed the watchdog or cut the power: the deadline is read afresh after
         each."""
-        events = self._events
         while True:
             limit = target_us
             bite = self._wdt_deadline()
             if bite is not None and bite <= limit:
                 limit = bite - 1  # due at the deadline itself: after the reset
             due = self._next_timer(limit)
-            if self._next_event < len(events) and events[self._next_event][0] <= limit and \
-                    (due is None or events[self._next_event][0] <= due[0]):
-                at_us, _, name, value = events[self._next_event]
+            at_us = self._next_event_at(limit)
+            if at_us is not None and (due is None or at_us <= due[0]):
+                event = self._events[self._next_event]
                 self._step_to(at_us)
                 self._next_event += 1
-                self.set_input(name, value)
+                self.set_input(event[3], event[4])
             elif due is not None:
                 self._step_to(due[0])
                 self._fire(due[1])
@@ -666,9 +862,10 @@ class World:
             entry[2](timer)
 
     def _step_to(self, t_us):
-        end = self.until_us is not None and t_us >= self.until_us
+        until_us = self.end_us()
+        end = until_us is not None and t_us >= until_us
         if end:
-            t_us = self.until_us
+            t_us = until_us
         while self.now_us < t_us:
             # Keep a temperature trace at 1 s resolution without slowing long sleeps down.
             chunk_end = min(t_us, self._next_temp_trace_us)
@@ -677,7 +874,7 @@ class World:
                 self.now_us = chunk_end
             if self.now_us >= self._next_temp_trace_us:
                 record = self.trace["temperature"]
-                record.append(self.now_us)
+                self._stamp(record)
                 record.append(round(self.heatsink_c * 1000))
                 record.append(round(self.junction_c * 1000))
                 self._next_temp_trace_us += _TRACE_TEMP_EVERY_US
@@ -728,7 +925,7 @@ class World:
             pin, active_level = self.pins[name]
             inputs[name] = self.driven.get(pin) == active_level
         inputs["footswitch"] = inputs["footswitch_no"] and not inputs["footswitch_nc"]
-        return {"t_s": self.now_us / 1e6, "optical_w": self.optical_w,
+        return {"t_s": self.origin_s + self.now_us / 1e6, "optical_w": self.optical_w,
                 "heatsink_c": round(self.heatsink_c, 2), "junction_c": round(self.junction_c, 2),
                 "fan": self.fan_running, "emitted_j": round(self.emitted_j, 3),
                 "led": self.outputs.get(self.board["indicators"]["emission_led_pin"], 0),
@@ -736,10 +933,26 @@ class World:
                 "inputs": inputs}
 
     def result(self):
-        return {"now_s": self.now_us / 1e6, "emitted_j": self.emitted_j,
+        return {"now_s_us": [self.origin_s + self.now_us // _US, self.now_us % _US],
+                "emitted_j": self.emitted_j,
                 "max_true_c": self.max_true_c, "max_junction_c": self.max_junction_c,
                 "uart": self.uart.stats(), "trace": self.trace}
 
 
 _COMPUTER_FAULTS = FAULTS[4:]
 WORLD = None
+
+
+def install():
+    """Make the simulated machine and clock (sim_machine.py, sim_time.py) the `machine` and `time`
+    that every later import finds, the firmware's and the REPL's. They are named apart because the
+    chip interpreter has them frozen in: a frozen machine.py or time.py would replace the built-in
+    module for every script it runs, the firmware's tests too. Call it before the firmware's
+    first import; the modules then read WORLD."""
+    import sys
+
+    import sim_machine
+    import sim_time
+
+    sys.modules["machine"] = sim_machine
+    sys.modules["time"] = sim_time

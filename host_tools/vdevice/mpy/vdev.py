@@ -25,7 +25,9 @@ import repl_uart
 import simworld
 from simworld import HardReset, SimEnd, SoftReset
 
-_SIM_MODULES = ("simworld", "machine", "time", "calibration", "repl_uart")
+simworld.install()  # the simulated machine and time, before anything imports the real ones
+_SIM_MODULES = ("simworld", "sim_machine", "sim_time", "machine", "time", "calibration",
+                "repl_uart")
 _HARD_RESET_STATUS = 75  # the exit status meaning machine.reset(); see host_tools/pty_device.py
 _STARTED = "\x1b_vdev started\x1b\\"  # APC strings, invisible on a terminal; pty_device.py
 _RESETTING = "\x1b_vdev resetting\x1b\\"
@@ -96,11 +98,9 @@ class _Flash:
 
 
 def _mount_device_folder_as_root():
-    # The simulated machine and time live in a host folder that is about to vanish from view:
-    # import them now, so that the firmware and the REPL keep finding them in sys.modules.
-    import time  # noqa: F401
-
-    import machine  # noqa: F401
+    # The simulated machine and time may live in a host folder that is about to vanish from view:
+    # simworld.install() has imported them, and the firmware and the REPL find them in
+    # sys.modules.
     import vfs
 
     flash = _Flash(os.getcwd())
@@ -156,8 +156,7 @@ micropython.kbd_intr(-1)  # the launcher is not one of the board's files: see _r
 try:
     _announce(_STARTED)
     _boot(config.get("run_main", True))
-    if world.until_us is not None:
-        world.sleep_us(world.until_us)  # main.py ended early: time still passes until the end
+    world.run_to_end()  # main.py ended early: time still passes until the end
 except SimEnd:
     pass
 except KeyboardInterrupt:
