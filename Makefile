@@ -31,8 +31,10 @@ $(CHIP): $(STAMP) $(CHIP_INPUTS)
 	$(BIN)/python -m host_tools.chip --out $@
 
 # After CHIP's definition: a rule's prerequisites are expanded when make reads it.
-# On every core (pytest-xdist); a module whose fixture is expensive keeps its tests on one worker.
-PYTEST := $(BIN)/pytest -q -n auto --dist loadgroup
+# On every core (pytest-xdist). A module's tests stay on one worker, so that a module-scoped
+# fixture (the exhaustive search, the bench) runs once. (`--dist loadgroup` does not group
+# anything with pytest 9.2 and pytest-xdist 3.8: checked, tests of one group ran on both workers.)
+PYTEST := $(BIN)/pytest -q -n auto --dist loadscope
 pytest: $(STAMP) $(CHIP)
 	$(PYTEST)
 

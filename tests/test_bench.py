@@ -6,9 +6,6 @@ import pytest
 
 from host_tools import bench, cli, paths
 
-# The module's fixture runs once: its tests stay on one pytest-xdist worker.
-pytestmark = pytest.mark.xdist_group("bench")
-
 TICKS = 200
 STAGES = ["sense", "commands.poll", "dosimeter.account", "controller.step", "supervisor.veto",
           "actuate", "dosimeter.applied", "recorder.record", "logbook.record", "commands.finish",

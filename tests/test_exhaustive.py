@@ -30,7 +30,6 @@ def exploration():
     return explorer, report
 
 
-@pytest.mark.xdist_group("exploration")  # one worker computes the fixture
 def test_no_invariant_is_violated_within_eight_symbols_of_any_reachable_state(
         exploration, record_property):
     explorer, report = exploration
@@ -46,7 +45,6 @@ def test_no_invariant_is_violated_within_eight_symbols_of_any_reachable_state(
     assert report.transitions >= report.states * 2
 
 
-@pytest.mark.xdist_group("exploration")  # one worker computes the fixture
 def test_the_exploration_reaches_every_state_and_several_fault_codes(exploration):
     explorer, report = exploration
     assert report.state_names >= INTERESTING
@@ -58,7 +56,6 @@ def test_the_exploration_reaches_every_state_and_several_fault_codes(exploration
     assert report.fault_codes & {"OVER_TEMP", "THERMISTOR_JUMP"}
 
 
-@pytest.mark.xdist_group("exploration")  # one worker computes the fixture
 def test_the_merging_held_up(exploration):
     _, report = exploration
     assert report.mismatches == []
@@ -80,7 +77,6 @@ def monitor_exploration():
     return explorer, report
 
 
-@pytest.mark.xdist_group("monitor_exploration")  # one worker computes the fixture
 def test_no_rhythm_of_pauses_hides_a_monitors_evidence(monitor_exploration, record_property):
     """A stuck reading and a dead fan's rise are latched whatever pauses, arm or reset presses
     came between (issue 14: a pause used to restart the stuck and the runaway windows)."""

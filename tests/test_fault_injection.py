@@ -8,9 +8,6 @@ import pytest
 
 from host_tools import fault_injection, scenario
 
-# The module's fixture runs once: its tests stay on one pytest-xdist worker.
-pytestmark = pytest.mark.xdist_group("fault_injection")
-
 
 @pytest.fixture(scope="module")
 def rows():
