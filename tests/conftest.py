@@ -1,5 +1,6 @@
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 from hypothesis import HealthCheck, settings
@@ -10,6 +11,10 @@ REPO = Path(__file__).resolve().parent.parent
 for path in (REPO / "firmware" / "lib", REPO / "tests" / "firmware"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
+
+# The dual-interpreter tests' scratch files (support.scratch): one folder per pytest process, which
+# the MicroPython runs it starts inherit, so that parallel workers never share a file.
+os.environ["LASER_TEST_TMP"] = tempfile.mkdtemp(prefix="laser-test-")
 
 # tests/sim runs only on MicroPython (the simulated machine lives there): see test_sim_machine.py.
 collect_ignore = ["sim"]

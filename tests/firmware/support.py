@@ -1,6 +1,7 @@
 # Shared helpers for the firmware tests. These tests run unchanged on CPython (pytest) and on the
 # MicroPython unix port (tests/firmware/mpy_runner.py): plain asserts, no pytest imports.
 import json
+import os
 
 import board as board_file
 import calibration as calibration_module
@@ -9,6 +10,12 @@ from ticks import ticks_add, ticks_diff
 
 _HERE = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
 REPO = _HERE + "/../.."
+
+
+def scratch(name):
+    """A path for a test's scratch file, in the folder of this test process ($LASER_TEST_TMP,
+    set by tests/conftest.py and inherited by the MicroPython runs), else /tmp."""
+    return (os.getenv("LASER_TEST_TMP") or "/tmp") + "/" + name
 
 
 def load_board(name="sim"):

@@ -3,9 +3,9 @@
 import json
 
 from app import load_treatment
-from support import REPO, load_board
+from support import REPO, load_board, scratch
 
-_PATH = "/tmp/laser_test_treatment.json"
+_PATH = scratch("laser_test_treatment.json")
 _LIBRARY = REPO + "/firmware/protocols.json"
 
 

@@ -4,8 +4,9 @@ import json
 import os
 
 import integrity
+from support import scratch
 
-_ROOT = "/tmp/laser_test_integrity/"
+_ROOT = scratch("laser_test_integrity/")
 _ABC_SHA256 = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"  # FIPS 180-2
 
 
