@@ -27,15 +27,6 @@ MODULES = sorted(p.stem for p in (REPO / "firmware" / "lib").glob("*.py"))
 DEVICE_DATA = ("settings.json", "treatment.json")  # the device's own: a deploy never touches them
 FILESYSTEM = ["board.json", "boot.py", "main.py", "manifest.json", "protocols.json"]
 
-# `laserctl vdevice` whose MicroPython is the chip-shaped interpreter: its image has the firmware
-# frozen in, with this checkout's identity (make chip). Until the virtual device takes a --chip
-# option of its own (issue 15), the interpreter is swapped here.
-_ON_THE_CHIP = ("import sys\n"
-                "from host_tools import cli, paths\n"
-                "paths.micropython_executable = paths.chip_executable\n"
-                "sys.exit(cli.main(sys.argv[1:]))\n")
-
-
 def laserctl_deploy(port, *extra, pin="000000"):
     return subprocess.run([sys.executable, "-m", "host_tools.cli", "deploy", "--port", port,
                            "--board", "sim", "--pin", pin, *extra], cwd=REPO,
@@ -43,11 +34,12 @@ def laserctl_deploy(port, *extra, pin="000000"):
 
 
 class ChipDevice(Device):
-    """`laserctl vdevice --pty PORT --root ROOT` on the chip-shaped interpreter."""
+    """`laserctl vdevice --chip --pty PORT --root ROOT`: the chip-shaped interpreter, its image
+    with the firmware frozen in, with this checkout's identity (make chip)."""
 
     def __init__(self, tmp_path, root):
         self.port = str(tmp_path / "ttyC")
-        argv = [sys.executable, "-c", _ON_THE_CHIP, "vdevice", "--pty", self.port,
+        argv = [sys.executable, "-m", "host_tools.cli", "vdevice", "--chip", "--pty", self.port,
                 "--root", str(root)]
         self.log_path = tmp_path / "chip-device.log"
         with open(self.log_path, "wb") as log:

@@ -716,9 +716,9 @@ class World:
             self.sleep_us(_REBASE_US)
 
     def _rebase(self):
-        """Move the origin up to the last whole second, and every time the world holds with it
-        (each of them: a time the world holds must be rebased here), so that they all stay small
-        ints on the chip however long the world runs."""
+        """Move the origin up to the last whole second before now, and every time the world
+        holds with it, so that they all stay small ints on the chip however long the world runs.
+        (A time added to the world, or to what it drives, must be moved here too.)"""
         shift_s = self.now_us // _US
         shift = shift_s * _US
         self.uart.level()  # the UART's FIFO brought up to now, before now moves
