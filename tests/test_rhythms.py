@@ -362,7 +362,11 @@ class Judge:
         self.enable_stuck = [t_ms, None]
 
     def light_changed(self, kind):
-        if abs(LIGHT_FACTORS[kind] - 1.0) >= 0.2 and self.monitor_ticks is not None:
+        if abs(LIGHT_FACTORS[kind] - 1.0) < 0.2:
+            # The latest factor is the diode's: one drawn at the same instant as an aged or
+            # overdriven one replaces it, and a diode 5 % off owes no OUTPUT_POWER_DEVIATION.
+            self.light_kind = None
+        elif self.monitor_ticks is not None:
             self.light_kind, self.lit_ticks = kind, 0
 
     def before(self):
