@@ -31,18 +31,23 @@ def source():
     return tree, lib
 
 
-def _frozen(source, identity_dir):
-    """The modules the ESP32 image freezes, by MicroPython's own manifest tool (what
-    makemanifest.py does during the port's build)."""
+def _manifest_tool(source):
+    """MicroPython's own manifest tool (what makemanifest.py runs during the port's build), set
+    up for the ESP32 board: (the manifestfile module, a ManifestFile in freeze mode)."""
     tree, lib = source
     sys.path.insert(0, str(tree / "tools"))
     try:
         import manifestfile
     finally:
         sys.path.remove(str(tree / "tools"))
-    found = manifestfile.ManifestFile(manifestfile.MODE_FREEZE, {
+    return manifestfile, manifestfile.ManifestFile(manifestfile.MODE_FREEZE, {
         "MPY_DIR": str(tree), "MPY_LIB_DIR": str(lib), "PORT_DIR": str(tree / "ports" / "esp32"),
         "BOARD_DIR": str(image.BOARD_DIR)})
+
+
+def _frozen(source, identity_dir):
+    """The modules the ESP32 image freezes, by MicroPython's own manifest tool."""
+    _, found = _manifest_tool(source)
     os.environ[image.IDENTITY_ENV] = str(identity_dir)
     try:
         found.execute(str(image.BOARD_DIR / "manifest.py"))
@@ -96,15 +101,7 @@ def test_the_image_freezes_the_port_the_firmware_and_its_identity(source, tmp_pa
 
 def test_without_its_identity_the_image_is_not_built(source):
     os.environ.pop(image.IDENTITY_ENV, None)
-    tree, lib = source
-    sys.path.insert(0, str(tree / "tools"))
-    try:
-        import manifestfile
-    finally:
-        sys.path.remove(str(tree / "tools"))
-    found = manifestfile.ManifestFile(manifestfile.MODE_FREEZE, {
-        "MPY_DIR": str(tree), "MPY_LIB_DIR": str(lib), "PORT_DIR": str(tree / "ports" / "esp32"),
-        "BOARD_DIR": str(image.BOARD_DIR)})
+    manifestfile, found = _manifest_tool(source)
     with pytest.raises(manifestfile.ManifestFileError, match="LASER_IMAGE_ID_DIR is not set"):
         found.execute(str(image.BOARD_DIR / "manifest.py"))
 
