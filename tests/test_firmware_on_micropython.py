@@ -4,11 +4,11 @@ frozen into it as the ESP32 image does, and the 64-bit unix port of the virtual 
 from firmware/lib."""
 
 import ast
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
+from micropython_runs import INTERPRETERS, assert_all_pass
 
 from host_tools import paths
 
@@ -16,30 +16,10 @@ TESTS = Path(__file__).resolve().parent / "firmware"
 MODULES = sorted(p.stem for p in TESTS.glob("test_*.py"))
 
 
-def _test_count(module):
-    tree = ast.parse((TESTS / (module + ".py")).read_text())
-    return sum(1 for node in tree.body
-               if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"))
-
-
-def _interpreter(name):
-    """argv and MICROPYPATH: on the chip the firmware is the frozen one, what the image ships (no
-    test needs its sources); the 64-bit port loads it from firmware/lib."""
-    if name == "chip":
-        return paths.chip_executable(), [".frozen", str(TESTS)]
-    return paths.micropython_executable(), [".frozen", str(paths.FIRMWARE_LIB), str(TESTS)]
-
-
-@pytest.mark.parametrize("interpreter", ["chip", "unix64"])
+@pytest.mark.parametrize("interpreter", INTERPRETERS)
 @pytest.mark.parametrize("module", MODULES)
 def test_logic_tests_pass_on_micropython(module, interpreter):
-    executable, path = _interpreter(interpreter)
-    env = dict(os.environ, MICROPYPATH=os.pathsep.join(path))
-    proc = subprocess.run([executable, str(TESTS / "mpy_runner.py"), module],
-                          env=env, cwd=paths.REPO, capture_output=True, text=True, timeout=120)
-    summary = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert summary == "%d passed, 0 failed" % _test_count(module), summary
+    assert_all_pass(interpreter, TESTS, module)
 
 
 def test_exactly_one_firmware_module_imports_machine():

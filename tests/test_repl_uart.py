@@ -4,29 +4,19 @@ waits for it. The model's checks (tests/sim/test_repl_uart.py) run on MicroPytho
 and the chip interpreter. The scenario with a host asking for status every tick is
 tests/scenarios/status_every_tick.json (tests/test_scenarios.py runs it with its expectations)."""
 
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
+from micropython_runs import INTERPRETERS, assert_all_pass
 
-from host_tools import paths, scenario
+from host_tools import scenario
 
 SIM_TESTS = Path(__file__).resolve().parent / "sim"
-INTERPRETERS = {"unix": paths.micropython_executable, "chip": paths.chip_executable}
 
 
-@pytest.mark.parametrize("interpreter", sorted(INTERPRETERS))
+@pytest.mark.parametrize("interpreter", INTERPRETERS)
 def test_the_uart_model_on_micropython(interpreter):
-    env = dict(os.environ, MICROPYPATH=os.pathsep.join(
-        [str(paths.SIM_MPY), ".frozen", str(paths.FIRMWARE_LIB), str(SIM_TESTS)]))
-    proc = subprocess.run([INTERPRETERS[interpreter](), "-X", "heapsize=2M",
-                           str(paths.REPO / "tests" / "firmware" / "mpy_runner.py"),
-                           "test_repl_uart"],
-                          env=env, cwd=paths.REPO, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    count = (SIM_TESTS / "test_repl_uart.py").read_text().count("\ndef test_")
-    assert proc.stdout.strip().splitlines()[-1] == "%d passed, 0 failed" % count
+    assert_all_pass(interpreter, SIM_TESTS, "test_repl_uart", heap="2M")
 
 
 def test_status_every_tick_at_115200_baud_neither_overruns_nor_waits():

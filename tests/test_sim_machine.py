@@ -2,34 +2,21 @@
 The checks (tests/sim) run on the two MicroPython interpreters the virtual device runs on."""
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
+from micropython_runs import INTERPRETERS, assert_all_pass
 
-from host_tools import paths, scenario
+from host_tools import scenario
 
 SIM_TESTS = Path(__file__).resolve().parent / "sim"
 
 
-@pytest.mark.parametrize("interpreter", ["chip", "unix64"])
+@pytest.mark.parametrize("interpreter", INTERPRETERS)
 def test_simulated_machine_on_micropython(interpreter):
     # On both interpreters the virtual device runs on: the chip interpreter has the simulated
-    # machine and the firmware frozen in (32-bit: its clocks, counters and trace must stay within
-    # small ints), the 64-bit port loads them from the checkout.
-    if interpreter == "chip":
-        executable, path = paths.chip_executable(), [".frozen", str(SIM_TESTS)]
-    else:
-        executable = paths.micropython_executable()
-        path = [str(paths.SIM_MPY), ".frozen", str(paths.FIRMWARE_LIB), str(SIM_TESTS)]
-    env = dict(os.environ, MICROPYPATH=os.pathsep.join(path))
-    proc = subprocess.run([executable, str(paths.REPO / "tests" / "firmware" / "mpy_runner.py"),
-                           "test_sim_machine"],
-                          env=env, cwd=paths.REPO, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    count = (SIM_TESTS / "test_sim_machine.py").read_text().count("\ndef test_")
-    assert proc.stdout.strip().splitlines()[-1] == "%d passed, 0 failed" % count
+    # machine frozen in (32-bit: its clocks, counters and trace must stay within small ints).
+    assert_all_pass(interpreter, SIM_TESTS, "test_sim_machine")
 
 
 def test_the_watchdog_resets_at_its_deadline_when_the_world_goes_on_during_a_hang():

@@ -6,6 +6,7 @@ import json
 import sim_machine as machine
 import sim_time as time
 import simworld
+from support import heap_bytes
 
 _HERE = __file__.rsplit("/", 1)[0]
 _REPO = _HERE + "/../.."
@@ -685,20 +686,6 @@ def test_input_only_pins_have_no_pulls():
 # -- 32-bit clean: the chip interpreter's small ints end at 2**30 - 1 ------------------------------
 
 
-def _bytes(fn, *args):
-    """Bytes the heap gains during fn(*args), the collector held off."""
-    import gc
-
-    gc.collect()
-    gc.disable()
-    try:
-        before = gc.mem_alloc()
-        fn(*args)
-        return gc.mem_alloc() - before
-    finally:
-        gc.enable()
-
-
 def _step(key, counter):
     """What the control loop asks of the world each tick: sleep, both clocks, a pin, the
     pulse counter (reading it here keeps its count from passing a small int too)."""
@@ -722,16 +709,16 @@ def test_the_clocks_run_past_2_pow_31_us_and_a_step_costs_what_it_did_at_the_sta
     counter = _sense_counter()
     _gate(16384, 5000)
     time.sleep_ms(110)  # clear of the temperature trace's whole seconds
-    early = [_bytes(_step, key, counter) for _ in range(3)]
-    assert _bytes(time.ticks_ms) == 0 and _bytes(time.ticks_us) == 0
+    early = [heap_bytes(_step, key, counter) for _ in range(3)]
+    assert heap_bytes(time.ticks_ms) == 0 and heap_bytes(time.ticks_us) == 0
     begun = 0
     for _ in range(2200):
         time.sleep(1)
         begun += counter.value(0)
     assert begun == 2200 * 5000  # every period begun at 5 kHz, one every 200 us
-    late = [_bytes(_step, key, counter) for _ in range(3)]
+    late = [heap_bytes(_step, key, counter) for _ in range(3)]
     assert late == early, (early, late)
-    assert _bytes(time.ticks_ms) == 0 and _bytes(time.ticks_us) == 0
+    assert heap_bytes(time.ticks_ms) == 0 and heap_bytes(time.ticks_us) == 0
     elapsed_us = 2200 * 1000000 + 170000  # 110 ms, 3 steps, 2200 s, 3 steps
     assert time.ticks_ms() == (start_ms + elapsed_us // 1000) % (1 << 30)
     assert time.ticks_us() == (start_ms * 1000 + elapsed_us) % (1 << 30)
