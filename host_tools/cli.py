@@ -184,9 +184,12 @@ def main(argv=None):
                    "frozen into it as in the ESP32 image")
     p.set_defaults(func=_scenario)
 
-    p = sub.add_parser("bench", help="measure the control tick on the MicroPython unix port")
+    p = sub.add_parser("bench", help="measure the control tick and the heap on the chip "
+                                     "interpreter and the 64-bit unix port")
     p.add_argument("--out", metavar="FILE.json", help="also write the results as JSON")
     p.add_argument("--ticks", type=int, default=2000, help="ticks to time (default: 2000)")
+    p.add_argument("--heap-step", type=int, default=256, metavar="BYTES",
+                   help="resolution of the chip block's smallest-heap search (default: 256)")
     p.set_defaults(func=_bench)
 
     p = sub.add_parser("faults", help="inject every fault of docs/hazards.md during emission "

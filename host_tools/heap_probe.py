@@ -1,9 +1,10 @@
 """The firmware's heap on the chip-shaped interpreter: after boot, the smallest heap that boots,
 and what is left after a treatment. `python -m host_tools.heap_probe --help`.
 
-Runs the firmware's real boot (app.main: the board file, the settings, the journal, the self-test)
-on `build/chip/micropython` with hw.py over the simulated machine, then a scenario's workload, and
-reads `micropython.mem_info()` at two points (host_tools/vdevice/mpy/heap_probe.py):
+Runs the firmware's real boot (boot.py, then main.py: the board file, the settings, a journal a
+few records short of its rotation size, the self-test) on `build/chip/micropython` with hw.py over
+the simulated machine, then a scenario's workload, and reads `micropython.mem_info()` at two points
+(host_tools/vdevice/mpy/heap_probe.py):
 
 - after boot, just before the loop starts, after a collection;
 - after the workload, the App still alive, after a collection.
@@ -46,9 +47,11 @@ def _serial(at_s, **request):
     return {"at_s": at_s, "serial": json.dumps(request)}
 
 
-# The workload: requests before, a treatment with two pauses to COMPLETE with status requests in
-# it, the journal paged, a service session that saves the settings (their effective board is
-# built again), more requests after.
+# The workload: requests before, a treatment at the board's maximum power with two pauses to
+# COMPLETE (the heatsink warms into WARNING: the medium alarm sounds) with status requests in it and
+# the periodic status lines throughout, the journal paged, a preset selected, a service session that
+# saves the settings (their effective board is built again), more requests after. The journal
+# starts JOURNAL_FILL_BYTES short of its rotation size, so the workload's records rotate it.
 EVENTS = [
     {"at_s": 0.5, "input": "key", "value": True},
     _serial(1.0, cmd="status"),
@@ -66,13 +69,20 @@ EVENTS = [
     _serial(75.0, cmd="ack"),
     _serial(76.0, cmd="journal", count=4),
     _serial(77.0, cmd="list"),
+    _serial(77.5, cmd="select", protocol="low-back-acute", skin_type=5),
     _serial(78.0, cmd="service", pin="000000"),
     _serial(79.0, cmd="limits", max_power_w=14.0),
-    _serial(80.0, cmd="journal_export", count=10),
+    _serial(80.0, cmd="journal_export", count=4),
     _serial(81.0, cmd="logout"),
     _serial(82.0, cmd="status"),
 ]
 UNTIL_S = 84.0
+BOOT_S = 0.5  # long enough for the boot and the loop's first tick: the boot-only runs
+SEARCH_CEILING = 140000  # bytes: the .mpy form boots in less (docs/chip.md)
+REQUESTS = sum(1 for e in EVENTS if "serial" in e)
+# The journal in the image: realistic records (a boot, then sessions) up to this many bytes short of
+# journal.Journal.file_bytes; the workload's boot record and first session take it past the size.
+JOURNAL_FILL_BYTES = 300
 
 _GC_LINE = re.compile(r"GC: total: (\d+), used: (\d+), free: (\d+)")
 _BLOCKS_LINE = re.compile(r"max blk sz: (\d+), max free sz: (\d+)")
@@ -100,18 +110,52 @@ def make_image(root, form):
     # lib/ come ahead of the frozen modules on the path: MICROPYPATH, run()).
     identity = manifest.manifest(files, image=image.build_id())
     (root / manifest.MANIFEST_NAME).write_text(json.dumps(identity))
+    fill_journal(root)
 
 
-def run(image, form, heap, interpreter=None):
+def fill_journal(root):
+    """A journal.log in `root` written by the firmware's own journal module (its chain valid),
+    holding a boot and then treatment sessions up to JOURNAL_FILL_BYTES short of its rotation
+    size. Returns its size in bytes."""
+    paths.firmware_import_path()
+    import flash
+    import journal
+
+    log = journal.Journal(flash.Flash(), str(Path(root) / "journal.log"),
+                          str(Path(root) / "journal.old"))
+    limit = log.file_bytes - JOURNAL_FILL_BYTES
+    records = [{"ev": "boot", "version": "0.2.0", "image": image.build_id(), "reset": "RESET",
+                "boot": 1}]
+    while True:
+        n = log.last_n
+        records += [
+            {"ev": "arm", "protocol": "knee-osteoarthritis", "skin_type": 3, "target_j": 600.0,
+             "power_w": 10.0},
+            {"ev": "session", "end": "COMPLETE", "arm_n": n + 1, "protocol":
+             "knee-osteoarthritis", "skin_type": 3, "target_j": 600.0, "power_w": 10.0,
+             "delivered_j": 599.98, "emitting_s": 60.0, "pauses": 1, "fault": None}]
+        size = log.flash.size(log.path) or 0
+        if size + sum(len(json.dumps(r)) + 80 for r in records) > limit:
+            return size
+        for record in records:
+            log.append(record)
+        records = []
+
+
+def run(image, form, heap, interpreter=None, until_s=UNTIL_S):
     """Boot and run the workload once on a fresh copy of the image folder `image` (a run
-    changes the settings and the journal); return the parsed result."""
+    changes the settings and the journal); return the parsed result. A smaller `until_s` cuts
+    the workload short (a boot alone: BOOT_S)."""
     image = Path(image)
     root = image.parent / "run"
     if root.exists():
         shutil.rmtree(root)
     shutil.copytree(image, root)
     _, world_board = vdevice.load_board(WORLD_BOARD)
-    sim = vdevice.sim_config(world_board, until_s=UNTIL_S, events=EVENTS, ambient_c=25.0)
+    # The warmest room the board is rated for: the treatment's heat takes the heatsink into
+    # WARNING (the medium alarm, a thermal event), the worst the loop meets short of a fault.
+    sim = vdevice.sim_config(world_board, until_s=until_s, events=EVENTS,
+                             ambient_c=world_board["thermal"]["max_ambient_c"])
     config_path = root.parent / ("probe-%s.json" % root.name)
     serial_in, serial_out = os.pipe()
     sim["serial_fd"] = serial_out
@@ -129,12 +173,17 @@ def run(image, form, heap, interpreter=None):
     finally:
         os.close(serial_in)
         os.close(serial_out)
-    return parse(proc.stdout, proc.stderr, proc.returncode)
+    result = parse(proc.stdout, proc.stderr, proc.returncode)
+    result["journal_bytes"] = {name: (root / name).stat().st_size
+                               for name in ("journal.log", "journal.old")
+                               if (root / name).exists()}
+    return result
 
 
 def parse(stdout, stderr="", returncode=0):
     result = {"reports": {}, "gc": {}, "failed": None, "firmware_errors": [], "faults": [],
-              "session_ends": [], "returncode": returncode}
+              "session_ends": [], "replies": [], "thermal_levels": [], "status_lines": 0,
+              "halted": None, "returncode": returncode}
     lines = stdout.splitlines()
     i = 0
     while i < len(lines):
@@ -161,12 +210,23 @@ def parse(stdout, stderr="", returncode=0):
                 record = json.loads(line)
             except ValueError:
                 record = None
-            if isinstance(record, dict) and record.get("ev") == "error":
+            if not isinstance(record, dict):
+                record = {}
+            ev = record.get("ev")
+            if ev == "error":
                 result["firmware_errors"].append(record.get("error"))
-            if isinstance(record, dict) and record.get("ev") == "fault":
+            elif ev == "fault":
                 result["faults"].append(record.get("code"))
-            if isinstance(record, dict) and record.get("ev") == "session":
+            elif ev == "session":
                 result["session_ends"].append(record.get("end"))
+            elif ev == "thermal":
+                result["thermal_levels"].append(record.get("level"))
+            elif ev == "status":
+                result["status_lines"] += 1
+            elif ev == "halted":
+                result["halted"] = record.get("reason")
+            elif ev is None and "ok" in record:
+                result["replies"].append(record)
         i += 1
     if returncode != 0 and result["failed"] is None:
         result["failed"] = "exit %d: %s" % (returncode, stderr.strip()[-500:])
@@ -185,7 +245,8 @@ def _mem_info(text):
 def ok(result):
     """Booted and ran the workload to its end with no MemoryError anywhere."""
     memory = [e for e in result["firmware_errors"] if e and "MemoryError" in e]
-    return (result["failed"] is None and "after_workload" in result["reports"] and not memory
+    return (result["failed"] is None and result["halted"] is None
+            and "after_workload" in result["reports"] and not memory
             and "OUT_OF_MEMORY" not in result["faults"])
 
 
@@ -211,11 +272,12 @@ def firmware_heap(result, bare):
     return sim["firmware_region"] - (sim["start"] - bare)
 
 
-def heapsize_for(image, form, target, bare):
-    """The -X heapsize (a multiple of 16) that gives the firmware `target` bytes, at least."""
+def heapsize_for(image, form, target, bare, until_s=UNTIL_S):
+    """The -X heapsize (a multiple of 16) that gives the firmware `target` bytes, at least, and
+    the run's result."""
     heapsize = (target + 30 * 1024) * ESP32_HEAP // 56000 // 16 * 16
     for _ in range(8):
-        result = run(image, form, heapsize)
+        result = run(image, form, heapsize, until_s=until_s)
         if "sim" not in result:
             raise RuntimeError("the probe did not start at -X heapsize=%d: %s"
                                % (heapsize, result["failed"]))
@@ -226,22 +288,24 @@ def heapsize_for(image, form, target, bare):
     raise RuntimeError("no heap size gives the firmware %d bytes" % target)
 
 
-def smallest_heap(image, form, test, bare, low, high, step=256):
-    """The smallest firmware heap (within `step` bytes) for which test(result) holds."""
-    if not test(heapsize_for(image, form, high, bare)[1]):
+def smallest_heap(image, form, test, bare, low, high, step=256, until_s=UNTIL_S):
+    """The smallest firmware heap (within `step` bytes) for which test(result) holds, `low`
+    known to fail and `high` to pass (checked)."""
+    if not test(heapsize_for(image, form, high, bare, until_s)[1]):
         raise RuntimeError("does not pass even with a %d-byte heap" % high)
     while high - low > step:
         middle = (low + high) // 2 // 16 * 16
-        if test(heapsize_for(image, form, middle, bare)[1]):
+        if test(heapsize_for(image, form, middle, bare, until_s)[1]):
             high = middle
         else:
             low = middle
     return high
 
 
-def measure(form, find_smallest=True):
+def measure(form, find_smallest=True, step=256):
     """The figures for one form of the firmware, in a heap that gives it the ESP32's 56,000 bytes
-    (the simulator's and this probe's shares on top)."""
+    (the simulator's and this probe's shares on top); with `find_smallest`, the smallest heaps
+    (within `step` bytes) that boot it and that run the workload."""
     bare = gc_total(ESP32_HEAP)[1]  # what the interpreter itself holds before any script
     with tempfile.TemporaryDirectory(prefix="heap-probe-") as tmp:
         image = Path(tmp) / "image"
@@ -255,16 +319,26 @@ def measure(form, find_smallest=True):
                 firmware[name] = {"used": figures["used"] - overhead, "free": figures["free"],
                                   "largest_free": figures["largest_free"]}
         out = {"form": form, "board": BOARD, "treatment": TREATMENT,
-               "interpreter": _rel(paths.chip_executable()), "heapsize": heapsize,
+               "interpreter": paths.rel(paths.chip_executable()), "heapsize": heapsize,
                "firmware_heap": firmware_heap(result, bare), "not_the_firmware's": overhead,
                "ok": ok(result), "failed": result["failed"], "faults": result["faults"],
                "firmware_errors": result["firmware_errors"],
-               "session_ends": result["session_ends"],
+               "session_ends": result["session_ends"], "halted": result["halted"],
+               "requests": REQUESTS, "replies": result["replies"],
+               "thermal_levels": result["thermal_levels"],
+               "status_lines": result["status_lines"], "journal_bytes": result["journal_bytes"],
                "final_state": result.get("final_state"), "mem_info": result["reports"],
                "firmware": firmware, "gc": result["gc"]}
         if find_smallest:
-            out["smallest_heap_boot"] = smallest_heap(image, form, booted, bare, 8192, 140000)
-            out["smallest_heap_workload"] = smallest_heap(image, form, ok, bare, 8192, 140000)
+            # What the firmware holds after boot is a floor; the ESP32's heap, a ceiling where it
+            # ran there.
+            low = firmware.get("after_boot", {}).get("used", 8192)
+            high = 56000 if out["ok"] else SEARCH_CEILING
+            out["smallest_heap_boot"] = smallest_heap(image, form, booted, bare, low,
+                                                      high if booted(result) else SEARCH_CEILING,
+                                                      step, BOOT_S)
+            out["smallest_heap_workload"] = smallest_heap(
+                image, form, ok, bare, max(low, out["smallest_heap_boot"] - step), high, step)
     return out
 
 
@@ -283,17 +357,12 @@ def pause(form="frozen"):
         if line.startswith("PAUSE "):
             result = json.loads(line[len("PAUSE "):])
             result["mem_info"] = _mem_info(proc.stdout)
-            result["argv"] = [_rel(a) for a in argv]
+            result["argv"] = [paths.rel(a) for a in argv]
             return result
     raise RuntimeError("gc_pause.py failed (exit %d):\n%s%s"
                        % (proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:]))
 
 
-def _rel(path):
-    try:
-        return str(Path(path).resolve().relative_to(paths.REPO))
-    except ValueError:
-        return str(path)
 
 
 def main(argv=None):

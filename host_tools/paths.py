@@ -65,3 +65,11 @@ def board_path(name):
         known = ", ".join(sorted(p.stem for p in BOARDS.glob("*.json")))
         raise ValueError("unknown board %r (known: %s)" % (name, known))
     return path
+
+
+def rel(path):
+    """`path` relative to the repository when it is inside it (what reports print), else as is."""
+    try:
+        return str(Path(path).resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)

@@ -4,9 +4,10 @@ import json
 
 import pytest
 
-from host_tools import bench, cli, paths
+from host_tools import bench, bench_chip, cli, heap_probe, paths
 
 TICKS = 200
+HEAP_STEP = 4096  # coarser than make bench's 256 B: fewer runs of the heap search
 STAGES = ["sense", "commands.poll", "dosimeter.account", "controller.step", "supervisor.veto",
           "actuate", "dosimeter.applied", "recorder.record", "logbook.record", "commands.finish",
           "outbox.drain"]
@@ -15,10 +16,12 @@ STAGES = ["sense", "commands.poll", "dosimeter.account", "controller.step", "sup
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench") / "bench.json"
-    code = cli.main(["bench", "--ticks", str(TICKS), "--out", str(out)])
+    code = cli.main(["bench", "--ticks", str(TICKS), "--out", str(out),
+                     "--heap-step", str(HEAP_STEP)])
     assert code == 0
     report = json.loads(out.read_text())
-    assert report["command"] == "laserctl bench --out %s --ticks %d" % (out, TICKS)
+    assert report["command"] == "laserctl bench --out %s --ticks %d --heap-step %d" % (
+        out, TICKS, HEAP_STEP)
     return report
 
 
@@ -108,3 +111,46 @@ def test_a_quiet_tick_of_the_firmware_allocates_nothing(run):
     # prints nothing it must not touch the heap. The simulated machine's share is not firmware.
     for name in bench.STATES:
         assert run["states"][name]["quiet_tick_firmware_bytes"] == 0, name
+
+
+def test_the_chip_block_holds_the_budget_and_labels_its_estimate(run):
+    chip = run["chip"]
+    frozen, mpy = chip["frozen"], chip["mpy"]
+    assert frozen["ok"] and frozen["heap_total"] == 56000 and frozen["failed"] is None
+    assert frozen["free_after_workload"] >= 16 * 1024
+    assert frozen["largest_free_block_after_workload"] >= 4 * 1024
+    # Bisected between what the boot holds and the ESP32's heap, where it ran.
+    assert frozen["resident_after_boot"] < frozen["smallest_boot_heap"] <= 56000
+    assert frozen["resident_after_boot"] < frozen["boot_peak_heap"] <= 56000
+    # Compiled into the heap, the .mpy form does not boot in the ESP32's: its figures say so.
+    assert not mpy["ok"] and "MemoryError" in mpy["failed"]
+    assert mpy["free_after_workload"] is None and mpy["resident_after_boot"] is None
+    assert 56000 < mpy["smallest_boot_heap"] <= heap_probe.SEARCH_CEILING
+    assert 56000 < mpy["boot_peak_heap"] <= heap_probe.SEARCH_CEILING
+    alone = chip["firmware_alone_us"]
+    assert (alone["standby_state"], alone["emitting_state"]) == ("STANDBY", "EMITTING")
+    for key in ("standby_tick", "emitting_tick", "collect", "collect_emitting"):
+        figure = alone[key]
+        assert 0 < figure["min_us"] <= figure["median_us"] <= figure["max_us"], key
+    # A status line every 250 ms: 8 of the 200 ticks timed, and they cost more.
+    for key in ("standby_tick", "emitting_tick"):
+        assert alone[key]["status_line_count"] == 8
+        assert alone[key]["status_line_median_us"] > alone[key]["median_us"]
+    stone = chip["pystone"]
+    assert stone["pystones_per_s"] == stone["passes"] * 1000000 // stone["best_us"]
+    estimate = chip["esp32_estimate"]
+    assert estimate["what"].startswith("ESTIMATE, not a measurement")
+    published = [p for p, _, _ in bench_chip.ESP32_PYSTONES]
+    low, high = stone["pystones_per_s"] / max(published), stone["pystones_per_s"] / min(published)
+    assert estimate["ratio"] == [round(low, 1), round(high, 1)]
+    median_us = alone["emitting_tick"]["median_us"]
+    assert estimate["emitting_tick_ms"] == [round(median_us * low / 1000, 1),
+                                            round(median_us * high / 1000, 1)]
+    table = bench.format_table(run)
+    assert "ESTIMATED ESP32 (from that ratio, not measured)" in table
+    assert table.index("On the chip interpreter") < table.index("For comparison, on the 64-bit")
+
+
+def test_a_heap_step_out_of_range_is_refused(capsys):
+    assert cli.main(["bench", "--heap-step", "8"]) == 2
+    assert "--heap-step" in capsys.readouterr().err

@@ -43,13 +43,19 @@ _PLAUSIBLE_SPREAD_UV = 20000  # one tick's samples further apart than this: a no
 # tick, its outputs applied and recorded: when the state changed, after a serial request, and at
 # least every _GC_PERIOD_MS. In between it gathers a few KB of garbage (a status line allocates
 # up to 1.6 KB on the chip), far below the free heap: the collection MicroPython starts by
-# itself when an allocation finds no room does not come in the loop's work. Outside EMITTING,
+# itself when an allocation finds no room does not come in the loop's work. While EMITTING, a
+# collection is a pause in a tick that may then overrun (about as long as a tick on the chip
+# interpreter: `make bench`), and how long it takes hardly depends on the garbage: there the heap
+# is collected only when the state changes and every _GC_PERIOD_EMITTING_MS, not after each
+# request (the UART bounds the replies' garbage: a host asking every tick gets ~11 replies a
+# second at 115200 baud). Outside EMITTING,
 # gc.threshold also collects after every _GC_THRESHOLD_BYTES of allocation, wherever that falls
 # (no light to delay): a request like `list` allocates some 220 KB in one tick, and collected as
 # it goes, the heap's front stays low and its free top whole. In EMITTING it is off: it counts
 # every allocation, also the frames of function calls freed as they return (about 1 KB a quiet
 # tick on the chip), so it would start a collection every few ticks at any point in them.
 _GC_PERIOD_MS = const(250)
+_GC_PERIOD_EMITTING_MS = const(1000)
 _GC_THRESHOLD_BYTES = const(8192)
 
 
@@ -169,15 +175,20 @@ class App:
         self.outbox.drain()  # last: what the UART takes now, never waiting for it
 
     def _collect(self, now_ms):
-        """The tick's end: collect the heap if the state changed, a request was answered or
-        _GC_PERIOD_MS passed since the last collection (see _GC_PERIOD_MS)."""
+        """The tick's end: collect the heap if the state changed, or a request was answered or
+        _GC_PERIOD_MS passed since the last collection; in EMITTING only if the state changed or
+        _GC_PERIOD_EMITTING_MS passed (see _GC_PERIOD_MS)."""
         state = self.controller.state
         requests = 0 if self.commands is None else self.commands.requests
-        if state == self._gc_state and requests == self._gc_requests and \
-                ticks_diff(now_ms, self._gc_ms) < _GC_PERIOD_MS:
-            return
+        since_ms = ticks_diff(now_ms, self._gc_ms)
         if state != self._gc_state:
             heap.threshold(-1 if state == EMITTING else _GC_THRESHOLD_BYTES)
+        elif state == EMITTING:
+            if since_ms < _GC_PERIOD_EMITTING_MS:
+                self._gc_requests = requests
+                return
+        elif requests == self._gc_requests and since_ms < _GC_PERIOD_MS:
+            return
         self.collect_garbage()
         self._gc_ms, self._gc_state, self._gc_requests = now_ms, state, requests
 

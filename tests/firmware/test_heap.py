@@ -1,6 +1,7 @@
 # Garbage collection on the loop's terms (app.py, heap.py): the heap is collected at the end of a
 # tick, after its outputs took effect, when the state changed, after a serial request and every
-# quarter second; the automatic collection's threshold is off while emitting. The collector and
+# quarter second; while emitting only when the state changes and every second, and the automatic
+# collection's threshold is off. The collector and
 # the threshold are swapped for recorders here (on CPython they do nothing anyway).
 # Runs on CPython and on MicroPython.
 import heap
@@ -99,3 +100,22 @@ def test_the_automatic_collection_is_off_while_emitting_and_bounded_otherwise():
         assert rig.state == "PAUSED" and calls == [8192, 8192, -1, 8192]
     finally:
         undo()
+
+
+def test_while_emitting_the_loop_collects_once_a_second_whatever_the_host_asks():
+    rig = Rig().attach_memory()
+    log = _Log(rig)
+    rig.start_emitting()
+    entered_ms = log.collections()[-1]  # the tick that lit the light, at its end
+    del log.events[:]
+    for _ in range(300):  # 3 s with a status request every tick: none of them collects
+        rig.send({"cmd": "status"})
+    assert rig.state == "EMITTING"
+    assert log.collections() == [entered_ms + 1000 * i for i in (1, 2, 3)], \
+        (log.collections(), entered_ms)
+    del log.events[:]
+    rig.hw.press_footswitch(False)
+    while rig.state == "EMITTING":
+        paused_ms = rig.now_ms
+        rig.tick()
+    assert rig.state == "PAUSED" and log.collections() == [paused_ms]  # the pause's own tick

@@ -1,8 +1,11 @@
-# A collection's pause at the ESP32's heap size (`python -m host_tools.heap_probe` runs this on
-# build/chip/micropython -X heapsize=57344, GC total 56,000 bytes, in a device image): the
-# firmware's objects as app.assemble builds them (board, settings, journal, App, serial protocol)
-# on a stand-in for the hardware that holds no more than a few inputs, no simulator; then
-# gc.collect() and a quiet STANDBY tick timed on the host's clock. Prints "PAUSE <json>".
+# The firmware alone on the chip-shaped interpreter, timed: a collection's pause and the tick in
+# STANDBY and in EMITTING, in the ESP32's heap (`python -m host_tools.heap_probe` and
+# `laserctl bench` run this on build/chip/micropython -X heapsize=57344, GC total 56,000 bytes,
+# in a device image). The firmware's objects are built as app.assemble builds them (board,
+# settings, journal, App, serial protocol) over a stand-in for the hardware that is a few
+# attributes, no simulator: what is timed is the firmware's own work, on the host's clock.
+# Prints "PAUSE <json>" (µs: min, median, max over the timed calls of the least disturbed of five
+# blocks; `..._state`: the state a block of ticks was timed in, and ended in).
 import gc
 import json
 import sys
@@ -15,21 +18,42 @@ sys.modules["time"] = utime  # the interpreter's clock, not the simulated one fr
 
 
 class _Hardware:
-    """What app.App asks of hw.Hardware, and nothing more: a key-off, cool, quiet device."""
+    """What app.App asks of hw.Hardware, and nothing more: a cool heatsink read by a live sensor,
+    the key, the arm button and the pedal as this script sets them, the laser's enable line
+    reading back what was commanded."""
+
+    key_on = False
+    arm = False
+    footswitch = False
+
+    def __init__(self):
+        self.enabled = False
+        self.now_ms = 0
+        self.noise = 0
 
     def sense(self, inp, now_ms):
+        self.now_ms = now_ms
         inp.t_ms = now_ms
+        inp.key_on = self.key_on
         inp.interlock_closed = True
         inp.estop_pressed = False
+        inp.footswitch_no_closed = self.footswitch
+        inp.footswitch_nc_closed = not self.footswitch
+        inp.arm_pressed = self.arm
+        inp.reset_pressed = inp.ack_pressed = False
+        self.noise = (self.noise + 1) % 7
         samples = inp.thermistor_samples
         for i in range(len(samples)):
-            samples[i] = 1650000 + i * 1000  # about 25 C, a live sensor's spread
+            samples[i] = 1650000 + i * 1000 + self.noise * 200  # about 25 C, a live sensor
+        inp.enable_sensed = self.enabled
+        inp.enable_edges = 0
 
     def actuate(self, out):
-        return utime.ticks_ms()
+        self.enabled = out.laser_enable
+        return self.now_ms
 
     def safe_off(self):
-        return None
+        self.enabled = False
 
     def check_shutdown_path(self):
         return None
@@ -40,26 +64,48 @@ class _Hardware:
     def read_serial_byte(self):
         return -1
 
+    def write_serial(self, buf, off, n, wait=False):
+        return n  # a port that takes everything at once: the UART's cost is not this figure's
+
     def restart(self):
         pass
 
 
-def _timed(fn, count):
-    times = []
-    for _ in range(count):
-        t0 = utime.ticks_us()
-        fn()
-        times.append(utime.ticks_diff(utime.ticks_us(), t0))
-    times.sort()
-    return {"min_us": times[0], "median_us": times[len(times) // 2], "max_us": times[-1],
-            "count": count}
+def _timed(fn, count, repeats=5, kind=None):
+    """`count` calls of fn timed one by one, `repeats` times over; the block with the lowest
+    median is kept (the least disturbed by the rest of the host: it only ever adds time). With
+    `kind` (called after each call: a name or None), also the median of each kind's calls."""
+    best = None
+    for _ in range(repeats):
+        times, kinds = [], {}
+        for _ in range(count):
+            t0 = utime.ticks_us()
+            fn()
+            dt = utime.ticks_diff(utime.ticks_us(), t0)
+            times.append(dt)
+            name = kind() if kind else None
+            if name:
+                kinds.setdefault(name, []).append(dt)
+        times.sort()
+        if best is None or times[count // 2] < best[0][count // 2]:
+            best = times, kinds
+    times, kinds = best
+    result = {"min_us": times[0], "median_us": times[count // 2], "max_us": times[-1],
+              "count": count, "repeats": repeats}
+    for name in kinds:
+        values = sorted(kinds[name])
+        result[name + "_median_us"] = values[len(values) // 2]
+        result[name + "_count"] = len(values)
+    return result
 
 
 import app  # noqa: E402
 import board as board_file  # noqa: E402
+from controller import STATE_NAMES  # noqa: E402
 
 board = board_file.load("board.json")
-application, notes = app.assemble(_Hardware(), board)
+hardware = _Hardware()
+application, notes = app.assemble(hardware, board)
 application.self_test(utime.ticks_ms())
 application.logbook.boot(application, "RESET", notes)
 gc.collect()
@@ -68,13 +114,40 @@ now = [utime.ticks_ms()]
 
 
 def _tick():
-    now[0] = utime.ticks_add(now[0], 10)
+    now[0] = utime.ticks_add(now[0], application.period_ms)
     application.step(now[0])
 
 
-for _ in range(300):  # past the first status lines and the loop's first collections
-    _tick()
+def _ticks(count):
+    for _ in range(count):
+        _tick()
+
+
+def _state():
+    return STATE_NAMES[application.controller.state]
+
+
+def _status_tick():
+    """A tick that wrote a status line is of the kind "status_line"."""
+    return "status_line" if application.recorder._last_status_ms == now[0] else None
+
+
+_ticks(300)  # past the first status lines and the loop's first collections
 gc.collect()
-print("PAUSE " + json.dumps({"collect": _timed(gc.collect, 50),
-                             "standby_tick": _timed(_tick, 200),
-                             "used": gc.mem_alloc(), "free": gc.mem_free()}))
+result = {"collect": _timed(gc.collect, 50), "standby_tick": _timed(_tick, 200, 5, _status_tick),
+          "standby_state": _state()}
+# A treatment: key on, arm, the emission delay, the pedal; then the light's ticks, timed.
+hardware.key_on = True
+_ticks(5)
+hardware.arm = True
+_ticks(2)
+hardware.arm = False
+_ticks(board["timing"]["emission_delay_ms"] // application.period_ms + 5)
+hardware.footswitch = True
+_ticks(10)  # past the pedal's debounce
+result["emitting_tick"] = _timed(_tick, 200, 5, _status_tick)
+result["emitting_state"] = _state()
+gc.collect()
+result["collect_emitting"] = _timed(gc.collect, 50)
+result["used"], result["free"] = gc.mem_alloc(), gc.mem_free()
+print("PAUSE " + json.dumps(result))

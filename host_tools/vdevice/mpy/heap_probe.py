@@ -1,5 +1,5 @@
-# The device half of `python -m host_tools.heap_probe`: the firmware's real boot (app.main on
-# hw.py over the simulated machine) and a scenario's workload, with the GC heap read by
+# The device half of `python -m host_tools.heap_probe`: the firmware's real boot (boot.py, then
+# main.py, on hw.py over the simulated machine) and a scenario's workload, with the GC heap read by
 # micropython.mem_info() at two points: after boot (just before the loop starts) and after the
 # workload (once the scenario has ended, the App still alive). Run with the device image as the
 # current directory and $PROBE_CONFIG naming {"sim": world config, "world_board": board dict}.
@@ -101,23 +101,31 @@ def _measured_run(self):
     _RUN(self)
 
 
-def _boot():
-    """What boot.py and main.py do, the loop measured as it starts."""
-    global _RUN
-    import hw
+def _run_file(name):
+    # As the board's script runner does (pyexec_file): the file compiled into the heap, then run.
+    with open(name) as f:
+        source = f.read()
+    code = compile(source, name, "exec")
+    source = None
+    exec(code, {"__name__": "__main__"})
 
-    hw.boot_safe()  # what boot.py does
+
+def _boot():
+    """boot.py, then main.py, the loop measured as it starts (main.py imports app: it is
+    imported first here, as main.py would, to hook the start of its loop)."""
+    global _RUN
+    _run_file("boot.py")
     gc.collect()  # the simulator's garbage from it, which the chip's native pins do not make
     import app
 
     _RUN = app.App.run
     app.App.run = _measured_run
-    app.main(hw)
+    _run_file("main.py")
 
 
 try:
     _boot()
-    print("PROBE-FAILED main() returned (a maintenance boot?)")
+    print("PROBE-FAILED main.py returned (a maintenance boot?)")
 except simworld.SimEnd:
     pass
 except simworld.HardReset as e:
