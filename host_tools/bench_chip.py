@@ -67,6 +67,19 @@ def pystone(passes=PYSTONE_PASSES, repeats=PYSTONE_REPEATS):
     raise RuntimeError("pystone failed (exit %d): %s" % (proc.returncode, proc.stderr[-1000:]))
 
 
+def frozen_bytes():
+    """What the image freezes of the firmware: firmware/lib compiled by the chip build's own
+    mpy-cross (MicroPython v1.28.0's, as the image's): {"bytes", "files", "mpy_cross"}. The image
+    adds its qstr and constant tables; the ESP32 image is not built here (docs/flashing.md)."""
+    from host_tools import bench  # which imports this module
+
+    with tempfile.TemporaryDirectory(prefix="frozen-") as tmp:
+        files = bench.compile_mpy(Path(tmp) / "mpy", paths.CHIP_MPY_CROSS)
+    lib = [f for f in files if f["source"].startswith("firmware/lib/")]
+    return {"bytes": sum(f["bytes"] for f in lib), "files": len(lib),
+            "mpy_cross": paths.rel(paths.CHIP_MPY_CROSS)}
+
+
 def _form(figures):
     after_boot = figures["firmware"].get("after_boot", {})
     after = figures["firmware"].get("after_workload", {}) if figures["ok"] else {}
@@ -86,6 +99,7 @@ def measure(step=HEAP_STEP):
              "heap_step": step}
     for form in FORMS:
         block[form] = _form(heap_probe.measure(form, True, step))
+    block["frozen_mpy"] = frozen_bytes()
     alone = heap_probe.pause("frozen")
     alone.pop("mem_info", None)
     block["firmware_alone_us"] = alone
@@ -134,6 +148,9 @@ def format_lines(block, loop_ms):
     for name, form in (("frozen", f), (".mpy", m)):
         if not form["ok"]:
             lines.append("  %s in the 56,000-byte heap: %s" % (name, form["failed"]))
+    frozen = block["frozen_mpy"]
+    lines.append("Frozen into the image: firmware/lib as {:,} B of bytecode in {} modules ({})"
+                 .format(frozen["bytes"], frozen["files"], frozen["mpy_cross"]))
     alone = block["firmware_alone_us"]
     standby, emitting = alone["standby_tick"], alone["emitting_tick"]
     lines.append("The firmware alone (no simulator), host µs, medians: STANDBY tick %d (with a "

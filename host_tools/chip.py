@@ -214,7 +214,7 @@ def build(out):
     ident = image.write_identity(CHIP_DIR / "identity")
     env = dict(os.environ, MICROPY_GIT_TAG="v" + MICROPYTHON_VERSION,
                **{image.IDENTITY_ENV: str(CHIP_DIR / "identity")})
-    mpy_cross_build = CHIP_DIR / "mpy-cross"
+    mpy_cross_build = paths.CHIP_MPY_CROSS.parent
     unix_build = CHIP_DIR / "unix"
     log_path = CHIP_DIR / "build.log"
     with open(log_path, "w") as log:

@@ -86,6 +86,10 @@ JOURNAL_FILL_BYTES = 300
 
 _GC_LINE = re.compile(r"GC: total: (\d+), used: (\d+), free: (\d+)")
 _BLOCKS_LINE = re.compile(r"max blk sz: (\d+), max free sz: (\d+)")
+_LAYOUT_LINE = re.compile(r"GC memory layout; from ([0-9a-f]+):")
+_MAP_LINE = re.compile(r"[0-9a-f]{8}:")
+_FREE_LINES = re.compile(r"\((\d+) lines all free\)")
+_FREE_RUN = re.compile(r"\.+")
 
 
 def make_image(root, form):
@@ -238,8 +242,45 @@ def _mem_info(text):
     blocks = _BLOCKS_LINE.search(text)
     if not gc_line or not blocks:
         return {"raw": text}
-    return {"total": int(gc_line.group(1)), "used": int(gc_line.group(2)),
+    info = {"total": int(gc_line.group(1)), "used": int(gc_line.group(2)),
             "free": int(gc_line.group(3)), "largest_free": int(blocks.group(2)) * BLOCK_BYTES}
+    layout = _LAYOUT_LINE.search(text)
+    if layout:
+        info["heap_start"] = int(layout.group(1), 16)
+        info["map"] = block_map(text[layout.end():])
+    return info
+
+
+def block_map(text):
+    """mem_info(1)'s block map as one string, a character a block ("." free), from the heap's
+    start: lines "OFFSET: <up to 64 blocks>", runs of free lines as "(N lines all free)"."""
+    blocks = []
+    for line in text.splitlines():
+        line = line.strip()
+        lines_free = _FREE_LINES.fullmatch(line)
+        if lines_free:
+            blocks.append("." * 64 * int(lines_free.group(1)))
+        elif _MAP_LINE.match(line):
+            offset, row = line.split(": ", 1) if ": " in line else (line.rstrip(":"), "")
+            start = int(offset, 16) // BLOCK_BYTES
+            have = sum(len(b) for b in blocks)
+            if start > have:  # a gap the printer skipped: free
+                blocks.append("." * (start - have))
+            blocks.append(row)
+        elif line and blocks:
+            break
+    return "".join(blocks)
+
+
+def region_figures(info, region_end, firmware_heap_bytes):
+    """The firmware's share of one mem_info report: its region is the heap from its start to
+    `region_end` (an address); the free blocks and the longest free run inside it are the
+    firmware's, what else is in it is counted as the firmware's use."""
+    blocks = -(-(region_end - info["heap_start"]) // BLOCK_BYTES)
+    region = info["map"][:blocks]
+    free = region.count(".") * BLOCK_BYTES
+    longest = max((len(run) for run in _FREE_RUN.findall(region)), default=0) * BLOCK_BYTES
+    return {"used": firmware_heap_bytes - free, "free": free, "largest_free": longest}
 
 
 def ok(result):
@@ -315,9 +356,9 @@ def measure(form, find_smallest=True, step=256):
         overhead = sim["total"] - firmware_heap(result, bare)  # the simulator's and the probe's
         firmware = {}
         for name, figures in result["reports"].items():
-            if "used" in figures:
-                firmware[name] = {"used": figures["used"] - overhead, "free": figures["free"],
-                                  "largest_free": figures["largest_free"]}
+            if "map" in figures:
+                firmware[name] = region_figures(figures, sim["region_end"],
+                                                firmware_heap(result, bare))
         out = {"form": form, "board": BOARD, "treatment": TREATMENT,
                "interpreter": paths.rel(paths.chip_executable()), "heapsize": heapsize,
                "firmware_heap": firmware_heap(result, bare), "not_the_firmware's": overhead,
@@ -327,7 +368,9 @@ def measure(form, find_smallest=True, step=256):
                "requests": REQUESTS, "replies": result["replies"],
                "thermal_levels": result["thermal_levels"],
                "status_lines": result["status_lines"], "journal_bytes": result["journal_bytes"],
-               "final_state": result.get("final_state"), "mem_info": result["reports"],
+               "final_state": result.get("final_state"),
+               "mem_info": {name: {k: v for k, v in r.items() if k != "map"}
+                            for name, r in result["reports"].items()},
                "firmware": firmware, "gc": result["gc"]}
         if find_smallest:
             # What the firmware holds after boot is a floor; the ESP32's heap, a ceiling where it

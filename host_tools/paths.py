@@ -14,6 +14,7 @@ BOARDS = REPO / "boards"
 SIM_MPY = Path(__file__).resolve().parent / "vdevice" / "mpy"
 SIM_DATA = Path(__file__).resolve().parent / "vdevice" / "data"
 CHIP_MICROPYTHON = REPO / "build" / "chip" / "micropython"  # `make chip`: host_tools/chip.py
+CHIP_MPY_CROSS = REPO / "build" / "chip" / "mpy-cross" / "mpy-cross"  # v1.28.0's, built with it
 
 
 def firmware_import_path():

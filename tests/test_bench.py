@@ -127,6 +127,9 @@ def test_the_chip_block_holds_the_budget_and_labels_its_estimate(run):
     assert mpy["free_after_workload"] is None and mpy["resident_after_boot"] is None
     assert 56000 < mpy["smallest_boot_heap"] <= heap_probe.SEARCH_CEILING
     assert 56000 < mpy["boot_peak_heap"] <= heap_probe.SEARCH_CEILING
+    frozen_mpy = chip["frozen_mpy"]  # compiled by the chip build's mpy-cross, one per module
+    assert frozen_mpy["files"] == len(list(paths.FIRMWARE_LIB.glob("*.py")))
+    assert frozen_mpy["bytes"] > 0 and frozen_mpy["mpy_cross"] == "build/chip/mpy-cross/mpy-cross"
     alone = chip["firmware_alone_us"]
     assert (alone["standby_state"], alone["emitting_state"]) == ("STANDBY", "EMITTING")
     for key in ("standby_tick", "emitting_tick", "collect", "collect_emitting"):

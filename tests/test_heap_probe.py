@@ -52,3 +52,25 @@ def test_the_probe_reads_what_the_device_printed():
                                   "error": "select: only in STANDBY"}]  # events are no replies
     assert result["halted"].startswith("MemoryError")
     assert not heap_probe.ok(result)  # a halted firmware never passes, whatever the heap says
+
+
+def test_the_firmwares_share_is_read_off_the_block_map_of_its_region_only():
+    # 64 blocks a line; a run of free lines printed as one; the simulator's area above the region
+    # has a hole (its old objects replaced): it is not the firmware's free space.
+    text = "\n".join([
+        "GC: total: 3072, used: 100, free: 2972",
+        " No. of 1-blocks: 5, 2-blocks: 1, max blk sz: 4, max free sz: 100",
+        "GC memory layout; from 00001000:",
+        "00000000: MDh===" + "." * 10 + "h=" + "." * 46,
+        "       (1 lines all free)",
+        "00000800: ..hT" + "T" * 40 + "." * 20,
+        "",
+    ])
+    info = heap_probe.parse("PROBE after_workload\n" + text + "\nPROBE-END")["reports"][
+        "after_workload"]
+    assert info["heap_start"] == 0x1000 and len(info["map"]) == 3 * 64
+    region_end = 0x1000 + (64 + 64 + 2) * 16  # the region ends two blocks into the third line
+    figures = heap_probe.region_figures(info, region_end, 130 * 16)
+    free_blocks = 10 + 46 + 64 + 2
+    assert figures == {"free": free_blocks * 16, "used": (130 - free_blocks) * 16,
+                       "largest_free": (46 + 64 + 2) * 16}

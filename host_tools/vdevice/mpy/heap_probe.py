@@ -8,10 +8,13 @@
 # contiguous region at the bottom for it, and the simulator above. A ballast holds the bottom
 # while the simulator is built; every hole left among the simulator's objects is then plugged
 # with one-block tuples, and the ballast freed. The firmware's region ("PROBE-SIM": its size,
-# `firmware_region`) starts with what the interpreter and this script hold; the host sizes the
+# `firmware_region`, and the address it ends at, `region_end`) starts with what the interpreter
+# and this script hold; the host reads its free blocks off mem_info's block map; it sizes the
 # heap so that the region is the ESP32's 56,000 bytes plus this script's share. While the loop
-# runs, the simulator's own garbage (and the little it keeps, the simulated pins hw.py creates)
-# is in the firmware's region too: collected, it leaves no trace in the figures.
+# runs, the simulator's garbage and the objects it replaces its old ones with (its state's floats)
+# fall in the firmware's region too: collected, its garbage leaves no trace; what it keeps there
+# counts against the firmware (a few hundred bytes: the figures err on the safe side), and the
+# holes its old objects leave among its own are not the firmware's free space.
 #
 # Every report is a line "PROBE <name>" followed by mem_info()'s lines and "PROBE-END";
 # "PROBE-GC <json>" holds collection pauses timed with utime.ticks_us() (the host's real clock,
@@ -23,6 +26,7 @@ import os
 import sys
 
 import micropython
+import uctypes
 import utime  # the interpreter's real clock; `time` is the simulated one
 
 # The interpreter put this script's folder first on the path: it holds the simulated machine's
@@ -35,6 +39,7 @@ import calibration  # noqa: E402, F401 - simworld imports this firmware module: 
 gc.collect()
 _LOW = gc.mem_alloc()
 _ballast = bytearray(gc.mem_free() - 28 * 1024)  # room above it to build the simulator in
+_REGION_END = uctypes.addressof(_ballast) + len(_ballast)  # the firmware's region ends here
 import repl_uart  # noqa: E402 - the simulated serial port's output
 import simworld  # noqa: E402
 
@@ -43,21 +48,13 @@ import simworld  # noqa: E402
 simworld.install()
 
 
-class _Sink:
-    """Stands in for the world's trace lists: the probe never reads the trace."""
-
-    def append(self, value):
-        pass
-
-
 with open(os.getenv("PROBE_CONFIG")) as f:
     _config = json.load(f)
 world = simworld.World(_config["sim"], _config["world_board"])
 simworld.WORLD = world
 repl_uart.install()  # the firmware's sys.stdout: the REPL UART, as vdev.py gives it
 world.config = world.board = _config = None  # read at construction only (and by snapshot())
-for _key in world.trace:
-    world.trace[_key] = _Sink()
+world.drop_trace()
 gc.collect()
 _plug = None
 try:
@@ -67,7 +64,7 @@ except MemoryError:
     pass
 _ballast = None
 gc.collect()
-print("PROBE-SIM " + json.dumps({"start": _START, "low": _LOW,
+print("PROBE-SIM " + json.dumps({"start": _START, "low": _LOW, "region_end": _REGION_END,
                                  "firmware_region": _LOW + gc.mem_free(),
                                  "total": gc.mem_alloc() + gc.mem_free()}))
 
@@ -77,7 +74,7 @@ APPS = []
 def report(name):
     gc.collect()
     print("PROBE " + name)
-    micropython.mem_info()
+    micropython.mem_info(1)  # with the heap's block map: the host reads the firmware's region
     print("PROBE-END")
 
 

@@ -113,6 +113,16 @@ def last_fall(drive, t_us, strict):
     return k if _past_pulse(drive, t_us, strict) else k - 1
 
 
+class _NoTrace:
+    """A trace list that keeps nothing (World.drop_trace)."""
+
+    def append(self, value):
+        pass
+
+
+_NO_TRACE = _NoTrace()
+
+
 class SimEnd(BaseException):
     """The scenario's end: unwinds the firmware like a power cut (its `finally` still runs)."""
 
@@ -680,6 +690,12 @@ class World:
     def ticks_us(self):
         self._follow_wall_clock()
         return ticks_add(self._origin_ticks_us, self.now_us)
+
+    def drop_trace(self):
+        """Keep no trace from now on: for runs that never read it (the bench, the heap probe),
+        whose heap it would otherwise fill as they run."""
+        for key in self.trace:
+            self.trace[key] = _NO_TRACE
 
     def _stamp(self, record):
         """Append the time now to a trace list: whole seconds, microseconds."""
