@@ -47,16 +47,31 @@ def verify(lines, head, first_n):
     return journal.verify(lines, prev, head)
 
 
-def write(records, lines, out):
+IDENTITY = ("device", "version", "image", "manifest")  # what status names the device by
+
+
+def identity(link):
+    """The device the journal comes from, as its status names it: {device, version, image,
+    manifest} (the chip's unique id, the firmware's version, the frozen image, the deployment)."""
+    status = link.call("status")
+    return {key: status.get(key) for key in IDENTITY}
+
+
+def write(records, lines, out, device=None):
+    """The records to `out`: JSON {"device", "records", "lines"}, or CSV (one row a record) after
+    one comment line "# device: ..." naming where they come from ("-" for a null)."""
+    device = device or {}
     if out.endswith(".json"):
         with open(out, "w") as f:
-            json.dump({"records": records, "lines": lines}, f, indent=1)
+            json.dump({"device": device, "records": records, "lines": lines}, f, indent=1)
         return
     keys = []
     for record in records:
         keys += [k for k in record if k not in keys]
     keys.sort(key=lambda k: (k not in ("n", "ev"), k != "ev", k))
     with open(out, "w", newline="") as f:
+        f.write("# device: %s\n" % ", ".join(
+            "%s %s" % (k, "-" if device.get(k) is None else device[k]) for k in IDENTITY))
         writer = csv.DictWriter(f, fieldnames=keys)
         writer.writeheader()
         for record in records:
@@ -68,6 +83,7 @@ def main(args):
     try:
         with SerialLink(args.port) as link:
             link.wait_ready()
+            device = identity(link)
             link.call("service", pin=pin)
             try:
                 lines, head, first_n = download(link)
@@ -77,7 +93,7 @@ def main(args):
         print("laserctl journal: %s" % e, file=sys.stderr)
         return 2
     records, problems = verify(lines, head, first_n)
-    write(records, lines, args.out)
+    write(records, lines, args.out, device)
     print("%d records (n=%s..%d) written to %s" % (len(records), first_n, head[0], args.out))
     for index, message in problems:
         print("line %d: %s" % (index + 1, message))

@@ -90,6 +90,7 @@ class FakeMachine:
         self.module = types.SimpleNamespace(Pin=Pin, PWM=PWM, ADC=ADC, WDT=WDT, Counter=Counter,
                                             WDT_RESET=3,
                                             reset_cause=lambda: fake.cause,
+                                            unique_id=lambda: b"\x24\x0a\xc4\x12\x34\x56",
                                             reset=lambda: fake.calls.append(("reset",)))
 
 
@@ -337,6 +338,10 @@ def test_watchdog_starts_only_when_asked_and_reset_cause_is_read(fake):
     assert _hw().reset_by_watchdog() is False
     fake.cause = 3
     assert _hw().reset_by_watchdog() is True
+
+
+def test_the_device_is_named_by_its_unique_id_in_hex(fake):
+    assert _hw().device_id() == "240ac4123456"  # the fake machine's unique_id(), as text
 
 
 def test_the_serial_port_is_read_byte_by_byte_without_blocking(fake):

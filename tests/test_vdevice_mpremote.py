@@ -338,7 +338,11 @@ def test_laserctl_journal_downloads_verifies_and_finds_a_tampered_record(device,
     assert result.returncode == 0, result.stdout + result.stderr
     assert "hash chain intact" in result.stdout
     with open(out, newline="") as f:
+        header = f.readline()
         rows = list(csv.DictReader(f))
+    # The device it came from, as status names it (the virtual device's unique id).
+    assert header.startswith("# device: device 240ac4000001, version ")
+    assert rows[0]["device"] == "240ac4000001"  # and the boot record names it too
     # More records than one reply's page (4): the download pages through them all.
     assert [row["ev"] for row in rows] == ["boot", "pin_wrong", "pin_wrong", "pin_wrong",
                                            "service_open"]
@@ -354,3 +358,4 @@ def test_laserctl_journal_downloads_verifies_and_finds_a_tampered_record(device,
     assert "line 1: record n=1 fails its hash (altered)" in result.stdout
     saved = json.loads((tmp_path / "journal.json").read_text())
     assert saved["records"][0]["boot"] == 7  # written as found: the evidence is kept
+    assert saved["device"]["device"] == "240ac4000001" and saved["device"]["version"]

@@ -87,6 +87,7 @@ class App:
         self.version = VERSION
         self.manifest_id = None  # which deployment runs (integrity.manifest_id), set by main()
         self.image = None  # the frozen image's build id (integrity.frozen_image()), set by main()
+        self.device_id = None  # the chip's unique id in hex (hw.device_id()), set by main()
         # The device's memory and its serial link, where main() (or a test) attaches them.
         self.flash = None  # flash.Flash: where the treatment selection is kept
         self.settings = None  # settings.Settings
@@ -408,6 +409,7 @@ def main(hw_module, board_path="board.json", treatment_path="treatment.json"):
     watchdog_reset = hw_module.reset_by_watchdog()
     app.manifest_id = integrity.manifest_id()
     app.image = integrity.frozen_image()
+    app.device_id = hw_module.device_id()
     problem = app.self_test(time.ticks_ms(), integrity.check(image=app.image), watchdog_reset,
                             app.settings.problem)
     if problem:

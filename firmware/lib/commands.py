@@ -291,6 +291,7 @@ def _status(cmds, request, now_ms):
     fields = app.recorder.status_fields(app)
     fields["selected"] = app.selection
     fields["service"] = cmds.service_open
+    fields["device"] = app.device_id
     fields["version"] = app.version
     fields["image"] = app.image
     fields["manifest"] = app.manifest_id

@@ -6,9 +6,10 @@
 import select
 import sys
 import time
+from binascii import hexlify
 
 import board as board_file
-from machine import ADC, PWM, WDT, WDT_RESET, Counter, Pin, reset, reset_cause
+from machine import ADC, PWM, WDT, WDT_RESET, Counter, Pin, reset, reset_cause, unique_id
 
 # The REPL UART's transmit FIFO (SOC_UART_FIFO_LEN on the ESP32). A write to sys.stdout that does
 # not fit waits, a FreeRTOS tick (10 ms) at a time, until the rest does (uart_stdout_tx_strn in
@@ -228,6 +229,12 @@ class Hardware:
                 self._led.value(0)
                 self._buzzer.value(0)
         return time.ticks_ms()
+
+
+def device_id():
+    """The chip's own identity (machine.unique_id(): the ESP32's factory MAC) as hex text: what
+    status, the boot records and the journal's export name the device by."""
+    return hexlify(unique_id()).decode()
 
 
 def reset_by_watchdog():

@@ -54,7 +54,8 @@ class Logbook:
                 "note": "the device restarted during the session: the dose it delivered was "
                         "not recorded (at most the target; the supervisor's budget held)"})
             self.open_session = None
-        record = {"ev": "boot", "version": app.version, "image": app.image, "reset": reset,
+        record = {"ev": "boot", "device": app.device_id, "version": app.version,
+                  "image": app.image, "manifest": app.manifest_id, "reset": reset,
                   "boot": self.boots + 1}
         for key in notes:
             record[key] = notes[key]

@@ -33,18 +33,21 @@ def test_status_answers_with_the_state_and_echoes_the_id():
     assert reply["settings"]["due_on"] == "2027-11-01"
 
 
-def test_status_and_the_boot_record_name_the_frozen_image():
-    # app.main sets app.image from integrity.frozen_image(): None for a firmware in files (the
-    # .mpy path, the 64-bit virtual device), the build id of the image it runs from otherwise.
+def test_status_and_the_boot_record_name_the_device_and_what_it_runs():
+    # app.main sets app.image from integrity.frozen_image() (None for a firmware in files: the
+    # .mpy path, the 64-bit virtual device; the build id of the image it runs from otherwise),
+    # app.manifest_id from the deployment's manifest and app.device_id from hw.device_id().
     rig = _rig()
     assert rig.send({"cmd": "status"})["image"] is None
     assert rig.records("boot")[-1]["image"] is None
-    rig.app.image = "0123456789abcdef"
+    app = rig.app
+    identity = (app.version, "0123456789abcdef", "fedcba9876543210", "240ac4123456")
+    app.image, app.manifest_id, app.device_id = identity[1:]
     reply = rig.send({"cmd": "status"})
-    assert (reply["version"], reply["image"]) == (rig.app.version, "0123456789abcdef")
-    rig.app.logbook.boot(rig.app, "RESET", {})
+    assert (reply["version"], reply["image"], reply["manifest"], reply["device"]) == identity
+    app.logbook.boot(app, "RESET", {})
     boot = rig.records("boot")[-1]
-    assert (boot["version"], boot["image"]) == (rig.app.version, "0123456789abcdef")
+    assert (boot["version"], boot["image"], boot["manifest"], boot["device"]) == identity
 
 
 def test_bad_requests_get_an_error_naming_the_problem_and_change_nothing():
