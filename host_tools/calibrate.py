@@ -359,6 +359,9 @@ def run(link, panel, pin, board, args, date, plot_path, progress):
     the service `pin`, the `board` dict, the command's `args`, `date` and `plot_path`; appends
     "stored" and "restarted" to `progress` as they happen. Returns the exit status."""
     status = link.wait_ready()
+    clock = link.sync_clock()
+    if clock:
+        print(clock)
     check_ready(status)
     link.call("service", pin=pin)
     # A limit lowered on this device is what its curve must reach (settings.py checks that).

@@ -284,6 +284,9 @@ def confirm(port, version, manifest_id, image_id=None):
             status = link.wait_ready(BOOT_TIMEOUT_S)
         except DeviceError as e:
             raise NotConfirmed("the deployed firmware does not answer: %s" % e) from e
+        clock = link.sync_clock()
+        if clock:
+            print(clock)
     reported = (status.get("version"), status.get("image"), status.get("manifest"))
     if reported != (version, image_id, manifest_id):
         raise NotConfirmed("the device reports firmware %s, image %s, manifest %s; deployed %s, "

@@ -83,6 +83,9 @@ def main(args):
     try:
         with SerialLink(args.port) as link:
             link.wait_ready()
+            clock = link.sync_clock()
+            if clock:
+                print(clock)
             device = identity(link)
             link.call("service", pin=pin)
             try:

@@ -167,8 +167,11 @@ class Console(cmd.Cmd):
         """Print the status once the firmware answers; one of LINK_ERRORS if it does not."""
         with self._link_lock:
             status = self._link.wait_ready(READY_TIMEOUT_S)
+            clock = self._link.sync_clock()
             self._show_events()
         self._service_open = status["service"]
+        if clock:
+            self._say(clock)
         self._say(status_text(status))
 
     def _send(self, name, **fields):

@@ -19,6 +19,7 @@ from host_tools import device_lines
 
 BAUD = 115200
 PIN_ENV = "LASERCTL_PIN"  # the service PIN for scripts; otherwise it is asked for
+CLOCK_SLACK_S = 2  # a device clock this close to the computer's is left alone (the firmware's too)
 
 
 def service_pin(given=None):
@@ -126,6 +127,25 @@ class SerialLink:
         if reply["ok"] is not True:
             raise DeviceError(reply["error"])
         return reply
+
+    def sync_clock(self):
+        """Set the device's wall clock to this computer's (UTC) if it does not know the time or
+        is more than CLOCK_SLACK_S off (docs/serial.md, *The clock*); what every tool does once
+        the firmware answers. Returns a line saying what was done, or None if nothing was.
+        During a session the device refuses: its clock waits for the next connection."""
+        reply = self.request("clock")
+        if reply.get("ok") is not True:
+            return None  # a firmware without the request: nothing to set
+        now_s = int(time.time())
+        device_s = reply["utc_s"]
+        if device_s is not None and abs(device_s - now_s) <= CLOCK_SLACK_S:
+            return None
+        was = "unknown" if device_s is None else "%+d s off" % (device_s - now_s)
+        reply = self.request("clock", utc_s=now_s)
+        if reply.get("ok") is not True:
+            return "the device's clock (%s) was not set: %s" % (was, reply.get("error"))
+        return "the device's clock was %s: set to this computer's (%s UTC)" % (
+            was, time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(now_s)))
 
     def wait_ready(self, timeout_s=20.0):
         """Wait until the firmware answers (it may be booting); returns its status."""

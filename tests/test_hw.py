@@ -2,6 +2,7 @@
 created off (enable before PWM, PWM with an explicit duty of 0), the gate is closed before the
 duty changes, and inputs are decoded with each board's electrical sense."""
 
+import calendar
 import contextlib
 import fractions
 import importlib
@@ -69,6 +70,17 @@ class FakeMachine:
             def read_uv(self):
                 return fake.uv
 
+        class RTC:  # the ESP32's: a datetime tuple with the weekday fourth, and its memory
+            def datetime(self, value=None):
+                if value is None:
+                    return fake.rtc_datetime
+                fake.rtc_datetime = tuple(value)
+
+            def memory(self, data=None):
+                if data is None:
+                    return fake.rtc_memory
+                fake.rtc_memory = bytes(data)
+
         class WDT:
             def __init__(self, id=0, timeout=5000):
                 fake.calls.append(("WDT", timeout))
@@ -87,7 +99,10 @@ class FakeMachine:
                 return fake.edges
 
         self.edges = 0  # what the pulse counter on the enable sense pin has counted
+        self.rtc_datetime = (2000, 1, 1, 5, 0, 0, 42, 0)  # power-on: 2000-01-01, a Saturday
+        self.rtc_memory = b""
         self.module = types.SimpleNamespace(Pin=Pin, PWM=PWM, ADC=ADC, WDT=WDT, Counter=Counter,
+                                            RTC=RTC,
                                             WDT_RESET=3,
                                             reset_cause=lambda: fake.cause,
                                             unique_id=lambda: b"\x24\x0a\xc4\x12\x34\x56",
@@ -342,6 +357,21 @@ def test_watchdog_starts_only_when_asked_and_reset_cause_is_read(fake):
 
 def test_the_device_is_named_by_its_unique_id_in_hex(fake):
     assert _hw().device_id() == "240ac4123456"  # the fake machine's unique_id(), as text
+
+
+def test_the_wall_clock_is_unknown_until_set_then_read_from_the_rtc(fake, monkeypatch):
+    # MicroPython's time.mktime counts UTC from the port's epoch; CPython's is local time.
+    monkeypatch.setattr(time, "mktime", lambda t: calendar.timegm(tuple(t[:6]) + (0, 0, 0)))
+    hw = _hw().Hardware(load_board("esp32-devkitc"))
+    assert hw.wall_clock_s() is None  # the RTC counts from 2000-01-01 at power-on: not a time
+    hw.set_wall_clock(1796515200)  # 2026-12-06T00:00:00Z, a Sunday
+    assert fake.rtc_datetime == (2026, 12, 6, 6, 0, 0, 0, 0)  # the weekday fourth, Monday 0
+    assert fake.rtc_memory == b"LC1"  # set, in the RTC memory that a soft reset keeps
+    assert hw.wall_clock_s() == 1796515200
+    fake.rtc_datetime = (2026, 12, 6, 6, 1, 2, 3, 500)
+    assert hw.wall_clock_s() == 1796515200 + 3723
+    fake.rtc_memory = b""  # a power cut: the RTC memory is gone, and the time with it
+    assert hw.wall_clock_s() is None
 
 
 def test_the_serial_port_is_read_byte_by_byte_without_blocking(fake):

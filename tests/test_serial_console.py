@@ -111,8 +111,11 @@ def test_a_piped_session_shows_the_status_errors_and_journal_and_changes_the_dev
     assert status == 1, out + err  # some commands failed, as a script should learn
     assert err == ""
     lines = out.splitlines()
+    # A fresh virtual device does not know the time: the console sets its clock on connecting.
+    assert re.fullmatch(r"the device's clock was unknown: set to this computer's "
+                        r"\(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\)", lines[0]), out
     assert re.fullmatch(r"status: STANDBY \| 0\.00 W \| 0\.0/- J \| 2\d\.\d °C NORMAL \| "
-                        r"alarm NONE \| fault none \| service session closed", lines[0]), out
+                        r"alarm NONE \| fault none \| service session closed", lines[1]), out
     assert "  knee" in lines and "  tendinopathy" in lines
     assert "selected protocol=knee skin_type=5: 8.0 W, 1000.0 J, 125.0 s" in lines
     assert any(line.startswith("status: STANDBY | 0.00 W | 0.0/1000.0 J")
@@ -131,8 +134,11 @@ def test_a_piped_session_shows_the_status_errors_and_journal_and_changes_the_dev
                for line in lines), out
     journal = [line for line in lines[lines.index("> journal 3") + 1:lines.index("> logout")]
                if not line.startswith("* ")]  # an event line may come in between
-    assert journal[0].startswith("#1 boot boot=1 image=null reset=RESET version=")
-    assert journal[1:] == ["#2 pin_wrong failures=1", "#3 service_open"]
+    # The last three records: the clock the console set, the wrong PIN, the session; each says
+    # when (the wall clock now known), which boot and how long after it.
+    assert [re.sub(r"up_s=\d+ utc_s=\d+$", "WHEN", line) for line in journal] == [
+        "#2 clock boot=1 from_s=null WHEN", "#3 pin_wrong boot=1 failures=1 WHEN",
+        "#4 service_open boot=1 WHEN"], journal
     assert '"ev": "status"' not in out  # the periodic status lines are not printed
     # The device: the selection is on its flash, the session closed.
     selected = {"protocol": "knee", "skin_type": 5}
@@ -140,14 +146,15 @@ def test_a_piped_session_shows_the_status_errors_and_journal_and_changes_the_dev
     after = ready(device)
     assert after["selected"] == selected and after["service"] is False
     # The log: every line JSON, as received; the replies show that exactly the typed commands
-    # (and status polls) were sent: nothing for `bogus`, the bad select or help.
+    # (and status polls, and the clock read and set on connecting) were sent: nothing for
+    # `bogus`, the bad select or help.
     received = [json.loads(line) for line in log.read_text().splitlines()]
     assert all(isinstance(obj, dict) for obj in received)
     replies = [obj for obj in received if "ev" not in obj]
     assert [r["cmd"] for r in replies] == [
-        "status", "status", "list", "select", "status", "arm", "service", "service", "status",
-        "journal", "logout", "status"]
-    assert [r["id"] for r in replies] == list(range(1, 13))
+        "status", "clock", "clock", "status", "list", "select", "status", "arm", "service",
+        "service", "status", "journal", "logout", "status"]
+    assert [r["id"] for r in replies] == list(range(1, 15))
     assert sum(obj.get("ev") == "status" and "t_ms" in obj for obj in received) >= 2
 
 

@@ -343,10 +343,15 @@ def test_laserctl_journal_downloads_verifies_and_finds_a_tampered_record(device,
     # The device it came from, as status names it (the virtual device's unique id).
     assert header.startswith("# device: device 240ac4000001, version ")
     assert rows[0]["device"] == "240ac4000001"  # and the boot record names it too
-    # More records than one reply's page (4): the download pages through them all.
-    assert [row["ev"] for row in rows] == ["boot", "pin_wrong", "pin_wrong", "pin_wrong",
-                                           "service_open"]
-    assert [row["n"] for row in rows] == ["1", "2", "3", "4", "5"]
+    # More records than one reply's page (4): the download pages through them all. The first
+    # connection set the device's clock (it did not know the time): on record, and every record
+    # after it carries the time; the boot before it says the time was unknown.
+    assert [row["ev"] for row in rows] == ["boot", "clock", "pin_wrong", "pin_wrong",
+                                           "pin_wrong", "service_open"]
+    assert [row["n"] for row in rows] == ["1", "2", "3", "4", "5", "6"]
+    assert rows[0]["utc_s"] == "" and rows[1]["from_s"] == ""
+    assert all(abs(int(row["utc_s"]) - time.time()) < 60 for row in rows[1:])
+    assert {row["boot"] for row in rows} == {"1"}
     # One byte of the first record changed on the flash (from a maintenance boot: the REPL),
     # then the device restarted into its firmware.
     device.enter_maintenance()

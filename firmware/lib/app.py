@@ -100,6 +100,10 @@ class App:
         self.restart_requested = False  # the service asked for a reset (to apply settings)
         self.overruns = 0
         self._overrun_window_ms = now_ms
+        # Whole seconds since this boot, for the journal's records: counted from the ticks' clock
+        # (which wraps every 12.4 days), in small ints for 34 years.
+        self.uptime_s = 0
+        self._uptime_ms = now_ms
         self._overruns_in_window = 0
         # The garbage collector (swapped by the tests to see where it runs); what it last saw.
         self.collect_garbage = heap.collect
@@ -150,6 +154,9 @@ class App:
     def tick(self, now_ms):
         inp, out = self.inputs, self.outputs
         self.hw.sense(inp, now_ms)
+        if ticks_diff(now_ms, self._uptime_ms) >= 1000:
+            self.uptime_s += 1
+            self._uptime_ms = ticks_add(self._uptime_ms, 1000)
         commands = self.commands
         if commands is not None:
             commands.poll(now_ms)  # may pass a button command to this tick's step

@@ -303,6 +303,30 @@ def _status(cmds, request, now_ms):
     return fields
 
 
+# The wall clock's range a host may set: a clock before 2024 or from 2100 on is a host's mistake.
+_CLOCK_MIN_S = 1704067200  # 2024-01-01T00:00:00Z
+_CLOCK_MAX_S = 4102444799  # 2099-12-31T23:59:59Z
+_CLOCK_SLACK_S = 2  # a clock within this of the host's is left alone: no record, no jump
+
+
+def _clock(cmds, request, now_ms):
+    """Read the wall clock, or set it (`utc_s`, seconds since 1970-01-01 UTC) between sessions.
+    A change of more than _CLOCK_SLACK_S, or the first setting since power-on, is journaled with
+    the time it replaced (docs/serial.md, *The clock*)."""
+    _check_fields(request, ("utc_s",))
+    app = cmds.app
+    before_s = app.hw.wall_clock_s()
+    if "utc_s" not in request:
+        return {"utc_s": before_s}
+    utc_s = _whole(request, "utc_s", _CLOCK_MIN_S, _CLOCK_MAX_S)
+    cmds._between_sessions(request)
+    if before_s is not None and -_CLOCK_SLACK_S <= utc_s - before_s <= _CLOCK_SLACK_S:
+        return {"utc_s": before_s, "set": False}
+    app.hw.set_wall_clock(utc_s)
+    cmds._journal_append({"ev": "clock", "from_s": before_s})  # stamped with the new time
+    return {"utc_s": utc_s, "set": True, "from_s": before_s}
+
+
 def _list(cmds, request, now_ms):
     _check_fields(request, ())
     import protocols
@@ -515,4 +539,4 @@ _SERVICE = {"logout": _logout, "calibrate": _calibrate, "cal_point": _cal_point,
             "restart": _restart}
 # Anyone may ask for these; "service" is the door to the rest, behind the PIN.
 _OPERATOR = {"status": _status, "list": _list, "select": _select, "journal": _journal,
-             "service": _service}
+             "service": _service, "clock": _clock}

@@ -9,8 +9,13 @@ import time
 from binascii import hexlify
 
 import board as board_file
-from machine import ADC, PWM, WDT, WDT_RESET, Counter, Pin, reset, reset_cause, unique_id
+from machine import ADC, PWM, RTC, WDT, WDT_RESET, Counter, Pin, reset, reset_cause, unique_id
 
+# The wall clock: the ESP32's RTC keeps counting through a soft or watchdog reset, and so does its
+# RTC memory (machine.RTC().memory()); a power cut loses both. The RTC memory says whether the
+# clock was set since power-on: its first bytes are _CLOCK_SET once a host has set it.
+_CLOCK_SET = b"LC1"
+_UNIX_2000_S = 946684800  # 2000-01-01 in seconds since 1970: the ESP32's time epoch
 # The REPL UART's transmit FIFO (SOC_UART_FIFO_LEN on the ESP32). A write to sys.stdout that does
 # not fit waits, a FreeRTOS tick (10 ms) at a time, until the rest does (uart_stdout_tx_strn in
 # MicroPython's ports/esp32/uart.c): one 450-byte line at 115200 baud holds the loop ~30 ms.
@@ -38,6 +43,8 @@ class Hardware:
 
     def __init__(self, board):
         laser = board["laser"]
+        # time.mktime and gmtime count from the port's epoch: 2000 on the ESP32, 1970 elsewhere.
+        self._epoch_s = _UNIX_2000_S if time.gmtime(0)[0] == 2000 else 0
         # The enable line first: it gates the driver, so the PWM's start-up state cannot emit.
         self._enable = Pin(laser["enable_pin"], Pin.OUT, value=0)
         self._gate = None  # a PWM on the enable pin while fast pulses are gated in hardware
@@ -197,6 +204,23 @@ class Hardware:
             self._fifo_at_us = time.ticks_us()  # it returned as the last bytes went in
         self._fifo = min(_FIFO_BYTES, fifo + n)
         return n
+
+    def wall_clock_s(self):
+        """Seconds since 1970-01-01 UTC by the chip's RTC, or None while it is not known (not set
+        since the last power-on). Allocates: for records and replies, not for every tick."""
+        rtc = RTC()
+        if rtc.memory()[:3] != _CLOCK_SET:
+            return None
+        t = rtc.datetime()  # (year, month, day, weekday, hour, min, sec, subsec)
+        return time.mktime((t[0], t[1], t[2], t[4], t[5], t[6], 0, 0)) + self._epoch_s
+
+    def set_wall_clock(self, utc_s):
+        """Set the RTC to `utc_s` (seconds since 1970-01-01 UTC): known from now on, until the
+        next power cut."""
+        t = time.gmtime(utc_s - self._epoch_s)  # (year, month, day, hour, min, sec, weekday, ..)
+        rtc = RTC()
+        rtc.datetime((t[0], t[1], t[2], t[6], t[3], t[4], t[5], 0))
+        rtc.memory(_CLOCK_SET)
 
     def restart(self):
         """Reset the chip (the service's restart, to apply new settings through a boot)."""

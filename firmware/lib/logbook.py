@@ -55,11 +55,10 @@ class Logbook:
                         "not recorded (at most the target; the supervisor's budget held)"})
             self.open_session = None
         record = {"ev": "boot", "device": app.device_id, "version": app.version,
-                  "image": app.image, "manifest": app.manifest_id, "reset": reset,
-                  "boot": self.boots + 1}
+                  "image": app.image, "manifest": app.manifest_id, "reset": reset}
         for key in notes:
             record[key] = notes[key]
-        self.append(app, record)
+        self.append(app, record)  # stamped with this boot's number (the boots on record + 1)
         self._state = app.controller.state
         self._sessions = app.controller.sessions_ended
 
@@ -105,10 +104,16 @@ class Logbook:
         return record
 
     def append(self, app, record):
-        """Append `record`; returns its number. A journal that cannot be written stops new
-        sessions (never a running one: its light is the state machine's and the supervisor's)."""
+        """Append `record`, stamped with when: `utc_s` (the wall clock, seconds since 1970-01-01
+        UTC; null while the device does not know it: never guessed), `boot` (this boot's number)
+        and `up_s` (whole seconds since it). Returns its number. A journal that cannot be written
+        stops new sessions (never a running one: its light is the state machine's and the
+        supervisor's)."""
         if self.journal is None:
             return None
+        record["utc_s"] = app.hw.wall_clock_s()
+        record["boot"] = self.boots + 1
+        record["up_s"] = app.uptime_s
         try:
             n = self.journal.append(record)
         except OSError as e:

@@ -128,6 +128,8 @@ class FakeHardware:
         self.gate_hz = 0  # the hardware gate pulsing the enable line (0: none)
         self.actuate_delay_ms = 0  # how long after the tick's start the outputs take effect
         self._now_ms = 0  # the tick's time, as sensed
+        self.clock_set_s = None  # the wall clock (wall_clock_s): unknown until set
+        self.clock_set_at_ms = 0
 
     def press_footswitch(self, pressed=True):
         self.levels["footswitch_no_closed"] = pressed
@@ -214,6 +216,15 @@ class FakeHardware:
                 self.on_line(line)
             end = self._partial.find(b"\n")
         return n
+
+    def wall_clock_s(self):
+        """The RTC: None until set, then counting with the ticks' clock (the sensed time)."""
+        if self.clock_set_s is None:
+            return None
+        return self.clock_set_s + (self._now_ms - self.clock_set_at_ms) // 1000
+
+    def set_wall_clock(self, utc_s):
+        self.clock_set_s, self.clock_set_at_ms = utc_s, self._now_ms
 
     def restart(self):
         self.safe_off()

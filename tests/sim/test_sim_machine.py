@@ -677,6 +677,25 @@ def test_a_soft_reset_leaves_plain_outputs_driven_and_stops_the_pwms_low():
     assert w.outputs == {} and machine.Pin(39, machine.Pin.IN).value() == 0
 
 
+def test_the_rtc_and_its_memory_survive_resets_but_not_a_power_cut():
+    w = _world()
+    rtc = machine.RTC()
+    assert rtc.datetime()[:3] == (2000, 1, 1) and rtc.memory() == b""  # power-on
+    rtc.datetime((2026, 12, 6, 6, 10, 0, 0, 0))  # the ESP32's order: the weekday fourth
+    rtc.memory(b"LC1")
+    time.sleep_ms(61000)
+    assert rtc.datetime()[:7] == (2026, 12, 6, 6, 10, 1, 1)  # it runs with virtual time
+    w.reset_pins("soft reset")
+    w.reset_pins("watchdog")
+    assert rtc.datetime()[:7] == (2026, 12, 6, 6, 10, 1, 1) and rtc.memory() == b"LC1"
+    _raises(ValueError, rtc.memory, bytes(2049))  # the ESP32 keeps 2 KB
+    _raises(simworld.HardReset, w._power_cut)  # what the power_cut fault does
+    assert rtc.datetime()[:3] == (2000, 1, 1) and rtc.memory() == b""
+    started = _world(rtc_utc_s=1796515200 + 36000)  # a scenario may start with the clock set
+    assert machine.RTC().datetime()[:7] == (2026, 12, 6, 6, 10, 0, 0)
+    assert started.rtc_memory == b"LC1"
+
+
 def test_input_only_pins_have_no_pulls():
     _world()
     assert machine.Pin(36, machine.Pin.IN, machine.Pin.PULL_UP).value() == 0  # floating

@@ -4,6 +4,7 @@
 # do not exist for you and 34-39 are input-only, without internal pulls. The levels and the plant
 # live in simworld.
 import simworld
+import utime  # calendar arithmetic (gmtime, mktime): the interpreter's own
 from simworld import HardReset, SoftReset, last_fall, last_rise, level_at
 
 _FLASH_PINS = (6, 7, 8, 9, 10, 11)
@@ -311,6 +312,32 @@ class Counter:
         n = (rises if self._edge & Counter.RISING else 0) + \
             (falls if self._edge & Counter.FALLING else 0)
         self._count += self._sign * n
+
+
+class RTC:
+    """The ESP32's real-time clock and its RTC memory, as the world keeps them: both survive a
+    soft or watchdog reset and are lost at a power cut (World.rtc_offset_s, World.rtc_memory).
+    Seconds here count from 1970, the unix port's epoch (the ESP32's is 2000: hw.py converts)."""
+
+    def datetime(self, datetimetuple=None):
+        w = _world()
+        now_s = w.origin_s + w.now_us // 1000000
+        if datetimetuple is None:
+            t = utime.gmtime(now_s + w.rtc_offset_s)
+            return (t[0], t[1], t[2], t[6], t[3], t[4], t[5], w.now_us % 1000000)
+        d = datetimetuple  # (year, month, day, weekday, hour, minute, second, subseconds)
+        w.rtc_offset_s = utime.mktime((d[0], d[1], d[2], d[4], d[5], d[6], 0, 0)) - now_s
+
+    def memory(self, data=None):
+        w = _world()
+        if data is None:
+            return w.rtc_memory
+        if len(data) > RTC_MEMORY_BYTES:
+            raise ValueError("buffer too long")
+        w.rtc_memory = bytes(data)
+
+
+RTC_MEMORY_BYTES = 2048  # MICROPY_HW_RTC_USER_MEM_MAX on the ESP32
 
 
 class WDT:

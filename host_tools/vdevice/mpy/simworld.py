@@ -113,6 +113,10 @@ def last_fall(drive, t_us, strict):
     return k if _past_pulse(drive, t_us, strict) else k - 1
 
 
+_RTC_POWER_ON_S = 946684800  # 2000-01-01, what the ESP32's RTC reads at power-on
+_RTC_CLOCK_SET = b"LC1"  # hw.py's mark in RTC memory: the clock was set
+
+
 class _NoTrace:
     """A trace list that keeps nothing (World.drop_trace)."""
 
@@ -220,6 +224,12 @@ class World:
         self.counting = []  # the initialised ones, told of every change of a level
         self.pulls = {}  # pin -> "up": pulls set by a peripheral (a PCNT pulls its source up)
         self.reset_cause = _POWER_ON_RESET
+        # The RTC (sim_machine.RTC): its reading less the world's seconds, from 1970. From
+        # power-on it reads 2000-01-01 as the ESP32's does; `rtc_utc_s` starts it set (its
+        # RTC memory saying so, as hw.set_wall_clock leaves it).
+        self.rtc_offset_s, self.rtc_memory = _RTC_POWER_ON_S, b""
+        if config.get("rtc_utc_s") is not None:
+            self.rtc_offset_s, self.rtc_memory = int(config["rtc_utc_s"]), _RTC_CLOCK_SET
         self._stall_us = 0  # loop_hang: the next input read takes this long
         self._slow_until_us = 0  # slow_ticks: until then every tick's input read is slow
         self._raise_next = None  # firmware_exception / memory_exhaustion: the next read raises
@@ -460,9 +470,12 @@ class World:
         self._levels_changed()
 
     def _power_cut(self):
-        """Power lost: every output dies at once; the chip starts again from power-on."""
+        """Power lost: every output dies at once, the RTC and its memory too; the chip starts
+        again from power-on."""
         self.reset_pins("power cut")
         self.reset_cause = _POWER_ON_RESET
+        self.rtc_offset_s = _RTC_POWER_ON_S - (self.origin_s + self.now_us // _US)
+        self.rtc_memory = b""
         self.wdt_timeout_ms = None
         raise HardReset("power cut")
 

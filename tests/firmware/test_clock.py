@@ -1,0 +1,78 @@
+# The wall clock and the journal's time (commands.py `clock`, logbook.py, docs/serial.md): every
+# record says when it was made by the wall clock (`utc_s`, null while the device does not know
+# it, never guessed), which boot (`boot`) and how long after it (`up_s`). Anyone may set the clock
+# between sessions; a change is on record with the time it replaced, so a jump (backwards too)
+# is visible, and the records keep their order by number whatever their times say.
+# Runs on CPython and on MicroPython.
+from support import PIN, Rig
+
+DEC_6_2026_S = 1796515200  # 2026-12-06T00:00:00Z
+
+
+def _rig():
+    return Rig().attach_memory()
+
+
+def test_records_say_the_time_is_unknown_until_a_host_sets_it_never_guessing():
+    rig = _rig()
+    assert rig.send({"cmd": "clock"})["utc_s"] is None
+    boot = rig.records("boot")[-1]
+    assert boot["utc_s"] is None and boot["boot"] == 1 and boot["up_s"] == 0
+    rig.run_ms(5000)
+    reply = rig.send({"cmd": "clock", "utc_s": DEC_6_2026_S})
+    assert (reply["ok"], reply["set"], reply["from_s"]) == (True, True, None)
+    clock = rig.records("clock")[-1]
+    # The record of the setting carries the new time and the one it replaced (none).
+    assert (clock["from_s"], clock["utc_s"], clock["boot"]) == (None, DEC_6_2026_S, 1)
+    assert clock["up_s"] == 5
+    rig.run_ms(3000)
+    rig.send({"cmd": "service", "pin": PIN})
+    opened = rig.records("service_open")[-1]
+    assert opened["utc_s"] == DEC_6_2026_S + 3 and opened["up_s"] == 8
+
+
+def test_a_clock_within_two_seconds_is_left_alone_and_not_recorded():
+    rig = _rig()
+    rig.send({"cmd": "clock", "utc_s": DEC_6_2026_S})
+    last_n = rig.app.journal.last_n
+    for utc_s in (DEC_6_2026_S - 2, DEC_6_2026_S + 2):
+        reply = rig.send({"cmd": "clock", "utc_s": utc_s})
+        assert (reply["ok"], reply["set"], reply["utc_s"]) == (True, False, DEC_6_2026_S)
+    assert rig.app.journal.last_n == last_n
+    assert rig.hw.wall_clock_s() == DEC_6_2026_S
+
+
+def test_a_jump_backwards_is_on_record_and_the_records_keep_their_order():
+    rig = _rig()
+    rig.send({"cmd": "clock", "utc_s": DEC_6_2026_S})
+    reply = rig.send({"cmd": "clock", "utc_s": DEC_6_2026_S - 3600})
+    assert (reply["set"], reply["from_s"]) == (True, DEC_6_2026_S)
+    clocks = rig.records("clock")
+    assert [(c["from_s"], c["utc_s"]) for c in clocks] == [
+        (None, DEC_6_2026_S), (DEC_6_2026_S, DEC_6_2026_S - 3600)]
+    assert clocks[1]["n"] == clocks[0]["n"] + 1  # the number orders them, not the time
+
+
+def test_a_bad_clock_gets_a_clear_error_and_changes_nothing():
+    rig = _rig()
+    rig.send({"cmd": "clock", "utc_s": DEC_6_2026_S})
+    last_n = rig.app.journal.last_n
+    for value, words in ((True, "whole number"), (1.5e9, "whole number"), ("2026", "whole number"),
+                         (1700000000, "1704067200..4102444799"),
+                         (4102444800, "1704067200..4102444799")):
+        reply = rig.send({"cmd": "clock", "utc_s": value})
+        assert reply["ok"] is False and words in reply["error"], (value, reply)
+    reply = rig.send({"cmd": "clock", "utc_s": DEC_6_2026_S + 60, "zone": "CET"})
+    assert reply["ok"] is False and "unknown field 'zone'" in reply["error"]
+    assert rig.app.journal.last_n == last_n and rig.hw.wall_clock_s() == DEC_6_2026_S
+
+
+def test_the_clock_is_not_set_during_a_session_but_can_be_read():
+    rig = _rig()
+    rig.send({"cmd": "clock", "utc_s": DEC_6_2026_S})
+    rig.start_emitting()
+    reply = rig.send({"cmd": "clock", "utc_s": DEC_6_2026_S + 3600})
+    assert reply["ok"] is False and "only between sessions" in reply["error"]
+    assert rig.send({"cmd": "clock"})["utc_s"] == rig.hw.wall_clock_s() < DEC_6_2026_S + 60
+    arm = rig.records("arm")[-1]
+    assert arm["utc_s"] is not None and arm["boot"] == 1
