@@ -6,8 +6,8 @@ which are the ones that count (docs/chip.md).
   host_tools/heap_probe.py: the firmware's real boot and the budget's worst workload in the ESP32's
   heap; `boot_peak_heap` is the smallest heap that boots it and runs the workload, found by
   bisection to within `step` bytes.
-- Time, from host_tools/vdevice/mpy/gc_pause.py: the firmware alone (no simulator) in the ESP32's
-  heap, its tick in STANDBY and EMITTING and a collection's pause, in µs of this host.
+- Time, from host_tools/vdevice/mpy/firmware_alone.py: the firmware alone (no simulator) in the
+  ESP32's heap, its tick in STANDBY and EMITTING and a collection's pause, in µs of this host.
 - An ESTIMATED ESP32 tick: those µs times the ratio of Pystone 1.2 run here (MicroPython's own
   tests/perf_bench/misc_pystone.py, on the same interpreter) to published ESP32 figures. An
   estimate, not a measurement: the ESP32's figures come from other MicroPython versions, and the
@@ -100,7 +100,7 @@ def measure(step=HEAP_STEP):
     for form in FORMS:
         block[form] = _form(heap_probe.measure(form, True, step))
     block["frozen_mpy"] = frozen_bytes()
-    alone = heap_probe.pause("frozen")
+    alone = heap_probe.firmware_alone("frozen")
     alone.pop("mem_info", None)
     block["firmware_alone_us"] = alone
     stone = pystone()

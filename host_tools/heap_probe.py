@@ -185,7 +185,7 @@ def run(image, form, heap, interpreter=None, until_s=UNTIL_S):
 
 
 def parse(stdout, stderr="", returncode=0):
-    result = {"reports": {}, "gc": {}, "failed": None, "firmware_errors": [], "faults": [],
+    result = {"reports": {}, "failed": None, "firmware_errors": [], "faults": [],
               "session_ends": [], "replies": [], "thermal_levels": [], "status_lines": 0,
               "halted": None, "returncode": returncode}
     lines = stdout.splitlines()
@@ -200,9 +200,6 @@ def parse(stdout, stderr="", returncode=0):
                 block.append(lines[i])
                 i += 1
             result["reports"][name] = _mem_info("\n".join(block))
-        elif line.startswith("PROBE-GC "):
-            data = json.loads(line[len("PROBE-GC "):])
-            result["gc"][data.pop("at")] = data
         elif line.startswith("PROBE-SIM "):
             result["sim"] = json.loads(line[len("PROBE-SIM "):])
         elif line.startswith("PROBE-FAILED "):
@@ -371,7 +368,7 @@ def measure(form, find_smallest=True, step=256):
                "final_state": result.get("final_state"),
                "mem_info": {name: {k: v for k, v in r.items() if k != "map"}
                             for name, r in result["reports"].items()},
-               "firmware": firmware, "gc": result["gc"]}
+               "firmware": firmware}
         if find_smallest:
             # What the firmware holds after boot is a floor; the ESP32's heap, a ceiling where it
             # ran there.
@@ -385,15 +382,16 @@ def measure(form, find_smallest=True, step=256):
     return out
 
 
-def pause(form="frozen"):
-    """A collection's pause and a quiet STANDBY tick, host microseconds, at the ESP32's heap
-    size with the firmware's objects and no simulator (host_tools/vdevice/mpy/gc_pause.py)."""
+def firmware_alone(form="frozen"):
+    """The firmware's tick in STANDBY and EMITTING and a collection's pause, host microseconds,
+    at the ESP32's heap size with the firmware's objects and no simulator
+    (host_tools/vdevice/mpy/firmware_alone.py)."""
     with tempfile.TemporaryDirectory(prefix="heap-probe-") as tmp:
         root = Path(tmp) / "device"
         make_image(root, form)
         env = dict(os.environ, MICROPYPATH="lib:.frozen" if form == "mpy" else ".frozen")
         argv = [paths.chip_executable(), "-X", "heapsize=%d" % ESP32_HEAP,
-                str(paths.SIM_MPY / "gc_pause.py")]
+                str(paths.SIM_MPY / "firmware_alone.py")]
         proc = subprocess.run(argv, env=env, cwd=str(root), capture_output=True, text=True,
                               timeout=300)
     for line in proc.stdout.splitlines():
@@ -402,7 +400,7 @@ def pause(form="frozen"):
             result["mem_info"] = _mem_info(proc.stdout)
             result["argv"] = [paths.rel(a) for a in argv]
             return result
-    raise RuntimeError("gc_pause.py failed (exit %d):\n%s%s"
+    raise RuntimeError("firmware_alone.py failed (exit %d):\n%s%s"
                        % (proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:]))
 
 
@@ -418,7 +416,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     figures = measure(args.form, not args.no_search)
     if args.form == "frozen":  # the .mpy form does not boot in the ESP32's heap
-        figures["pause"] = pause(args.form)
+        figures["firmware_alone"] = firmware_alone(args.form)
     text = json.dumps(figures, indent=1)
     print(text)
     if args.out:

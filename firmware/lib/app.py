@@ -154,9 +154,6 @@ class App:
     def tick(self, now_ms):
         inp, out = self.inputs, self.outputs
         self.hw.sense(inp, now_ms)
-        if ticks_diff(now_ms, self._uptime_ms) >= 1000:
-            self.uptime_s += 1
-            self._uptime_ms = ticks_add(self._uptime_ms, 1000)
         commands = self.commands
         if commands is not None:
             commands.poll(now_ms)  # may pass a button command to this tick's step
@@ -175,6 +172,9 @@ class App:
             self.logbook.record(self)
         if commands is not None:
             commands.finish(now_ms)
+        if ticks_diff(now_ms, self._uptime_ms) >= 1000:  # bookkeeping, after the outputs
+            self.uptime_s += 1
+            self._uptime_ms = ticks_add(self._uptime_ms, 1000)
         self._collect(now_ms)
         if self.restart_requested:
             self._stop_emission(now_ms)
@@ -193,8 +193,7 @@ class App:
             heap.threshold(-1 if state == EMITTING else _GC_THRESHOLD_BYTES)
         elif state == EMITTING:
             if since_ms < _GC_PERIOD_EMITTING_MS:
-                self._gc_requests = requests
-                return
+                return  # leaving EMITTING is a state change: collected then whatever was asked
         elif requests == self._gc_requests and since_ms < _GC_PERIOD_MS:
             return
         self.collect_garbage()

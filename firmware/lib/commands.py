@@ -352,7 +352,7 @@ def _select(cmds, request, now_ms):
     # The library (several KB, parsed from the file) is garbage once the spec is out of it. A
     # collection before it and one after it put the treatment's objects, which live until the
     # next select, low in the heap instead of among the library's remains, where they would split
-    # the free space: 6 KB largest free block after the budget's workload instead of 3.9 KB
+    # the free space: 5.4-5.9 KB largest free block after the budget's workload instead of 3.9 KB
     # (`python -m host_tools.heap_probe`, docs/chip.md). Only in STANDBY: no light to delay.
     try:
         heap.collect()

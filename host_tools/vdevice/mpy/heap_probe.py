@@ -17,8 +17,8 @@
 # holes its old objects leave among its own are not the firmware's free space.
 #
 # Every report is a line "PROBE <name>" followed by mem_info()'s lines and "PROBE-END";
-# "PROBE-GC <json>" holds collection pauses timed with utime.ticks_us() (the host's real clock,
-# not the virtual one); "PROBE-FAILED <text>" says why the run did not finish. The firmware's own
+# "PROBE-FAILED <text>" says why the run did not finish. (A collection's pause is timed without
+# the simulator: firmware_alone.py.) The firmware's own
 # JSON lines come in between, as it writes them.
 import gc
 import json
@@ -27,7 +27,6 @@ import sys
 
 import micropython
 import uctypes
-import utime  # the interpreter's real clock; `time` is the simulated one
 
 # The interpreter put this script's folder first on the path: it holds the simulated machine's
 # sources, which would be compiled into the heap instead of imported frozen.
@@ -78,23 +77,9 @@ def report(name):
     print("PROBE-END")
 
 
-def pauses(name, count=20):
-    """gc.collect() timed `count` times in a row, in host microseconds."""
-    times = []
-    for _ in range(count):
-        t0 = utime.ticks_us()
-        gc.collect()
-        times.append(utime.ticks_diff(utime.ticks_us(), t0))
-    times.sort()
-    print("PROBE-GC " + json.dumps({"at": name, "min_us": times[0],
-                                    "median_us": times[len(times) // 2],
-                                    "max_us": times[-1], "count": count}))
-
-
 def _measured_run(self):
     APPS.append(self)
     report("after_boot")
-    pauses("after_boot")
     _RUN(self)
 
 
@@ -132,6 +117,5 @@ except MemoryError as e:
 if APPS:
     state = APPS[0].controller.state
     report("after_workload")
-    pauses("after_workload")
     print("PROBE-STATE %d" % state)
 sys.exit(0)
