@@ -3,9 +3,11 @@ protocol, verify every record's hash and the chain up to the head the device rep
 the records as CSV or JSON (by the file's extension). docs/memory.md describes the journal.
 
 Exit status: 0 when the chain is intact, 1 when it is broken (the file is still written, and
-every break is reported with its line), 2 when the journal could not be read."""
+every break is reported with its line), 2 when the journal could not be read or --out names no
+known format (before the device is touched)."""
 
 import csv
+import datetime
 import json
 import sys
 
@@ -57,28 +59,57 @@ def identity(link):
     return {key: status.get(key) for key in IDENTITY}
 
 
+FORMATS = (".csv", ".json")
+# The CSV's first columns: what and when; every other field follows in alphabetical order.
+FIRST_COLUMNS = ("n", "ev", "utc", "utc_s", "boot", "up_s")
+
+
 def write(records, lines, out, device=None):
-    """The records to `out`: JSON {"device", "records", "lines"}, or CSV (one row a record) after
-    one comment line "# device: ..." naming where they come from ("-" for a null)."""
+    """The records to `out`: JSON {"device", "records", "lines"} (the records as the device wrote
+    them), or CSV after one comment line "# device: ..." naming where they come from ("-" for a
+    null): one row a record, one column a field (docs/journal.md lists them), and `utc`, the
+    time of utc_s in ISO 8601. A cell is empty for null or a field the record does not have;
+    true/false for a truth value; JSON for a list or an object (calibration points, limits)."""
     device = device or {}
-    if out.endswith(".json"):
+    if out.lower().endswith(".json"):
         with open(out, "w") as f:
             json.dump({"device": device, "records": records, "lines": lines}, f, indent=1)
         return
-    keys = []
-    for record in records:
-        keys += [k for k in record if k not in keys]
-    keys.sort(key=lambda k: (k not in ("n", "ev"), k != "ev", k))
+    keys = [k for k in FIRST_COLUMNS if k == "utc" or any(k in r for r in records)]
+    keys += sorted({k for record in records for k in record} - set(keys))
     with open(out, "w", newline="") as f:
         f.write("# device: %s\n" % ", ".join(
             "%s %s" % (k, "-" if device.get(k) is None else device[k]) for k in IDENTITY))
         writer = csv.DictWriter(f, fieldnames=keys)
         writer.writeheader()
         for record in records:
-            writer.writerow({k: "" if record.get(k) is None else record[k] for k in keys})
+            row = {k: _cell(record.get(k)) for k in keys}
+            row["utc"] = _iso(record.get("utc_s"))
+            writer.writerow(row)
+
+
+def _cell(value):
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, separators=(",", ":"))
+    return value
+
+
+def _iso(utc_s):
+    if not isinstance(utc_s, int) or isinstance(utc_s, bool):
+        return ""
+    return datetime.datetime.fromtimestamp(utc_s, datetime.timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%SZ")
 
 
 def main(args):
+    if not args.out.lower().endswith(FORMATS):
+        print("laserctl journal: --out %s: the file's extension names its format: .csv or "
+              ".json" % args.out, file=sys.stderr)
+        return 2
     pin = service_pin(args.pin)
     try:
         with SerialLink(args.port) as link:

@@ -54,6 +54,8 @@ class Session:
     end_s: float
     target_j: float | None = None
     delivered_j: float | None = None
+    # Above delivered_j: a session a reset interrupted is known within a bound (docs/memory.md).
+    delivered_max_j: float | None = None
     final_state: str | None = None
     description: str = ""
     simulated: bool = False  # True: the plant's true values below are known
@@ -78,6 +80,7 @@ def from_report(report, path):
             faults=[(float(f["at_s"]), str(f["code"])) for f in report.get("faults", [])],
             end_s=max([float(report.get("ended_s") or 0.0)] + times),
             target_j=_float(report.get("target_j")), delivered_j=_float(report.get("delivered_j")),
+            delivered_max_j=_float(report.get("delivered_max_j")),
             final_state=report.get("final_state"), simulated=True,
             description=str(report.get("description") or ""),
             optical_w=optical_w, heatsink_c=heatsink_c,
@@ -109,9 +112,14 @@ def from_lines(text, path):
         return ((obj["t_ms"] - first_ms) % _TICKS_PERIOD) / 1000.0
 
     measured, states, faults, target_j = [], [], [], None
+    bound = None  # the last session's upper bound, while the count is still its
     for obj in events:
         try:
-            if obj["ev"] in _MEASURED_EVENTS:
+            if obj["ev"] == "session":
+                bound = _float(obj.get("delivered_max_j"))
+            elif obj["ev"] in _MEASURED_EVENTS:
+                if obj["state"] == "READY":
+                    bound = None  # armed: the count starts again
                 row = _measured(t_s(obj), obj["state"], obj["power_w"], obj.get("temp_c"),
                                 obj["delivered_j"])
                 measured.append(row)
@@ -127,7 +135,7 @@ def from_lines(text, path):
     _, final_state, _, _, delivered_j = measured[-1] if measured else (None,) * 5
     return Session(name=Path(path).name, measured=measured, states=states, faults=faults,
                    end_s=max(t_s(obj) for obj in events), target_j=target_j,
-                   delivered_j=delivered_j, final_state=final_state)
+                   delivered_j=delivered_j, delivered_max_j=bound, final_state=final_state)
 
 
 def _measured(t_s, state, power_w, temp_c, delivered_j):
@@ -170,9 +178,16 @@ def summary(session):
     def joules(value):
         return "-" if value is None else "%.1f J" % value
 
-    delivered = "delivered %s" % joules(session.delivered_j)
-    if session.target_j and session.delivered_j is not None:
-        delivered += " (%.1f %%)" % (100.0 * session.delivered_j / session.target_j)
+    low, high = session.delivered_j, session.delivered_max_j
+    if low is not None and high is not None and high > low:
+        delivered = "delivered between %s and %s" % (joules(low), joules(high))
+        if session.target_j:
+            delivered += " (%.1f-%.1f %%)" % (100.0 * low / session.target_j,
+                                              100.0 * high / session.target_j)
+    else:
+        delivered = "delivered %s" % joules(low)
+        if session.target_j and low is not None:
+            delivered += " (%.1f %%)" % (100.0 * low / session.target_j)
     return "   |   ".join([
         "target %s" % joules(session.target_j), delivered,
         "final state %s" % (session.final_state or "-"),

@@ -67,9 +67,10 @@ def start_chip_device(tmp_path):
 
 
 def files_of(flash):
-    """Every file on the device's flash but the journal (which records the service visits)."""
+    """Every file on the device's flash but the journal (which records the service visits) and
+    the boot count (which counts the boots)."""
     return {str(p.relative_to(flash)): p.read_bytes() for p in sorted(flash.rglob("*"))
-            if p.is_file() and not p.name.startswith("journal.")}
+            if p.is_file() and not p.name.startswith("journal.") and p.name != "boot_count"}
 
 
 def status(port):
@@ -123,7 +124,7 @@ def test_frozen_deploy_copies_only_the_filesystem_files(start_chip_device, tmp_p
         "remove lib/%s.py (not part of this firmware)" % m for m in MODULES]
     assert list((flash / "lib").iterdir()) == []
     assert sorted(p.name for p in flash.iterdir() if p.is_file()) == sorted(
-        FILESYSTEM + list(DEVICE_DATA) + ["journal.log"])
+        FILESYSTEM + list(DEVICE_DATA) + ["journal.log", "boot_count"])
     deployed = json.loads((flash / "manifest.json").read_text())
     assert (deployed["version"], deployed["image"]) == (FIRMWARE_VERSION, IMAGE)
     assert sorted(deployed["files"]) == [name for name in FILESYSTEM if name != "manifest.json"]

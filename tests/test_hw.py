@@ -366,12 +366,26 @@ def test_the_wall_clock_is_unknown_until_set_then_read_from_the_rtc(fake, monkey
     assert hw.wall_clock_s() is None  # the RTC counts from 2000-01-01 at power-on: not a time
     hw.set_wall_clock(1796515200)  # 2026-12-06T00:00:00Z, a Sunday
     assert fake.rtc_datetime == (2026, 12, 6, 6, 0, 0, 0, 0)  # the weekday fourth, Monday 0
-    assert fake.rtc_memory == b"LC1"  # set, in the RTC memory that a soft reset keeps
+    # Set, in the RTC memory that a soft reset keeps (written whole: the rest is the session's).
+    assert fake.rtc_memory[:4] == b"LC1\0"
     assert hw.wall_clock_s() == 1796515200
     fake.rtc_datetime = (2026, 12, 6, 6, 1, 2, 3, 500)
     assert hw.wall_clock_s() == 1796515200 + 3723
+    # A soft reset: the next boot's Hardware finds the mark, and the time with it.
+    again = _hw().Hardware(load_board("esp32-devkitc"))
+    assert again.wall_clock_s() == 1796515200 + 3723
     fake.rtc_memory = b""  # a power cut: the RTC memory is gone, and the time with it
-    assert hw.wall_clock_s() is None
+    assert _hw().Hardware(load_board("esp32-devkitc")).wall_clock_s() is None
+
+
+def test_rtc_memory_is_written_whole_and_found_again_after_a_reset(fake):
+    module = _hw()
+    hw = module.Hardware(load_board("esp32-devkitc"))
+    assert hw.rtc_memory == bytearray(module.RTC_MEMORY_BYTES)  # power-on: nothing kept
+    hw.rtc_memory[module.RTC_MEMORY_FREE] = 7
+    hw.keep_rtc_memory()
+    assert len(fake.rtc_memory) == module.RTC_MEMORY_BYTES
+    assert module.Hardware(load_board("esp32-devkitc")).rtc_memory[module.RTC_MEMORY_FREE] == 7
 
 
 def test_the_serial_port_is_read_byte_by_byte_without_blocking(fake):

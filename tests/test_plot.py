@@ -8,7 +8,7 @@ import struct
 
 import pytest
 
-from host_tools import plot, scenario
+from host_tools import paths, plot, scenario
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 START = [{"at_s": 0.5, "input": "key", "value": True},
@@ -29,9 +29,9 @@ def run():
     printed on its serial port."""
     captured = {}
 
-    def build_report(data, stdout, world):
+    def build_report(data, stdout, world, journal=None):
         captured["stdout"] = stdout
-        return real_build_report(data, stdout, world)
+        return real_build_report(data, stdout, world, journal)
 
     real_build_report = scenario.build_report
     with pytest.MonkeyPatch.context() as mp:
@@ -187,6 +187,33 @@ def test_a_log_spanning_a_reboot_draws_the_last_boot(run, tmp_path):
     alone.write_text(stdout)
     assert plot.load(jsonl).measured == plot.load(alone).measured
     assert plot.load(jsonl).measured[0][1] == "STANDBY"
+
+
+def test_a_session_cut_by_a_watchdog_reset_is_plotted_with_its_dose_bound_never_0_j(tmp_path):
+    # The loop hangs at 10 s: RTC memory kept the dose to the last tick, and the hang may have
+    # added 0.51 s of 10 W. The report and the device's own lines say so; neither says 0.0 J.
+    captured = {}
+    real_build_report = scenario.build_report
+
+    def build_report(data, stdout, world, journal=None):
+        captured["stdout"] = stdout
+        return real_build_report(data, stdout, world, journal)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(scenario, "build_report", build_report)
+        report = scenario.run(*scenario.load(
+            paths.REPO / "tests" / "scenarios" / "faults" / "loop_hang.json"))
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(report))
+    lines = tmp_path / "device.jsonl"
+    lines.write_text(captured["stdout"])
+    for source in (path, lines):
+        session = plot.load(source)
+        assert session.delivered_j == report["delivered_j"] > 59
+        assert session.delivered_max_j == report["delivered_max_j"] > session.delivered_j
+        assert "delivered between %.1f J and %.1f J" % (
+            report["delivered_j"], report["delivered_max_j"]) in plot.summary(session)
+        assert session.measured[-1][4] == report["delivered_j"]  # the dose line holds it
 
 
 BAD_INPUTS = {  # what the file holds, and what the message must say

@@ -56,6 +56,25 @@ def test_issue_example_completes_within_a_tenth_of_a_percent():
     assert all(row[3] is not None and abs(row[3] - 25.0) < 15.0 for row in measured)
 
 
+@pytest.mark.parametrize("name", ["loop_hang", "power_cut"])
+def test_a_session_cut_by_a_reset_keeps_its_dose_in_the_journal_the_report_and_status(name):
+    # The plant's light (emitted_j) lies within the bound the device states for it, in its
+    # journal, its session line and its status after the boot; nowhere is it 0.0 J.
+    data, board = scenario.load(Path(__file__).parent / "scenarios" / "faults" / (name + ".json"))
+    report = scenario.run(data, board)
+    low, high = report["delivered_j"], report["delivered_max_j"]
+    assert 0 < low <= report["emitted_j"] <= high
+    assert report["sessions"][-1]["delivered_j"] == low
+    assert report["journal"]["problems"] == []
+    session = [r for r in report["journal"]["records"] if r["ev"] == "session"][-1]
+    assert (session["delivered_j"], session["delivered_max_j"]) == (low, high)
+    assert session["dose_from"] == ("rtc_memory" if name == "loop_hang" else "checkpoint")
+    arms = [r for r in report["journal"]["records"] if r["ev"] == "arm"]
+    assert session["arm_n"] == arms[-1]["n"]
+    # Status after the boot reports it (the firmware's own figures, as plotted).
+    assert report["trace"]["measured"][-1][4] == low
+
+
 def test_footswitch_release_stops_emission_within_one_tick_wherever_it_falls():
     events = list(START)
     t = 5.0

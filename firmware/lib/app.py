@@ -22,6 +22,7 @@ from dosimeter import Dosimeter
 from link import Outbox, dumps, send_line
 from recorder import Recorder
 from records import Inputs, Outputs
+from session import Session
 from supervisor import Supervisor
 from thermal import median
 from thermistor import OK
@@ -61,7 +62,8 @@ _GC_THRESHOLD_BYTES = const(8192)
 
 class App:
     """Wires the pure logic to a hardware object (duck-typed: sense, actuate, safe_off,
-    check_shutdown_path, start_watchdog, feed_watchdog, write_serial). Call self_test() once, then
+    check_shutdown_path, start_watchdog, feed_watchdog, write_serial, wall_clock_s, rtc_memory,
+    rtc_memory_free, keep_rtc_memory). Call self_test() once, then
     step() every tick (or run(), which does both and feeds the watchdog).
 
     Every line for the serial port goes into `outbox` (link.Outbox; by default one writing with
@@ -69,6 +71,7 @@ class App:
     waiting."""
 
     def __init__(self, hw, board, treatment, now_ms, outbox=None):
+        self.session = Session(hw)  # the running session's figures, kept in RTC memory
         self.hw = hw
         self.board = board
         self.treatment = treatment
@@ -168,8 +171,11 @@ class App:
             c.drive(out, now_ms)  # FAULT's outputs: dark
         self._count(out, self.hw.actuate(out))
         self.recorder.record(now_ms, self)
+        session = self.session
+        session.update(self, now_ms)
         if self.logbook is not None:
             self.logbook.record(self)
+        session.keep(self)
         if commands is not None:
             commands.finish(now_ms)
         if ticks_diff(now_ms, self._uptime_ms) >= 1000:  # bookkeeping, after the outputs
@@ -374,7 +380,7 @@ def open_memory(board, flash=None):
 
         flash = Flash()
     settings = Settings(flash, board)
-    logbook = Logbook()
+    logbook = Logbook(flash, board)
     notes = {}
     if settings.problem or settings.notice:
         notes["settings"] = settings.problem or settings.notice
@@ -421,7 +427,8 @@ def main(hw_module, board_path="board.json", treatment_path="treatment.json"):
     if problem:
         notes["selftest"] = problem
     heap.collect()
-    app.logbook.boot(app, "WATCHDOG_RESET" if watchdog_reset else "RESET", notes)
+    app.logbook.boot(app, "WATCHDOG_RESET" if watchdog_reset else "RESET", notes,
+                    time.ticks_ms())
     heap.collect()
     app.run()
 

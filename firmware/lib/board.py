@@ -47,13 +47,14 @@ _TIMING = (("emission_delay_ms", 2000, 1000, 10000),
            ("status_period_ms", 250, 50, 10000),
            ("watchdog_ms", 500, 50, 8000),
            ("overruns_per_s", 5, 1, 50))
+CHECKPOINT_S = 30  # journal.checkpoint_s where the board does not set it (docs/memory.md)
 # Every object's fields, by path ("inputs.*" is any input). A field not listed is refused: a
 # misspelled one would otherwise be ignored and its default take its place unseen ("pul" for
 # "pull" leaves a contact input floating). A new field goes here and into its check. (One string
 # per object: a tuple of names costs the heap more, for as long as the firmware runs.)
 _FIELDS = {
     "": "name description loop_ms laser indicators inputs thermistor thermal diode power_monitor "
-        "limits timing serial plant",
+        "limits timing serial journal plant",
     "laser": "pwm_pin enable_pin pwm_freq_hz min_pulse_us enable_sense_pin",
     "indicators": "emission_led_pin buzzer_pin",
     "inputs": " ".join(INPUT_NAMES),
@@ -69,6 +70,7 @@ _FIELDS = {
     "limits": "max_energy_j",
     "timing": " ".join(row[0] for row in _TIMING),
     "serial": "baud",
+    "journal": "checkpoint_s",
     # The virtual device's plant model (host_tools/vdevice/mpy/simworld.py); a real board has none.
     "plant": "thermistor_table electrical_w_at_full_duty junction_capacity_j_per_c "
              "junction_to_heatsink_c_per_w heatsink_capacity_j_per_c heatsink_to_ambient_c_per_w "
@@ -95,6 +97,13 @@ _OPEN_WIRE = {
 
 class BoardError(ValueError):
     pass
+
+
+def checkpoint_s(board):
+    """journal.checkpoint_s: how often the journal records a running session's dose while it
+    emits (it does at every pause too). After a power cut the dose is known to within this much
+    emission; docs/memory.md weighs it against the journal's room and the flash's wear."""
+    return board.get("journal", {}).get("checkpoint_s", CHECKPOINT_S)
 
 
 def load(path):
@@ -131,6 +140,11 @@ def validate(data, sensor=None):
     _section(data, "serial")
     timing = data.setdefault("timing", {})
     _expect(isinstance(timing, dict), "timing", "must be an object")
+    # Optional, and not filled in when absent (checkpoint_s() gives the default): a 13th key
+    # would grow the table of every copy of the board (12 slots to 17), and where those land
+    # splits the chip's heap (docs/chip.md).
+    journal = data.get("journal", {})
+    _expect(isinstance(journal, dict), "journal", "must be an object")
 
     used = {}
     laser = data["laser"]
@@ -181,6 +195,10 @@ def validate(data, sensor=None):
     _expect(timing["watchdog_ms"] >= 5 * data["loop_ms"], "timing.watchdog_ms",
             "must be at least 5 ticks (%d ms)" % (5 * data["loop_ms"]))
     _serial(data["serial"], timing["status_period_ms"])
+    if "checkpoint_s" in journal:
+        _number(journal, "checkpoint_s", "journal.checkpoint_s", 1, 600)
+        _expect(isinstance(journal["checkpoint_s"], int), "journal.checkpoint_s",
+                "must be a whole number of seconds")
     share(data["thermistor"], _thermistor_range(data, sensor))
     return data
 

@@ -445,6 +445,9 @@ def _save(cmds, request, changes, action):
         raise CommandError(text if text.startswith(request["cmd"] + ":") else
                            "%s: %s" % (request["cmd"], text))
     record = {"ev": "service", "action": action}
+    for key in changes:
+        if key != "pin":  # what was set, as stored; never a PIN, nor its hash
+            record[key] = settings.values.get(key)
     cmds._journal_append(record)
     if action != "pin":
         # Safety parameters change at a boot, through the self-test, never under a running loop.

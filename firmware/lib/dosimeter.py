@@ -28,6 +28,12 @@ class Dosimeter:
         self._phase_ns = 0  # ... and where in its period the gate is now
         self._rest_ns = 0  # high time not yet counted (under a microsecond)
 
+    def restore(self, energy_mj, emitting_ms):
+        """Start from a session a reset interrupted (what is known of its dose), until the next
+        arm clears it: nothing is emitting now."""
+        self.clear()
+        self.energy_mj, self.emitting_ms = energy_mj, emitting_ms
+
     def account(self, now_ms):
         """Add the energy emitted since the last call (before deciding, and again at the moment
         the outputs change)."""

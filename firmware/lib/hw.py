@@ -12,9 +12,13 @@ import board as board_file
 from machine import ADC, PWM, RTC, WDT, WDT_RESET, Counter, Pin, reset, reset_cause, unique_id
 
 # The wall clock: the ESP32's RTC keeps counting through a soft or watchdog reset, and so does its
-# RTC memory (machine.RTC().memory()); a power cut loses both. The RTC memory says whether the
-# clock was set since power-on: its first bytes are _CLOCK_SET once a host has set it.
+# RTC memory (machine.RTC().memory()); a power cut loses both. What the firmware keeps there is
+# RTC_MEMORY_BYTES, written whole: its first 4 bytes say whether the clock was set since power-on
+# (_CLOCK_SET once a host has set it); the rest, from RTC_MEMORY_FREE, is the running session's
+# (session.py).
 _CLOCK_SET = b"LC1"
+RTC_MEMORY_BYTES = 64
+RTC_MEMORY_FREE = 4
 _UNIX_2000_S = 946684800  # 2000-01-01 in seconds since 1970: the ESP32's time epoch
 # The REPL UART's transmit FIFO (SOC_UART_FIFO_LEN on the ESP32). A write to sys.stdout that does
 # not fit waits, a FreeRTOS tick (10 ms) at a time, until the rest does (uart_stdout_tx_strn in
@@ -40,6 +44,8 @@ class _Input:
 
 class Hardware:
     """Creates every output already off, then the inputs. `board` is a validated board dict."""
+
+    rtc_memory_free = RTC_MEMORY_FREE  # rtc_memory's bytes from here on are the session's
 
     def __init__(self, board):
         laser = board["laser"]
@@ -76,6 +82,13 @@ class Hardware:
             self._edge_counter = Counter(0, self._enable_sense, edge=Counter.RISING)
             self._read_edges = self._edge_counter.value  # bound once: binding allocates
         self._wdt = None
+        self._rtc = RTC()
+        # What RTC memory holds, as one buffer written in place (keep_rtc_memory): what the last
+        # reset left there, or zeros after a power-on.
+        self.rtc_memory = bytearray(RTC_MEMORY_BYTES)
+        kept = self._rtc.memory()
+        for i in range(min(len(kept), RTC_MEMORY_BYTES)):
+            self.rtc_memory[i] = kept[i]
         # Ctrl-C is a byte like any other here: boot.py and main.py turn the interrupt off.
         self._serial = select.poll()
         self._serial.register(sys.stdin, select.POLLIN)
@@ -208,19 +221,25 @@ class Hardware:
     def wall_clock_s(self):
         """Seconds since 1970-01-01 UTC by the chip's RTC, or None while it is not known (not set
         since the last power-on). Allocates: for records and replies, not for every tick."""
-        rtc = RTC()
-        if rtc.memory()[:3] != _CLOCK_SET:
+        if self.rtc_memory[:3] != _CLOCK_SET:
             return None
-        t = rtc.datetime()  # (year, month, day, weekday, hour, min, sec, subsec)
+        t = self._rtc.datetime()  # (year, month, day, weekday, hour, min, sec, subsec)
         return time.mktime((t[0], t[1], t[2], t[4], t[5], t[6], 0, 0)) + self._epoch_s
 
     def set_wall_clock(self, utc_s):
         """Set the RTC to `utc_s` (seconds since 1970-01-01 UTC): known from now on, until the
         next power cut."""
         t = time.gmtime(utc_s - self._epoch_s)  # (year, month, day, hour, min, sec, weekday, ..)
-        rtc = RTC()
-        rtc.datetime((t[0], t[1], t[2], t[6], t[3], t[4], t[5], 0))
-        rtc.memory(_CLOCK_SET)
+        self._rtc.datetime((t[0], t[1], t[2], t[6], t[3], t[4], t[5], 0))
+        memory = self.rtc_memory
+        for i in range(3):
+            memory[i] = _CLOCK_SET[i]
+        self.keep_rtc_memory()
+
+    def keep_rtc_memory(self):
+        """Write `rtc_memory` to the RTC memory (allocates nothing): kept through a soft or a
+        watchdog reset, lost at a power cut."""
+        self._rtc.memory(self.rtc_memory)
 
     def restart(self):
         """Reset the chip (the service's restart, to apply new settings through a boot)."""

@@ -1,88 +1,211 @@
 # What the treatment journal (journal.py) records, taken from what the loop did: every session
-# from arming to its end (protocol, skin type, prescribed and delivered energy, emitting time,
-# pauses, the fault that ended it), every fault, every boot with its cause. A session that a
-# reset or a power cut interrupted is closed at the next boot, saying the dose was not recorded.
+# from arming to its end (the treatment, the dose delivered and its bound, emitting time, pauses,
+# time derated, the fault that ended it), every fault, every boot with its cause. A session that a
+# reset or a power cut interrupted is closed at the next boot with what is known of its dose: the
+# figures RTC memory kept through a reset (session.py), else the journal's last checkpoint of it.
 #
-# Flash writes happen only when something changes (arming, a pause, a session's end, a fault),
-# never on a quiet tick, and after the tick's outputs are applied.
+# Flash writes happen only when something changes (arming, a pause, a session's end, a fault), and
+# while emitting every checkpoint_s of emission; never on a quiet tick, always after the tick's
+# outputs are applied.
+from board import checkpoint_s
 from controller import BOOT, EMITTING, FAULT, PAUSED, READY, STANDBY, STATE_NAMES
+from flash import read_bytes, write_atomic
+from thermal import DERATE_STEPS
 
 JOURNAL_FULL = "journal full: export it and release it (service)"
+BOOT_COUNT = "boot_count"  # the last boot's number: boot numbers never repeat, whatever the journal
+# What an arm record says of the treatment, and a session record after it.
+_TREATMENT_FIELDS = ("protocol", "skin_type", "target_j", "power_w", "peak_w", "dose_j_cm2",
+                     "area_cm2", "mode", "pulse_hz", "duty_pct")
+# Where an interrupted session's dose came from (its record's dose_from), for its note.
+_SOURCES = {
+    "rtc_memory": "counted to the last tick in RTC memory, which the reset kept; the light may "
+                  "have stayed on until the watchdog reset the chip",
+    "checkpoint": "RTC memory was lost, a power cut: from the journal's last checkpoint of it, "
+                  "and at most journal.checkpoint_s of emission after it",
+    "none": "RTC memory was lost, a power cut, before the session's first checkpoint: up to "
+            "journal.checkpoint_s of emission",
+}
 
 
 class Logbook:
-    """Construct it first, give `on_record` to journal.Journal (its boot scan), then `attach` the
-    journal. `pin_failures`: wrong service PINs in a row on record; `open_session`: the arm
-    record of a session that never ended (the device restarted during it)."""
+    """Construct it on the flash and the board, give `on_record` to journal.Journal (its boot
+    scan), then `attach` the journal. `pin_failures`: wrong service PINs in a row on record;
+    `open_session`: the arm record of a session that never ended (the device restarted during
+    it), and `checkpoint`: its latest checkpoint."""
 
-    def __init__(self):
+    def __init__(self, flash, board):
+        self.flash = flash
+        self.board = board  # journal.checkpoint_s; the watchdog's and the loop's periods
         self.journal = None
         self.pin_failures = 0
         self.open_session = None
-        self.boots = 0
+        self.checkpoint = None
+        self.boots = 0  # the highest boot number on record
         self._state = BOOT
         self._sessions = 0
-        self._pauses = 0
-        self._arm_n = None
 
     def on_record(self, body):
         ev = body.get("ev")
+        boot = body.get("boot")
+        if isinstance(boot, int) and boot > self.boots:
+            self.boots = boot
         if ev == "arm":
-            self.open_session = body
+            self.open_session, self.checkpoint = body, None
+        elif ev == "checkpoint":
+            if self.open_session is not None and body.get("arm_n") == self.open_session.get("n"):
+                self.checkpoint = body
         elif ev == "session":
-            self.open_session = None
+            self.open_session = self.checkpoint = None
+        elif ev == "boot" and boot is None:
+            self.boots += 1  # written before records were stamped with their boot
         elif ev == "pin_wrong":
             self.pin_failures += 1
         elif ev == "service_open":
             self.pin_failures = 0
-        elif ev == "boot":
-            self.boots += 1
 
     def attach(self, journal):
         self.journal = journal
 
-    def boot(self, app, reset, notes):
-        """Record the boot: first the end of a session left open, then the boot itself with the
-        reset's cause and what the checks found (`notes`: {name: text} of the non-empty ones)."""
-        open_session = self.open_session
-        if open_session is not None:
-            self.append(app, {
-                "ev": "session", "end": reset, "arm_n": open_session.get("n"),
-                "protocol": open_session.get("protocol"),
-                "skin_type": open_session.get("skin_type"),
-                "target_j": open_session.get("target_j"), "delivered_j": None,
-                "note": "the device restarted during the session: the dose it delivered was "
-                        "not recorded (at most the target; the supervisor's budget held)"})
-            self.open_session = None
+    def boot(self, app, reset, notes, now_ms):
+        """Record the boot: number it (one more than any boot on record, in the journal or in
+        BOOT_COUNT), close a session left open, then the boot record itself with the reset's
+        cause and what the checks found (`notes`: {name: text} of the non-empty ones)."""
+        counted = read_bytes(self.flash, BOOT_COUNT)
+        try:
+            self.boots = max(self.boots, int(counted))
+        except (TypeError, ValueError):
+            pass  # none yet, or damaged: the journal's numbers stand
+        try:
+            write_atomic(self.flash, BOOT_COUNT, b"%d" % (self.boots + 1))
+        except OSError as e:
+            notes["boot_count"] = "cannot be written: %s" % e
+        kept, app.session.recalled = app.session.recalled, None
+        self._close_interrupted(app, reset, kept, now_ms)
+        self.open_session = self.checkpoint = None
+        if kept is not None:
+            app.session.forget()  # its end is on record now
         record = {"ev": "boot", "device": app.device_id, "version": app.version,
                   "image": app.image, "manifest": app.manifest_id, "reset": reset}
         for key in notes:
             record[key] = notes[key]
-        self.append(app, record)  # stamped with this boot's number (the boots on record + 1)
+        self.append(app, record)  # stamped with this boot's number
         self._state = app.controller.state
         self._sessions = app.controller.sessions_ended
+
+    def _close_interrupted(self, app, reset, kept, now_ms):
+        """The session the reset interrupted, closed with the dose known of it: the figures RTC
+        memory kept to the last tick (and the light a hang let through until the watchdog reset
+        the chip), else its latest checkpoint (and at most checkpoint_s more emission, never past
+        the target). The dosimeter starts from it: status reports it until the next arm."""
+        arm = self.open_session
+        if kept is not None and kept["arm_n"] != (arm or {}).get("n", 0):
+            kept = None  # another session's, whose end is on record
+        if arm is None and kept is None:
+            return
+        record = {"ev": "session", "end": reset, "arm_n": None if arm is None else arm.get("n"),
+                  "start_utc_s": None if arm is None else arm.get("utc_s")}
+        for key in _TREATMENT_FIELDS:
+            record[key] = None if arm is None else arm.get(key)
+        monitored = app.controller.power_monitor is not None
+        loop_ms = self.board["loop_ms"]
+        if kept is not None:
+            peak_uw, target_mj = kept["peak_uw"], kept["target_mj"]
+            low_mj, emitting_ms = kept["energy_mj"], kept["emitting_ms"]
+            pauses, derated_ms = kept["pauses"], kept["derated_ms"]
+            measured_j = kept["measured_mj"] / 1000 if monitored else None
+            hung_ms = self.board["timing"]["watchdog_ms"] + loop_ms \
+                if kept["state"] == EMITTING else 0
+            high_mj = low_mj + peak_uw * hung_ms // 1000000
+            source = "rtc_memory"
+        else:
+            checkpoint = self.checkpoint or {}
+            peak_uw = _micro(arm.get("peak_w") or arm.get("power_w"))
+            target_mj = _milli(arm.get("target_j"))
+            low_mj = _milli(checkpoint.get("delivered_j"))
+            emitting_ms = _milli(checkpoint.get("emitting_s"))
+            pauses = checkpoint.get("pauses", 0)
+            derated_ms = _milli(checkpoint.get("derated_s"))
+            measured_j = checkpoint.get("measured_j")
+            # The loop ran until the power went: the dose stop held, within a tick.
+            checkpoint_ms = checkpoint_s(self.board) * 1000
+            high_mj = min(low_mj + peak_uw * (checkpoint_ms + loop_ms) // 1000000,
+                          max(low_mj, target_mj + peak_uw * loop_ms // 1000000))
+            source = "checkpoint" if checkpoint else "none"
+        record.update({
+            "target_j": target_mj / 1000, "delivered_j": low_mj / 1000,
+            "delivered_max_j": high_mj / 1000, "measured_j": measured_j,
+            "emitting_s": emitting_ms / 1000, "pauses": pauses, "derated_s": derated_ms / 1000,
+            "fault": None, "dose_from": source,
+            "note": "the device restarted during the session: between %.3f J and %.3f J "
+                    "delivered (%s)" % (low_mj / 1000, high_mj / 1000, _SOURCES[source])})
+        self._identify(app, record)
+        self.append(app, record)
+        app.dosimeter.restore(low_mj, emitting_ms)
+        app.recorder.interrupted(now_ms, record)
 
     def record(self, app):
         """Each tick, after the outputs: journal what changed."""
         c = app.controller
         state = c.state
+        d = app.dosimeter
+        session = app.session
         if state != self._state:
             was, self._state = self._state, state
-            if state == PAUSED and was == EMITTING:
-                self._pauses += 1
-            elif state == READY and was == STANDBY:
-                self._pauses = 0
-                self._arm_n = self.append(app, self._session_fields(app, {"ev": "arm"}))
+            if state == READY and was == STANDBY:
+                session.start_utc_s = app.hw.wall_clock_s()
+                n = self.append(app, self._treatment_fields(app, {"ev": "arm"}))
+                session.arm_n, session.boot = n or 0, self.boots + 1
+                session.checkpoint_due_ms = checkpoint_s(self.board) * 1000
+                session.stall_mj = \
+                    session.peak_uw // 1000 * self.board["timing"]["watchdog_ms"] // 1000
+            elif state == PAUSED and was == EMITTING:
+                self._checkpoint(app)
             if state == FAULT:
                 self.append(app, {"ev": "fault", "code": c.fault_code,
                                    "state": STATE_NAMES[was]})
+        elif state == EMITTING and d.emitting_ms >= session.checkpoint_due_ms and \
+                session.target_mj - d.energy_mj > session.stall_mj:
+            # Not when the dose could be reached during the write: the stop would be late.
+            self._checkpoint(app)
         if c.sessions_ended != self._sessions:
             self._sessions = c.sessions_ended
-            self.append(app, self._session_fields(app, {
-                "ev": "session", "end": c.session_end, "arm_n": self._arm_n,
-                "delivered_j": app.dosimeter.energy_mj / 1000,
-                "emitting_s": app.dosimeter.emitting_ms / 1000, "pauses": self._pauses,
-                "fault": c.fault_code if c.state == FAULT else None}))
+            record = self._treatment_fields(app, {
+                "ev": "session", "end": c.session_end, "arm_n": session.arm_n or None,
+                "start_utc_s": session.start_utc_s})
+            self._dose_fields(app, record)
+            record["delivered_max_j"] = record["delivered_j"]
+            record["fault"] = c.fault_code if c.state == FAULT else None
+            record["dose_from"] = "dosimeter"
+            self._identify(app, record)
+            self.append(app, record)
+
+    def _checkpoint(self, app):
+        """The running session's dose, for the next boot should the power fail."""
+        app.session.checkpoint_due_ms = app.dosimeter.emitting_ms + \
+            checkpoint_s(self.board) * 1000  # also if the write fails
+        self.append(app, self._dose_fields(app, {"ev": "checkpoint",
+                                                 "arm_n": app.session.arm_n or None}))
+
+    @staticmethod
+    def _dose_fields(app, record):
+        d, session = app.dosimeter, app.session
+        record["delivered_j"] = d.energy_mj / 1000
+        record["measured_j"] = session.measured_mj / 1000 \
+            if app.controller.power_monitor is not None else None
+        record["emitting_s"] = d.emitting_ms / 1000
+        record["pauses"] = session.pauses
+        record["derated_s"] = session.derated_ms / 1000
+        return record
+
+    @staticmethod
+    def _identify(app, record):
+        """Which device, firmware and calibration delivered it."""
+        record["device"] = app.device_id
+        record["version"] = app.version
+        record["image"] = app.image
+        values = None if app.settings is None else app.settings.values
+        record["calibrated_on"] = None if values is None else values.get("calibrated_on")
 
     def check_space(self, app):
         """Refuse new sessions while the journal could not record them."""
@@ -93,14 +216,21 @@ class Logbook:
             app.controller.blocked = None
 
     @staticmethod
-    def _session_fields(app, record):
+    def _treatment_fields(app, record):
+        """The treatment as selected: a preset's name and skin type (custom: none; calibration:
+        a service calibration point) and what it prescribes."""
         selection = app.selection or {}
+        treatment = app.treatment
         record["protocol"] = selection.get("protocol", "custom")
         record["skin_type"] = selection.get("skin_type")
-        treatment = app.treatment
-        if treatment is not None:
-            record["target_j"] = treatment.target_j
-            record["power_w"] = treatment.power_w
+        record["target_j"] = treatment.target_mj / 1000
+        record["power_w"] = treatment.power_w  # as prescribed
+        record["peak_w"] = treatment.peak_uw_steps[DERATE_STEPS] // 1000 / 1000  # as calibrated
+        record["dose_j_cm2"] = treatment.dose_j_cm2
+        record["area_cm2"] = treatment.area_cm2
+        record["mode"] = treatment.mode
+        record["pulse_hz"] = treatment.pulse_hz or None
+        record["duty_pct"] = treatment.duty_pct if treatment.mode == "pulsed" else None
         return record
 
     def append(self, app, record):
@@ -123,3 +253,12 @@ class Logbook:
             return None
         self.check_space(app)
         return n
+
+
+def _milli(value):
+    """A journal's figure (J, s) in whole thousandths; 0 for none."""
+    return int((value or 0) * 1000 + 0.5)
+
+
+def _micro(value):
+    return int((value or 0) * 1000000 + 0.5)

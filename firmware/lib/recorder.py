@@ -45,6 +45,7 @@ class Recorder:
         if c.sessions_ended != self._sessions and \
                 event(dumps({"ev": "session", "t_ms": now_ms, "end": c.session_end,
                              "delivered_j": app.dosimeter.energy_mj / 1000,
+                             "delivered_max_j": app.dosimeter.energy_mj / 1000,
                              "target_j": self.target_j,
                              "emitting_ms": app.dosimeter.emitting_ms})):
             self._sessions = c.sessions_ended
@@ -68,6 +69,15 @@ class Recorder:
         self._once(dumps({"ev": "selftest", "t_ms": now_ms, "ok": problem is None,
                           "problem": problem}))
 
+    def interrupted(self, now_ms, record):
+        """The session a reset interrupted, closed at boot (logbook.py) with its dose's bound."""
+        self._once(dumps({"ev": "session", "t_ms": now_ms, "end": record["end"],
+                          "delivered_j": record["delivered_j"],
+                          "delivered_max_j": record["delivered_max_j"],
+                          "target_j": record["target_j"],
+                          "emitting_ms": int(record["emitting_s"] * 1000 + 0.5),
+                          "dose_from": record["dose_from"]}))
+
     def error(self, now_ms, exc):
         self._once(dumps({"ev": "error", "t_ms": now_ms, "error": "%s: %s"
                           % (type(exc).__name__, exc)}))
@@ -89,7 +99,7 @@ class Recorder:
         c = app.controller
         return {
             "state": STATE_NAMES[c.state],
-            "power_w": c.power_uw / 1e6,
+            "power_w": c.power_uw // 1000 / 1000,  # to the milliwatt
             "delivered_j": app.dosimeter.energy_mj / 1000, "target_j": self.target_j,
             "emitting_ms": app.dosimeter.emitting_ms,
             "temp_c": None if c.temp_c is None else round(c.temp_c, 2),

@@ -130,6 +130,26 @@ class FakeHardware:
         self._now_ms = 0  # the tick's time, as sensed
         self.clock_set_s = None  # the wall clock (wall_clock_s): unknown until set
         self.clock_set_at_ms = 0
+        # RTC memory as hw.Hardware keeps it (its first 4 bytes the clock's); `rtc_kept` is what
+        # the chip's RTC memory holds: a reset keeps it (reboot()), a power cut does not.
+        self.rtc_memory = bytearray(64)
+        self.rtc_kept = bytes(64)
+        self.rtc_writes = 0
+
+    rtc_memory_free = 4
+
+    def keep_rtc_memory(self):
+        self.rtc_kept = bytes(self.rtc_memory)
+        self.rtc_writes += 1
+
+    def reboot(self, power_cut=False):
+        """The chip resets (a power cut too): outputs off; RTC memory (and the clock) survive
+        only a reset. The next Hardware reads RTC memory back."""
+        self.safe_off()
+        if power_cut:
+            self.rtc_kept = bytes(64)
+            self.clock_set_s = None
+        self.rtc_memory = bytearray(self.rtc_kept)
 
     def press_footswitch(self, pressed=True):
         self.levels["footswitch_no_closed"] = pressed
@@ -347,7 +367,7 @@ class Rig:
 
     # -- the device's memory and its serial port ------------------------------------------------
 
-    def attach_memory(self, flash=None, store=True):
+    def attach_memory(self, flash=None, store=True, reset="RESET"):
         """Give the app what app.main gives it on the device: the settings store and the journal
         on a flash (a FakeFlash that can lose power), the logbook, and the serial protocol.
         `store`: save first settings (the board's calibration, PIN) if the flash has none."""
@@ -365,7 +385,7 @@ class Rig:
         app.library_path = PROTOCOLS_JSON
         app.commands = Commands(app, self.hw.read_serial_byte, app.outbox, self.now_ms,
                                 logbook.pin_failures)
-        logbook.boot(app, "RESET", {})
+        logbook.boot(app, reset, {}, self.now_ms)
         return self
 
     def send(self, request, max_ticks=100):

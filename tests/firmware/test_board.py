@@ -73,6 +73,17 @@ def test_timing_stays_within_safe_bounds():
     _refused(lambda b: b["timing"].update(status_period_ms=0), "timing.status_period_ms")
 
 
+def test_the_journals_checkpoint_period_is_optional_whole_and_bounded():
+    data = raw_board("esp32-devkitc")
+    assert "journal" not in data and board_file.checkpoint_s(board_file.validate(data)) == 30
+    data["journal"] = {"checkpoint_s": 10}
+    assert board_file.checkpoint_s(board_file.validate(data)) == 10
+    for bad in (0, 601, 2.5, "10", True, None):
+        _refused(lambda b, v=bad: b.update(journal={"checkpoint_s": v}), "journal.checkpoint_s")
+    _refused(lambda b: b.update(journal=[]), "journal")
+    _refused(lambda b: b.update(journal={"checkpoint": 10}), "journal.checkpoint")
+
+
 def test_the_serial_baud_rate_is_required_whole_in_range_and_carries_the_status_lines():
     for name in ("sim", "sim-devkitc", "esp32-devkitc"):
         assert load_board(name)["serial"] == {"baud": 115200}  # the ESP32 port's REPL default

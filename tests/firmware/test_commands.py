@@ -45,7 +45,7 @@ def test_status_and_the_boot_record_name_the_device_and_what_it_runs():
     app.image, app.manifest_id, app.device_id = identity[1:]
     reply = rig.send({"cmd": "status"})
     assert (reply["version"], reply["image"], reply["manifest"], reply["device"]) == identity
-    app.logbook.boot(app, "RESET", {})
+    app.logbook.boot(app, "RESET", {}, 0)
     boot = rig.records("boot")[-1]
     assert (boot["version"], boot["image"], boot["manifest"], boot["device"]) == identity
 
@@ -216,7 +216,12 @@ def test_a_calibration_is_saved_checked_and_applied_by_a_restart():
     assert reply["ok"] is False and "restart" in reply["error"]
     assert rig.send({"cmd": "restart"})["ok"] is True
     assert rig.hw.restarts == 1
-    assert rig.records("service")[-1]["action"] == "calibration"
+    # The record says what was set (a refused request set nothing and left no record).
+    records = rig.records("service")
+    assert [r for r in records if r.get("calibrated_on") == "2026-11-21"] == [records[-1]]
+    saved = records[-1]
+    assert (saved["action"], saved["calibration"], saved["due_days"]) == ("calibration", points,
+                                                                          180)
 
 
 def test_restart_into_maintenance_leaves_the_flag_and_a_record():
@@ -248,6 +253,8 @@ def test_limits_above_the_boards_are_refused():
     reply = rig.send({"cmd": "limits", "max_power_w": limit + 1})
     assert reply["ok"] is False and "max_power_w" in reply["error"]
     assert rig.send({"cmd": "limits", "max_power_w": limit / 2})["ok"] is True
+    saved = rig.records("service")[-1]
+    assert (saved["action"], saved["limits"]) == ("limits", {"max_power_w": limit / 2})
 
 
 def test_a_pin_change_applies_at_once():
@@ -255,6 +262,14 @@ def test_a_pin_change_applies_at_once():
     _service(rig)
     assert rig.send({"cmd": "pin", "new": "12ab"})["error"] == "pin: must be 4 to 12 digits 0-9"
     assert rig.send({"cmd": "pin", "new": "246810"})["ok"] is True
+    # On record that it changed, never what to: no PIN, no hash, no salt in the journal.
+    saved = rig.records("service")[-1]
+    assert saved["action"] == "pin" and set(saved) == {"ev", "action", "utc_s", "boot", "up_s",
+                                                        "n"}
+    text = "".join(rig.app.journal.read(1, 1000))
+    for secret in ("246810", rig.app.settings.values["pin"]["hash"],
+                   rig.app.settings.values["pin"]["salt"]):
+        assert secret not in text
     rig.send({"cmd": "logout"})
     assert _service(rig)["ok"] is False
     assert _service(rig, "246810")["ok"] is True
@@ -301,11 +316,17 @@ def test_a_session_cut_by_a_power_loss_is_closed_at_the_next_boot():
     rig = _rig()
     rig.start_emitting()
     rig.run_ms(1000)
-    flash = rig.flash  # the power goes: nothing more is written
+    flash = rig.flash  # the power goes: nothing more is written, RTC memory is lost
     again = Rig().attach_memory(flash)
     end = again.records("session")[-1]
-    assert end["end"] == "RESET" and end["delivered_j"] is None
     assert end["arm_n"] == again.records("arm")[-1]["n"]
+    # No checkpoint yet (the first comes after journal.checkpoint_s of emission): the dose is
+    # known to be at most that much emission at 10 W, and the note says so.
+    assert (end["end"], end["dose_from"], end["delivered_j"]) == ("RESET", "none", 0.0)
+    peak_w = again.records("arm")[-1]["peak_w"]  # the light of the duty set for 10 W
+    assert abs(peak_w - 10.0) < 0.1
+    assert abs(end["delivered_max_j"] - peak_w * (30 + 0.01)) <= 0.001
+    assert "between 0.000 J and %.3f J delivered" % end["delivered_max_j"] in end["note"]
 
 
 def test_a_full_journal_refuses_arming_until_it_is_released():

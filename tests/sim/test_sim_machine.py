@@ -693,7 +693,7 @@ def test_the_rtc_and_its_memory_survive_resets_but_not_a_power_cut():
     assert rtc.datetime()[:3] == (2000, 1, 1) and rtc.memory() == b""
     started = _world(rtc_utc_s=1796515200 + 36000)  # a scenario may start with the clock set
     assert machine.RTC().datetime()[:7] == (2026, 12, 6, 6, 10, 0, 0)
-    assert started.rtc_memory == b"LC1"
+    assert started.rtc_memory_bytes() == b"LC1"
 
 
 def test_input_only_pins_have_no_pulls():

@@ -26,10 +26,13 @@ class _Hardware:
     arm = False
     footswitch = False
 
+    rtc_memory_free = 4
+
     def __init__(self):
         self.enabled = False
         self.now_ms = 0
         self.noise = 0
+        self.rtc_memory = bytearray(64)
 
     def sense(self, inp, now_ms):
         self.now_ms = now_ms
@@ -73,6 +76,9 @@ class _Hardware:
     def set_wall_clock(self, utc_s):
         pass
 
+    def keep_rtc_memory(self):
+        pass  # on the chip a copy of 64 bytes into RTC memory: packing them is timed, not that
+
     def restart(self):
         pass
 
@@ -113,7 +119,7 @@ board = board_file.load("board.json")
 hardware = _Hardware()
 application, notes = app.assemble(hardware, board)
 application.self_test(utime.ticks_ms())
-application.logbook.boot(application, "RESET", notes)
+application.logbook.boot(application, "RESET", notes, utime.ticks_ms())
 gc.collect()
 micropython.mem_info()
 now = [utime.ticks_ms()]

@@ -317,7 +317,11 @@ class Counter:
 class RTC:
     """The ESP32's real-time clock and its RTC memory, as the world keeps them: both survive a
     soft or watchdog reset and are lost at a power cut (World.rtc_offset_s, World.rtc_memory).
-    Seconds here count from 1970, the unix port's epoch (the ESP32's is 2000: hw.py converts)."""
+    Seconds here count from 1970, the unix port's epoch (the ESP32's is 2000: hw.py converts).
+    One object, made with this module as the chip's is static: RTC() allocates nothing."""
+
+    def __new__(cls):
+        return _RTC
 
     def datetime(self, datetimetuple=None):
         w = _world()
@@ -331,13 +335,13 @@ class RTC:
     def memory(self, data=None):
         w = _world()
         if data is None:
-            return w.rtc_memory
-        if len(data) > RTC_MEMORY_BYTES:
+            return w.rtc_memory_bytes()
+        if len(data) > simworld.RTC_MEMORY_BYTES:
             raise ValueError("buffer too long")
-        w.rtc_memory = bytes(data)
+        w.set_rtc_memory(data)
 
 
-RTC_MEMORY_BYTES = 2048  # MICROPY_HW_RTC_USER_MEM_MAX on the ESP32
+_RTC = object.__new__(RTC)
 
 
 class WDT:

@@ -115,6 +115,7 @@ def last_fall(drive, t_us, strict):
 
 _RTC_POWER_ON_S = 946684800  # 2000-01-01, what the ESP32's RTC reads at power-on
 _RTC_CLOCK_SET = b"LC1"  # hw.py's mark in RTC memory: the clock was set
+RTC_MEMORY_BYTES = 2048  # MICROPY_HW_RTC_USER_MEM_MAX on the ESP32
 
 
 class _NoTrace:
@@ -227,9 +228,15 @@ class World:
         # The RTC (sim_machine.RTC): its reading less the world's seconds, from 1970. From
         # power-on it reads 2000-01-01 as the ESP32's does; `rtc_utc_s` starts it set (its
         # RTC memory saying so, as hw.set_wall_clock leaves it).
-        self.rtc_offset_s, self.rtc_memory = _RTC_POWER_ON_S, b""
+        # RTC memory: the chip's 2 KB, and how much of it the firmware last wrote. Written in
+        # place, as the chip copies it: the firmware writes it every tick of a session, and a
+        # new bytes object each time would be garbage in the firmware's heap that the chip's
+        # heap never sees.
+        self.rtc_memory, self.rtc_memory_len = bytearray(RTC_MEMORY_BYTES), 0
+        self.rtc_offset_s = _RTC_POWER_ON_S
         if config.get("rtc_utc_s") is not None:
-            self.rtc_offset_s, self.rtc_memory = int(config["rtc_utc_s"]), _RTC_CLOCK_SET
+            self.rtc_offset_s = int(config["rtc_utc_s"])
+            self.set_rtc_memory(_RTC_CLOCK_SET)
         self._stall_us = 0  # loop_hang: the next input read takes this long
         self._slow_until_us = 0  # slow_ticks: until then every tick's input read is slow
         self._raise_next = None  # firmware_exception / memory_exhaustion: the next read raises
@@ -475,9 +482,19 @@ class World:
         self.reset_pins("power cut")
         self.reset_cause = _POWER_ON_RESET
         self.rtc_offset_s = _RTC_POWER_ON_S - (self.origin_s + self.now_us // _US)
-        self.rtc_memory = b""
+        self.rtc_memory_len = 0
         self.wdt_timeout_ms = None
         raise HardReset("power cut")
+
+    def set_rtc_memory(self, data):
+        """RTC memory now holds `data` (copied in place, allocating nothing)."""
+        memory = self.rtc_memory
+        for i in range(len(data)):
+            memory[i] = data[i]
+        self.rtc_memory_len = len(data)
+
+    def rtc_memory_bytes(self):
+        return bytes(self.rtc_memory[:self.rtc_memory_len])
 
     def _loop_hang(self):
         self._stall_us = _HANG_US
