@@ -101,8 +101,11 @@ def _cell(value):
 def _iso(utc_s):
     if not isinstance(utc_s, int) or isinstance(utc_s, bool):
         return ""
-    return datetime.datetime.fromtimestamp(utc_s, datetime.timezone.utc).strftime(
-        "%Y-%m-%dT%H:%M:%SZ")
+    try:
+        return datetime.datetime.fromtimestamp(utc_s, datetime.timezone.utc).strftime(
+            "%Y-%m-%dT%H:%M:%SZ")
+    except (ValueError, OverflowError, OSError):
+        return ""  # an altered record's time: its utc_s cell holds what was found
 
 
 def main(args):

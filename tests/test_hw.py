@@ -98,11 +98,28 @@ class FakeMachine:
                 fake.calls.append(("Counter.value",) + args)
                 return fake.edges
 
+        class I2C:  # the bus, with a DS3231's 19 registers at 0x68 while it is fitted
+            def __init__(self, bus_id, *, scl, sda, freq=400000):
+                fake.calls.append(("I2C", bus_id, scl.id, sda.id, freq))
+
+            def readfrom_mem(self, addr, memaddr, nbytes):
+                if not fake.ds3231_fitted or addr != 0x68:
+                    raise OSError(19)
+                return bytes(fake.ds3231[memaddr:memaddr + nbytes])
+
+            def writeto_mem(self, addr, memaddr, buf):
+                if not fake.ds3231_fitted or addr != 0x68:
+                    raise OSError(19)
+                fake.ds3231[memaddr:memaddr + len(buf)] = buf
+
         self.edges = 0  # what the pulse counter on the enable sense pin has counted
         self.rtc_datetime = (2000, 1, 1, 5, 0, 0, 42, 0)  # power-on: 2000-01-01, a Saturday
         self.rtc_memory = b""
+        self.ds3231_fitted = True
+        self.ds3231 = bytearray(19)
+        self.ds3231[0x0F] = 0x80  # never set: its oscillator-stopped flag
         self.module = types.SimpleNamespace(Pin=Pin, PWM=PWM, ADC=ADC, WDT=WDT, Counter=Counter,
-                                            RTC=RTC,
+                                            RTC=RTC, I2C=I2C,
                                             WDT_RESET=3,
                                             reset_cause=lambda: fake.cause,
                                             unique_id=lambda: b"\x24\x0a\xc4\x12\x34\x56",
@@ -376,6 +393,55 @@ def test_the_wall_clock_is_unknown_until_set_then_read_from_the_rtc(fake, monkey
     assert again.wall_clock_s() == 1796515200 + 3723
     fake.rtc_memory = b""  # a power cut: the RTC memory is gone, and the time with it
     assert _hw().Hardware(load_board("esp32-devkitc")).wall_clock_s() is None
+
+
+def _with_battery_clock():
+    board = load_board("esp32-devkitc")
+    board["rtc"] = {"part": "DS3231", "i2c": 0, "sda_pin": 16, "scl_pin": 17}
+    return board
+
+
+def test_a_battery_backed_clock_keeps_the_time_through_a_power_cut(fake, monkeypatch):
+    monkeypatch.setattr(time, "mktime", lambda t: calendar.timegm(tuple(t[:6]) + (0, 0, 0)))
+    hw = _hw().Hardware(_with_battery_clock())
+    assert ("I2C", 0, 17, 16, 100000) in fake.calls
+    assert hw.restore_wall_clock() == \
+        "DS3231 has no time to trust (its oscillator stopped): a host must set it"
+    assert hw.wall_clock_s() is None
+    assert hw.set_wall_clock(1796515200) is None  # 2026-12-06T00:00:00Z, a Sunday
+    assert bytes(fake.ds3231[0:7]) == b"\x00\x00\x00\x07\x06\x12\x26" and fake.ds3231[0x0F] == 0
+    # A soft reset: the RTC kept the time, the DS3231 is not asked.
+    fake.ds3231_fitted = False
+    again = _hw().Hardware(_with_battery_clock())
+    assert again.restore_wall_clock() is None and again.wall_clock_s() == 1796515200
+    # A power cut: the RTC and its memory are gone; the DS3231 ran on (here to 00:01:05).
+    fake.ds3231_fitted = True
+    fake.rtc_memory = b""
+    fake.rtc_datetime = (2000, 1, 1, 5, 0, 0, 0, 0)
+    fake.ds3231[0] = 0x05
+    fake.ds3231[1] = 0x01
+    after = _hw().Hardware(_with_battery_clock())
+    assert after.wall_clock_s() is None
+    assert after.restore_wall_clock() is None
+    assert after.wall_clock_s() == 1796515200 + 65
+    assert fake.rtc_datetime == (2026, 12, 6, 6, 0, 1, 5, 0)  # the weekday from the date
+
+
+def test_a_battery_clock_that_does_not_answer_leaves_the_time_unknown_and_says_so(fake,
+                                                                                 monkeypatch):
+    monkeypatch.setattr(time, "mktime", lambda t: calendar.timegm(tuple(t[:6]) + (0, 0, 0)))
+    fake.ds3231_fitted = False
+    hw = _hw().Hardware(_with_battery_clock())
+    problem = hw.restore_wall_clock()
+    assert problem.startswith("DS3231 does not answer") and hw.wall_clock_s() is None
+    # Setting the time still sets the RTC; the answer says the DS3231 kept its old time.
+    assert "it keeps its old time" in hw.set_wall_clock(1796515200)
+    assert hw.wall_clock_s() == 1796515200
+    # A board without the part never touches I2C.
+    fake.calls.clear()
+    plain = _hw().Hardware(load_board("esp32-devkitc"))
+    assert plain.restore_wall_clock() is None and plain.set_wall_clock(1796515200) is None
+    assert [c for c in fake.calls if c[0] == "I2C"] == []
 
 
 def test_rtc_memory_is_written_whole_and_found_again_after_a_reset(fake):

@@ -54,6 +54,14 @@ def test_csv_cells_read_back_as_the_records_values(tmp_path):
     assert float(rows[3]["delivered_j"]) == 800.004
 
 
+def test_an_altered_records_impossible_time_is_written_as_found_not_a_crash(tmp_path):
+    out = tmp_path / "journal.csv"
+    altered = [dict(RECORDS[0], utc_s=10 ** 13), dict(RECORDS[1], utc_s=-(10 ** 12))]
+    journal_export.write(altered, [], str(out), DEVICE)
+    _, rows = _rows(out)
+    assert [(r["utc"], r["utc_s"]) for r in rows] == [("", str(10 ** 13)), ("", str(-(10 ** 12)))]
+
+
 def test_json_keeps_the_records_as_the_device_wrote_them(tmp_path):
     out = tmp_path / "journal.JSON"  # the extension in any case
     journal_export.write(RECORDS, ["line"], str(out), DEVICE)

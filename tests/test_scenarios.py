@@ -75,6 +75,30 @@ def test_a_session_cut_by_a_reset_keeps_its_dose_in_the_journal_the_report_and_s
     assert report["trace"]["measured"][-1][4] == low
 
 
+@pytest.mark.parametrize("board", ["sim", "sim-devkitc"])
+def test_the_battery_backed_clock_keeps_the_time_through_a_power_cut_where_fitted(board):
+    # The sim board has a DS3231 ("rtc"); sim-devkitc has none. A host sets the clock, the
+    # power goes: with the part the next boot knows the time, without it the time is unknown
+    # (never guessed) until a host sets it again.
+    utc_s = 1796515200
+    report = run({"board": board, "until_s": 10,
+                  "events": [{"at_s": 1.0, "serial": json.dumps({"cmd": "clock",
+                                                                 "utc_s": utc_s})},
+                             {"at_s": 4.0, "fault": "power_cut"},
+                             {"at_s": 8.0, "serial": '{"cmd": "clock"}'}]})
+    assert report["serial"][0]["reply"]["set"] is True
+    assert report["resets"][0]["cause"] == "power cut"
+    boots = [r for r in report["journal"]["records"] if r["ev"] == "boot"]
+    assert len(boots) == 2 and boots[1]["boot"] == 2
+    read = report["serial"][1]["reply"]["utc_s"]
+    if board == "sim":
+        assert "rtc" not in boots[1] and boots[1]["utc_s"] is not None
+        assert utc_s + 3 <= boots[1]["utc_s"] <= utc_s + 4  # 3 s after the setting, to the second
+        assert utc_s + 6 <= read <= utc_s + 8
+    else:
+        assert boots[1]["utc_s"] is None and read is None
+
+
 def test_footswitch_release_stops_emission_within_one_tick_wherever_it_falls():
     events = list(START)
     t = 5.0

@@ -415,7 +415,10 @@ def main(hw_module, board_path="board.json", treatment_path="treatment.json"):
                          "leave": "remove the flag file (mpremote rm :%s), release the button, "
                                   "reset" % MAINTENANCE_FLAG}))
         return
+    clock_problem = hw.restore_wall_clock()  # before any record is stamped with the time
     app, notes = assemble(hw, board, treatment_path)
+    if clock_problem is not None:
+        notes["rtc"] = clock_problem
     app.outbox.event_once(dumps({"ev": "boot", "version": VERSION, "board": app.board["name"],
                                  "loop_ms": app.period_ms, "watchdog_ms": app.watchdog_ms}))
     watchdog_reset = hw_module.reset_by_watchdog()

@@ -54,7 +54,7 @@ CHECKPOINT_S = 30  # journal.checkpoint_s where the board does not set it (docs/
 # per object: a tuple of names costs the heap more, for as long as the firmware runs.)
 _FIELDS = {
     "": "name description loop_ms laser indicators inputs thermistor thermal diode power_monitor "
-        "limits timing serial journal plant",
+        "limits timing serial journal rtc plant",
     "laser": "pwm_pin enable_pin pwm_freq_hz min_pulse_us enable_sense_pin",
     "indicators": "emission_led_pin buzzer_pin",
     "inputs": " ".join(INPUT_NAMES),
@@ -71,6 +71,7 @@ _FIELDS = {
     "timing": " ".join(row[0] for row in _TIMING),
     "serial": "baud",
     "journal": "checkpoint_s",
+    "rtc": "part i2c sda_pin scl_pin",
     # The virtual device's plant model (host_tools/vdevice/mpy/simworld.py); a real board has none.
     "plant": "thermistor_table electrical_w_at_full_duty junction_capacity_j_per_c "
              "junction_to_heatsink_c_per_w heatsink_capacity_j_per_c heatsink_to_ambient_c_per_w "
@@ -174,6 +175,8 @@ def validate(data, sensor=None):
     _diode(data["diode"])
     if "power_monitor" in data:
         _power_monitor(data["power_monitor"], used, data["diode"]["max_power_w"])
+    if "rtc" in data:
+        _rtc(data["rtc"], used)
 
     _thermal(data["thermal"])
     _number(data["limits"], "max_energy_j", "limits.max_energy_j", 1, 100000)
@@ -212,6 +215,18 @@ def _serial(serial, status_period_ms):
             "%d baud carries %d bytes in a status period (timing.status_period_ms %d): a status "
             "line (budgeted at %d bytes) may take at most a quarter of that; raise the baud rate "
             "or the status period" % (baud, per_status, status_period_ms, _STATUS_LINE_BYTES))
+
+
+def _rtc(rtc, used):
+    """The optional battery-backed clock: a DS3231 on one of the ESP32's two I2C controllers
+    (ds3231.py). Its lines need pull-ups (the usual DS3231 modules carry them)."""
+    _expect(isinstance(rtc, dict), "rtc", "must be an object")
+    _expect(rtc.get("part") == "DS3231", "rtc.part", 'must be "DS3231" (the part the firmware '
+            "drives), got %r" % (rtc.get("part"),))
+    _expect(rtc.get("i2c") in (0, 1) and not isinstance(rtc.get("i2c"), bool), "rtc.i2c",
+            "must be 0 or 1 (the ESP32's I2C controllers), got %r" % (rtc.get("i2c"),))
+    _output_pin(rtc, "sda_pin", "rtc.sda_pin", used)
+    _output_pin(rtc, "scl_pin", "rtc.scl_pin", used)
 
 
 def _thermistor_range(data, therm):

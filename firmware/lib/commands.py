@@ -99,6 +99,8 @@ class Commands:
     ready for its reply: until then it waits in the port. `pin_failures`: wrong PINs in a row
     found in the journal at boot (a reset does not wipe the count)."""
 
+    clock_interval_s = 600  # after a setting of the clock, the next one only this much later
+
     def __init__(self, app, read_byte, outbox, now_ms, pin_failures=0):
         self.app = app
         self.lines = LineReader(read_byte)
@@ -110,6 +112,7 @@ class Commands:
         self._lockout_from_ms = now_ms  # a lockout found at boot runs from the boot
         self._pending = None  # (request, state before, counters before) of a button command
         self._before_point = None  # (treatment, selection) to restore after a calibration point
+        self._clock_set_up_s = None  # uptime of the last setting of the clock (None: none yet)
         self.requests = 0  # lines taken: the loop collects the heap after a tick that took one
 
     # -- the loop's two calls ------------------------------------------------------------------
@@ -322,9 +325,22 @@ def _clock(cmds, request, now_ms):
     cmds._between_sessions(request)
     if before_s is not None and -_CLOCK_SLACK_S <= utc_s - before_s <= _CLOCK_SLACK_S:
         return {"utc_s": before_s, "set": False}
-    app.hw.set_wall_clock(utc_s)
-    cmds._journal_append({"ev": "clock", "from_s": before_s})  # stamped with the new time
-    return {"utc_s": utc_s, "set": True, "from_s": before_s}
+    # Each setting is a record: without a limit, a host alternating two times would fill the
+    # journal and stop every treatment until the service exports it. The first setting since
+    # power-on, and any within a service session, are free.
+    last_s = cmds._clock_set_up_s
+    if last_s is not None and not cmds.service_open and \
+            app.uptime_s - last_s < cmds.clock_interval_s:
+        raise CommandError("clock: set %d s ago; again after %d s, or in a service session"
+                           % (app.uptime_s - last_s, cmds.clock_interval_s))
+    cmds._clock_set_up_s = app.uptime_s
+    problem = app.hw.set_wall_clock(utc_s)
+    record = {"ev": "clock", "from_s": before_s}
+    reply = {"utc_s": utc_s, "set": True, "from_s": before_s}
+    if problem is not None:  # the RTC is set; the battery-backed clock kept its time
+        record["rtc"] = reply["rtc"] = problem
+    cmds._journal_append(record)  # stamped with the new time
+    return reply
 
 
 def _list(cmds, request, now_ms):
@@ -352,11 +368,13 @@ def _select(cmds, request, now_ms):
     # The library (several KB, parsed from the file) is garbage once the spec is out of it. A
     # collection before it and one after it put the treatment's objects, which live until the
     # next select, low in the heap instead of among the library's remains, where they would split
-    # the free space: 5.4-5.9 KB largest free block after the budget's workload instead of 3.9 KB
-    # (`python -m host_tools.heap_probe`, docs/chip.md). Only in STANDBY: no light to delay.
+    # the free space (`python -m host_tools.heap_probe`, docs/chip.md). The parse runs in a
+    # function of its own: MicroPython's collector scans this frame whole, and a reference to the
+    # library left in it would keep the library alive through the collection. Only in STANDBY:
+    # no light to delay.
     try:
         heap.collect()
-        spec = protocols.spec_for(protocols.load(app.library_path), name, skin_type)
+        spec = _preset_spec(protocols, app.library_path, name, skin_type)
         heap.collect()
         treatment = treatment_module.for_board(spec, app.board)
     except ValueError as e:
@@ -369,6 +387,11 @@ def _select(cmds, request, now_ms):
     app.select(treatment, selection)
     return {"selected": selection, "power_w": treatment.power_w, "target_j": treatment.target_j,
             "time_s": round(treatment.target_j / treatment.power_w, 1)}
+
+
+def _preset_spec(protocols, path, name, skin_type):
+    """The treatment spec of preset `name` in the library at `path` (see _select)."""
+    return protocols.spec_for(protocols.load(path), name, skin_type)
 
 
 def _journal_of(cmds, request):

@@ -9,13 +9,27 @@ import time
 from binascii import hexlify
 
 import board as board_file
-from machine import ADC, PWM, RTC, WDT, WDT_RESET, Counter, Pin, reset, reset_cause, unique_id
+import heap
+from machine import (
+    ADC,
+    I2C,
+    PWM,
+    RTC,
+    WDT,
+    WDT_RESET,
+    Counter,
+    Pin,
+    reset,
+    reset_cause,
+    unique_id,
+)
 
 # The wall clock: the ESP32's RTC keeps counting through a soft or watchdog reset, and so does its
-# RTC memory (machine.RTC().memory()); a power cut loses both. What the firmware keeps there is
-# RTC_MEMORY_BYTES, written whole: its first 4 bytes say whether the clock was set since power-on
-# (_CLOCK_SET once a host has set it); the rest, from RTC_MEMORY_FREE, is the running session's
-# (session.py).
+# RTC memory (machine.RTC().memory()); a power cut loses both. A board with a battery-backed
+# DS3231 (board "rtc", ds3231.py) sets the RTC from it at boot after a power cut. What the
+# firmware keeps in RTC memory is RTC_MEMORY_BYTES, written whole: its first 4 bytes say whether
+# the clock was set since power-on (_CLOCK_SET once a host has set it); the rest, from
+# RTC_MEMORY_FREE, is the running session's (session.py).
 _CLOCK_SET = b"LC1"
 RTC_MEMORY_BYTES = 64
 RTC_MEMORY_FREE = 4
@@ -89,6 +103,13 @@ class Hardware:
         kept = self._rtc.memory()
         for i in range(min(len(kept), RTC_MEMORY_BYTES)):
             self.rtc_memory[i] = kept[i]
+        self._battery_clock = None
+        part = board.get("rtc")
+        if part is not None:
+            from ds3231 import DS3231
+
+            self._battery_clock = DS3231(I2C(part["i2c"], scl=Pin(part["scl_pin"]),
+                                             sda=Pin(part["sda_pin"]), freq=100000))
         # Ctrl-C is a byte like any other here: boot.py and main.py turn the interrupt off.
         self._serial = select.poll()
         self._serial.register(sys.stdin, select.POLLIN)
@@ -228,8 +249,35 @@ class Hardware:
 
     def set_wall_clock(self, utc_s):
         """Set the RTC to `utc_s` (seconds since 1970-01-01 UTC): known from now on, until the
-        next power cut."""
+        next power cut; and the battery-backed clock, where the board has one, which keeps it
+        through power cuts. Returns None, or why the battery-backed clock was not set."""
         t = time.gmtime(utc_s - self._epoch_s)  # (year, month, day, hour, min, sec, weekday, ..)
+        self._set_rtc(t)
+        if self._battery_clock is None:
+            return None
+        try:
+            self._battery_clock.set_datetime(t[:6], t[6])
+        except OSError as e:
+            return "DS3231 does not answer (%s): it keeps its old time" % e
+        return None
+
+    def restore_wall_clock(self):
+        """At boot: where the RTC lost the time (a power cut) and the board has a battery-backed
+        clock, take the time from it. Returns None, or why the time is still unknown."""
+        clock = self._battery_clock
+        if clock is None or self.rtc_memory[:3] == _CLOCK_SET:
+            return None
+        try:
+            t = clock.datetime()
+        except OSError as e:
+            return "DS3231 does not answer (%s): the time is unknown until a host sets it" % e
+        if t is None:
+            return "DS3231 has no time to trust (its oscillator stopped): a host must set it"
+        self._set_rtc(time.gmtime(time.mktime(t + (0, 0))))  # the weekday, from the date
+        return None
+
+    def _set_rtc(self, t):
+        """The RTC to the time `t` (time.gmtime's tuple, in the port's epoch), marked set."""
         self._rtc.datetime((t[0], t[1], t[2], t[6], t[3], t[4], t[5], 0))
         memory = self.rtc_memory
         for i in range(3):
@@ -298,4 +346,5 @@ def boot_safe(path="board.json"):
         send_line(dumps({"ev": "error", "where": path,
                          "error": "boot: laser lines left to their pull-downs: %s" % e}))
         return None
+    heap.collect()  # the board file's parse is garbage: what the pins leave goes low in the heap
     return Hardware(board)

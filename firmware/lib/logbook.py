@@ -20,12 +20,14 @@ _TREATMENT_FIELDS = ("protocol", "skin_type", "target_j", "power_w", "peak_w", "
 # Where an interrupted session's dose came from (its record's dose_from), for its note.
 _SOURCES = {
     "rtc_memory": "counted to the last tick in RTC memory, which the reset kept; the light may "
-                  "have stayed on until the watchdog reset the chip",
-    "checkpoint": "RTC memory was lost, a power cut: from the journal's last checkpoint of it, "
-                  "and at most journal.checkpoint_s of emission after it",
-    "none": "RTC memory was lost, a power cut, before the session's first checkpoint: up to "
-            "journal.checkpoint_s of emission",
+                  "have been on after it until the watchdog reset the chip",
+    "checkpoint": "RTC memory was lost (a power cut) or not to be trusted: from the journal's "
+                  "last checkpoint of it, and what could follow it before the next was due",
+    "none": "RTC memory was lost (a power cut) or not to be trusted, before the session's first "
+            "checkpoint: from 0 J, and what could follow before the first was due",
 }
+_MAX_BOOT = 1 << 29
+_CHECKPOINT_RETRY_MS = 1000  # emission after a checkpoint the journal could not take: try again
 
 
 class Logbook:
@@ -41,6 +43,7 @@ class Logbook:
         self.pin_failures = 0
         self.open_session = None
         self.checkpoint = None
+        self.last_session = None  # the latest session record the scan found
         self.boots = 0  # the highest boot number on record
         self._state = BOOT
         self._sessions = 0
@@ -48,7 +51,7 @@ class Logbook:
     def on_record(self, body):
         ev = body.get("ev")
         boot = body.get("boot")
-        if isinstance(boot, int) and boot > self.boots:
+        if isinstance(boot, int) and self.boots < boot < _MAX_BOOT:
             self.boots = boot
         if ev == "arm":
             self.open_session, self.checkpoint = body, None
@@ -57,6 +60,7 @@ class Logbook:
                 self.checkpoint = body
         elif ev == "session":
             self.open_session = self.checkpoint = None
+            self.last_session = body
         elif ev == "boot" and boot is None:
             self.boots += 1  # written before records were stamped with their boot
         elif ev == "pin_wrong":
@@ -73,9 +77,11 @@ class Logbook:
         cause and what the checks found (`notes`: {name: text} of the non-empty ones)."""
         counted = read_bytes(self.flash, BOOT_COUNT)
         try:
-            self.boots = max(self.boots, int(counted))
+            counted = int(counted)
         except (TypeError, ValueError):
-            pass  # none yet, or damaged: the journal's numbers stand
+            counted = 0  # none yet, or damaged: the journal's numbers stand
+        if 0 < counted < _MAX_BOOT:  # past it, damage: a big integer would allocate every tick
+            self.boots = max(self.boots, counted)
         try:
             write_atomic(self.flash, BOOT_COUNT, b"%d" % (self.boots + 1))
         except OSError as e:
@@ -99,8 +105,8 @@ class Logbook:
         the chip), else its latest checkpoint (and at most checkpoint_s more emission, never past
         the target). The dosimeter starts from it: status reports it until the next arm."""
         arm = self.open_session
-        if kept is not None and kept["arm_n"] != (arm or {}).get("n", 0):
-            kept = None  # another session's, whose end is on record
+        if kept is not None and (kept["arm_n"] != (arm or {}).get("n", 0) or self._closed(kept)):
+            kept = None  # another session's, or this one's whose end is on record already
         if arm is None and kept is None:
             return
         record = {"ev": "session", "end": reset, "arm_n": None if arm is None else arm.get("n"),
@@ -108,14 +114,18 @@ class Logbook:
         for key in _TREATMENT_FIELDS:
             record[key] = None if arm is None else arm.get(key)
         monitored = app.controller.power_monitor is not None
-        loop_ms = self.board["loop_ms"]
+        watchdog_ms = self.board["timing"]["watchdog_ms"]
+        # The light nobody counted ends when the chip resets: a hung loop keeps the outputs of
+        # the last tick until the watchdog bites, at most watchdog_ms after its last feed, which
+        # itself came less than watchdog_ms after the outputs the count reached (the rest of that
+        # tick: a checkpoint's write, a collection). In any state of a session: the next tick
+        # may have turned the light on (READY's delay over, a press in PAUSED) before it hung.
+        hung_ms = 2 * watchdog_ms + self.board["loop_ms"]
         if kept is not None:
             peak_uw, target_mj = kept["peak_uw"], kept["target_mj"]
             low_mj, emitting_ms = kept["energy_mj"], kept["emitting_ms"]
             pauses, derated_ms = kept["pauses"], kept["derated_ms"]
             measured_j = kept["measured_mj"] / 1000 if monitored else None
-            hung_ms = self.board["timing"]["watchdog_ms"] + loop_ms \
-                if kept["state"] == EMITTING else 0
             high_mj = low_mj + peak_uw * hung_ms // 1000000
             source = "rtc_memory"
         else:
@@ -127,10 +137,12 @@ class Logbook:
             pauses = checkpoint.get("pauses", 0)
             derated_ms = _milli(checkpoint.get("derated_s"))
             measured_j = checkpoint.get("measured_j")
-            # The loop ran until the power went: the dose stop held, within a tick.
-            checkpoint_ms = checkpoint_s(self.board) * 1000
-            high_mj = min(low_mj + peak_uw * (checkpoint_ms + loop_ms) // 1000000,
-                          max(low_mj, target_mj + peak_uw * loop_ms // 1000000))
+            # After the last checkpoint: emission until the next was due, and that write (under
+            # watchdog_ms, or the watchdog resets); the dose stop held, late by at most a slow
+            # tick (under watchdog_ms). After a watchdog reset the loop hung: add the hang.
+            late_ms = watchdog_ms + (hung_ms if reset == "WATCHDOG_RESET" else 0)
+            reach_mj = low_mj + peak_uw * (checkpoint_s(self.board) * 1000 + late_ms) // 1000000
+            high_mj = min(reach_mj, max(low_mj, target_mj + peak_uw * late_ms // 1000000))
             source = "checkpoint" if checkpoint else "none"
         record.update({
             "target_j": target_mj / 1000, "delivered_j": low_mj / 1000,
@@ -143,6 +155,15 @@ class Logbook:
         self.append(app, record)
         app.dosimeter.restore(low_mj, emitting_ms)
         app.recorder.interrupted(now_ms, record)
+
+    def _closed(self, kept):
+        """Whether the journal's latest session record is the end of the session RTC memory
+        kept, written without an arm record (the journal failed at its arm) before a reset came
+        ahead of RTC memory's update: the same figures, to the millisecond and millijoule."""
+        last = self.last_session
+        return kept["arm_n"] == 0 and last is not None and last.get("arm_n") is None and \
+            _milli(last.get("delivered_j")) == kept["energy_mj"] and \
+            _milli(last.get("emitting_s")) == kept["emitting_ms"]
 
     def record(self, app):
         """Each tick, after the outputs: journal what changed."""
@@ -179,13 +200,15 @@ class Logbook:
             record["dose_from"] = "dosimeter"
             self._identify(app, record)
             self.append(app, record)
+            session.ended()  # a session that ends without an arm on record names none
 
     def _checkpoint(self, app):
         """The running session's dose, for the next boot should the power fail."""
-        app.session.checkpoint_due_ms = app.dosimeter.emitting_ms + \
-            checkpoint_s(self.board) * 1000  # also if the write fails
-        self.append(app, self._dose_fields(app, {"ev": "checkpoint",
-                                                 "arm_n": app.session.arm_n or None}))
+        n = self.append(app, self._dose_fields(app, {"ev": "checkpoint",
+                                                     "arm_n": app.session.arm_n or None}))
+        # A write that failed is tried again soon: the bound after a power cut counts on it.
+        app.session.checkpoint_due_ms = app.dosimeter.emitting_ms + (
+            _CHECKPOINT_RETRY_MS if n is None else checkpoint_s(self.board) * 1000)
 
     @staticmethod
     def _dose_fields(app, record):
@@ -225,7 +248,8 @@ class Logbook:
         record["skin_type"] = selection.get("skin_type")
         record["target_j"] = treatment.target_mj / 1000
         record["power_w"] = treatment.power_w  # as prescribed
-        record["peak_w"] = treatment.peak_uw_steps[DERATE_STEPS] // 1000 / 1000  # as calibrated
+        # As calibrated, rounded up to the milliwatt: the bounds after a power cut count on it.
+        record["peak_w"] = (treatment.peak_uw_steps[DERATE_STEPS] + 999) // 1000 / 1000
         record["dose_j_cm2"] = treatment.dose_j_cm2
         record["area_cm2"] = treatment.area_cm2
         record["mode"] = treatment.mode

@@ -29,7 +29,7 @@ class Session:
     """Construct it at boot with the hardware (its `rtc_memory` buffer as the reset left it,
     whose bytes from `rtc_memory_free` on are this module's, and `keep_rtc_memory()`); call
     update() each tick before the journal's record and keep() after it. The figures are those
-    of the session running, or of the last one until the next arms. (Few attributes: an
+    of the session running (the dose is the dosimeter's). (Few attributes: an
     object's attribute table is one more allocation that stays, and a larger one, where it
     lands, splits the chip's heap.)"""
 
@@ -89,6 +89,13 @@ class Session:
         treatment = app.treatment
         self.target_mj = treatment.target_mj
         self.peak_uw = treatment.peak_uw_steps[DERATE_STEPS]
+        self.pauses = self.derated_ms = self.measured_mj = self._measured_rest_uj = 0
+
+    def ended(self):
+        """Its end is on record: what named it goes, so that a session that starts without
+        an arm of its own (a tick that failed as it armed) is never taken for this one."""
+        self.arm_n = 0
+        self.start_utc_s = None
         self.pauses = self.derated_ms = self.measured_mj = self._measured_rest_uj = 0
 
     def keep(self, app):

@@ -88,7 +88,8 @@ def sim_config(board, **settings):
     if "plant" not in board:
         raise ValueError("board %r has no plant section: it cannot run on the virtual device"
                          % board["name"])
-    config = {"table_path": str(paths.SIM_DATA / board["plant"]["thermistor_table"])}
+    config = {"table_path": str(paths.SIM_DATA / board["plant"]["thermistor_table"]),
+              "ds3231": "rtc" in board}  # the battery-backed clock, where the board has one
     config.update(settings)
     return config
 

@@ -44,6 +44,7 @@ def test_a_clock_within_two_seconds_is_left_alone_and_not_recorded():
 
 def test_a_jump_backwards_is_on_record_and_the_records_keep_their_order():
     rig = _rig()
+    rig.app.commands.clock_interval_s = 0  # two settings in a row (see the next test)
     rig.send({"cmd": "clock", "utc_s": DEC_6_2026_S})
     reply = rig.send({"cmd": "clock", "utc_s": DEC_6_2026_S - 3600})
     assert (reply["set"], reply["from_s"]) == (True, DEC_6_2026_S)
@@ -51,6 +52,35 @@ def test_a_jump_backwards_is_on_record_and_the_records_keep_their_order():
     assert [(c["from_s"], c["utc_s"]) for c in clocks] == [
         (None, DEC_6_2026_S), (DEC_6_2026_S, DEC_6_2026_S - 3600)]
     assert clocks[1]["n"] == clocks[0]["n"] + 1  # the number orders them, not the time
+
+
+def test_a_host_alternating_times_cannot_fill_the_journal():
+    # Anyone may set the clock, and each setting is a record: alternating two times as fast as
+    # the port goes must not fill the journal and stop the treatments.
+    rig = _rig()
+    rig.app.commands.clock_interval_s = 60
+    last_n = rig.app.journal.last_n
+    outcomes = {"set": 0, "unchanged": 0, "refused": 0}
+    for i in range(200):  # 2 s of requests, one a tick
+        reply = rig.send({"cmd": "clock", "utc_s": DEC_6_2026_S + 3600 * (i % 2)})
+        if reply["ok"] is False:
+            assert "clock: set" in reply["error"] and "again after 60 s" in reply["error"]
+            outcomes["refused"] += 1
+        else:
+            outcomes["set" if reply["set"] else "unchanged"] += 1
+    # The first one only: every jump after it refused, the same time left alone.
+    assert outcomes == {"set": 1, "unchanged": 99, "refused": 100}
+    assert rig.app.journal.last_n == last_n + 1
+    rig.run_ms(61000)
+    assert rig.send({"cmd": "clock", "utc_s": DEC_6_2026_S + 7200})["set"] is True
+    assert rig.send({"cmd": "clock", "utc_s": DEC_6_2026_S})["ok"] is False
+    # A service session may correct it at once (the PIN is the check).
+    rig.send({"cmd": "service", "pin": PIN})
+    assert rig.send({"cmd": "clock", "utc_s": DEC_6_2026_S})["set"] is True
+    rig.send({"cmd": "logout"})
+    assert rig.app.journal.last_n <= last_n + 5
+    rig.set(key_on=True)
+    assert rig.send({"cmd": "arm"})["ok"] is True  # the treatments go on
 
 
 def test_a_bad_clock_gets_a_clear_error_and_changes_nothing():

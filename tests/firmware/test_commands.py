@@ -325,7 +325,7 @@ def test_a_session_cut_by_a_power_loss_is_closed_at_the_next_boot():
     assert (end["end"], end["dose_from"], end["delivered_j"]) == ("RESET", "none", 0.0)
     peak_w = again.records("arm")[-1]["peak_w"]  # the light of the duty set for 10 W
     assert abs(peak_w - 10.0) < 0.1
-    assert abs(end["delivered_max_j"] - peak_w * (30 + 0.01)) <= 0.001
+    assert abs(end["delivered_max_j"] - peak_w * (30 + 0.5)) <= 0.001
     assert "between 0.000 J and %.3f J delivered" % end["delivered_max_j"] in end["note"]
 
 

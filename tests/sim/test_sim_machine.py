@@ -696,6 +696,26 @@ def test_the_rtc_and_its_memory_survive_resets_but_not_a_power_cut():
     assert started.rtc_memory_bytes() == b"LC1"
 
 
+def test_the_ds3231_keeps_its_time_through_a_power_cut_and_only_where_fitted():
+    w = _world(ds3231=True)
+    bus = machine.I2C(0, scl=machine.Pin(17), sda=machine.Pin(16))
+    assert bus.readfrom_mem(0x68, 0x0F, 1) == b"\x80"  # fresh: its oscillator-stopped flag
+    # 2026-12-06 23:59:58, a Sunday (its weekday register 7), then the flag cleared.
+    bus.writeto_mem(0x68, 0, b"\x58\x59\x23\x07\x06\x12\x26")
+    bus.writeto_mem(0x68, 0x0F, b"\x00")
+    time.sleep_ms(3000)
+    assert bus.readfrom_mem(0x68, 0, 7) == b"\x01\x00\x00\x01\x07\x12\x26"  # Monday
+    _raises(simworld.HardReset, w._power_cut)
+    time.sleep_ms(1000)
+    assert bus.readfrom_mem(0x68, 0, 7)[0] == 0x02 and bus.readfrom_mem(0x68, 0x0F, 1) == b"\x00"
+    _raises(OSError, bus.readfrom_mem, 0x57, 0, 1)  # nothing else on the bus
+    _world()  # a board without the part: nothing answers
+    _raises(OSError, machine.I2C(1, scl=machine.Pin(17), sda=machine.Pin(16)).readfrom_mem,
+            0x68, 0, 7)
+    started = _world(ds3231=True, ds3231_utc_s=1796515200)  # a scenario may start it set
+    assert started.ds3231_stopped is False
+
+
 def test_input_only_pins_have_no_pulls():
     _world()
     assert machine.Pin(36, machine.Pin.IN, machine.Pin.PULL_UP).value() == 0  # floating

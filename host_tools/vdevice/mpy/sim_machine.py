@@ -344,6 +344,46 @@ class RTC:
 _RTC = object.__new__(RTC)
 
 
+class I2C:
+    """An ESP32 I2C controller and what the board wires to it: the battery-backed DS3231 at
+    0x68 where the world has one (World.ds3231_*), its time and status registers as the
+    datasheet has them. Any other address does not answer (OSError ENODEV, as the ESP32's)."""
+
+    def __init__(self, id, *, scl, sda, freq=400000):
+        if id not in (0, 1):
+            raise ValueError("invalid id")
+        if scl is sda:
+            raise ValueError("scl and sda are one pin")
+
+    def readfrom_mem(self, addr, memaddr, nbytes):
+        w = self._device(addr)
+        regs = bytearray(19)
+        t = utime.gmtime(w.origin_s + w.now_us // 1000000 + w.ds3231_offset_s)
+        for i, value in enumerate((t[5], t[4], t[3], t[6] + 1, t[2], t[1], t[0] % 100)):
+            regs[i] = value if i == 3 else (value // 10) << 4 | value % 10
+        regs[0x0F] = 0x80 if w.ds3231_stopped else 0
+        return bytes(regs[memaddr:memaddr + nbytes])
+
+    def writeto_mem(self, addr, memaddr, buf):
+        w = self._device(addr)
+        if memaddr == 0 and len(buf) >= 7:
+            def bcd(b):
+                return (b >> 4) * 10 + (b & 0x0F)
+
+            date = (2000 + bcd(buf[6]), bcd(buf[5] & 0x1F), bcd(buf[4]), bcd(buf[2] & 0x3F),
+                    bcd(buf[1]), bcd(buf[0]), 0, 0)
+            w.ds3231_offset_s = utime.mktime(date) - (w.origin_s + w.now_us // 1000000)
+        elif memaddr == 0x0F and len(buf) >= 1:
+            w.ds3231_stopped = bool(buf[0] & 0x80)
+
+    @staticmethod
+    def _device(addr):
+        w = _world()
+        if not w.ds3231_fitted or addr != 0x68:
+            raise OSError(19)  # ENODEV: no device acknowledged the address
+        return w
+
+
 class WDT:
     def __init__(self, id=0, timeout=5000):
         w = _world()

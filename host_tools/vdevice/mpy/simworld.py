@@ -237,6 +237,14 @@ class World:
         if config.get("rtc_utc_s") is not None:
             self.rtc_offset_s = int(config["rtc_utc_s"])
             self.set_rtc_memory(_RTC_CLOCK_SET)
+        # The battery-backed DS3231 on I2C (sim_machine.I2C), where the board has one ("rtc"):
+        # its reading less the world's seconds, and its oscillator-stopped flag. A power cut
+        # leaves both (its battery). Fresh, it reads 2000-01-01 with the flag set; `ds3231_utc_s`
+        # starts it set.
+        self.ds3231_fitted = bool(config.get("ds3231"))
+        self.ds3231_offset_s, self.ds3231_stopped = _RTC_POWER_ON_S, True
+        if config.get("ds3231_utc_s") is not None:
+            self.ds3231_offset_s, self.ds3231_stopped = int(config["ds3231_utc_s"]), False
         self._stall_us = 0  # loop_hang: the next input read takes this long
         self._slow_until_us = 0  # slow_ticks: until then every tick's input read is slow
         self._raise_next = None  # firmware_exception / memory_exhaustion: the next read raises
