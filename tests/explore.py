@@ -239,6 +239,14 @@ KEY_LEAVES_OUT = {
     ("Recorder", "_thermal_level"), ("Recorder", "_last_status_ms"),
     ("FakeHardware", "safe_off_calls"), ("FakeHardware", "watchdog_feeds"),
     ("Dosimeter", "emitting_ms"),
+    # the session's figures for the journal and RTC memory (session.py): written, never read by
+    # a decision; RTC memory is read back only by the next boot
+    ("Session", "boot"), ("Session", "arm_n"), ("Session", "start_utc_s"),
+    ("Session", "checkpoint_due_ms"), ("Session", "stall_mj"), ("Session", "target_mj"),
+    ("Session", "peak_uw"), ("Session", "pauses"), ("Session", "derated_ms"),
+    ("Session", "measured_mj"), ("Session", "_measured_rest_uj"), ("Session", "_state"),
+    ("Session", "_at_ms"), ("Session", "_flags"), ("Session", "recalled"),
+    ("FakeHardware", "rtc_memory"), ("FakeHardware", "rtc_kept"), ("FakeHardware", "rtc_writes"),
     # keyed in a canonical form instead (thermal_key)
     ("ThermalMonitor", "_temp_ring"), ("ThermalMonitor", "_heat_ring"),
     ("ThermalMonitor", "_seconds"), ("ThermalMonitor", "_smooth_mc"),
