@@ -47,6 +47,9 @@ def test_a_watchdog_reset_closes_the_session_with_the_dose_rtc_memory_kept():
     assert "between %.3f J and %.3f J delivered" % (end["delivered_j"], end["delivered_max_j"]) \
         in end["note"]
     assert (end["protocol"], end["target_j"], end["power_w"]) == ("custom", 800.0, 10.0)
+    # The arm's peak is the calibrated light rounded up to the milliwatt: bounds never short.
+    peak_uw = rig.app.treatment.peak_uw_steps[len(rig.app.treatment.peak_uw_steps) - 1]
+    assert 0 <= arm["peak_w"] * 1000000 - peak_uw < 1000
     assert end["start_utc_s"] == arm["utc_s"] and end["device"] == again.app.device_id
     # The operator sees it: the session line with its bound, and status until the next arm.
     assert again.send({"cmd": "status"})["delivered_j"] == end["delivered_j"]
@@ -293,3 +296,48 @@ def test_a_tick_that_fails_as_it_arms_ends_a_session_that_names_no_earlier_arm()
     end = rig.records("session")[-1]
     assert end["end"] == "FAULT" and end["arm_n"] != first_arm and end["arm_n"] is None
     assert end["pauses"] == 0 and end["start_utc_s"] is None
+
+
+def test_a_checkpoint_the_journal_refused_is_tried_again_a_second_later():
+    rig = _rig()
+    journal = rig.app.journal
+    append = journal.append
+    refused = []
+
+    def refuse_checkpoints_for_a_while(record):
+        if record["ev"] == "checkpoint" and len(refused) < 3:
+            refused.append(rig.app.dosimeter.emitting_ms)
+            raise OSError(5)  # EIO
+        return append(record)
+
+    journal.append = refuse_checkpoints_for_a_while
+    rig.start_emitting()
+    rig.run_ms((CHECKPOINT_S + 4) * 1000)
+    # Refused at 30 s of emission, then tried each second: taken at 33 s, not 60 s.
+    assert [round(ms / 1000) for ms in refused] == [CHECKPOINT_S, CHECKPOINT_S + 1,
+                                                    CHECKPOINT_S + 2]
+    assert [round(c["emitting_s"]) for c in rig.records("checkpoint")] == [CHECKPOINT_S + 3]
+
+
+def test_after_a_watchdog_reset_that_rtc_memory_cannot_vouch_for_the_bound_keeps_the_hang():
+    rig = _rig()
+    rig.start_emitting()
+    rig.run_ms((CHECKPOINT_S + 2) * 1000)
+    kept = bytearray(rig.hw.rtc_kept)
+    kept[20] ^= 0x01  # torn
+    rig.hw.rtc_kept = bytes(kept)
+    again = _reboot(rig, reset="WATCHDOG_RESET")
+    arm, end = again.records("arm")[-1], again.records("session")[-1]
+    assert (end["end"], end["dose_from"]) == ("WATCHDOG_RESET", "checkpoint")
+    # The loop hung before the reset: the checkpoint's bound grows by the hang.
+    late_s = (LATE_MS + HANG_MS) / 1000
+    assert _close(end["delivered_max_j"],
+                  end["delivered_j"] + arm["peak_w"] * (CHECKPOINT_S + late_s))
+
+
+def test_a_boot_count_past_the_chips_small_integers_is_damage_not_a_number():
+    rig = _rig()
+    rig.flash.files["boot_count"] = b"%d" % (1 << 40)
+    rig = _reboot(rig)
+    assert rig.records("boot")[-1]["boot"] == 2  # the journal's numbers stand
+    assert rig.flash.files["boot_count"] == b"2"
