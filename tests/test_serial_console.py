@@ -135,10 +135,11 @@ def test_a_piped_session_shows_the_status_errors_and_journal_and_changes_the_dev
     journal = [line for line in lines[lines.index("> journal 3") + 1:lines.index("> logout")]
                if not line.startswith("* ")]  # an event line may come in between
     # The last three records: the clock the console set, the wrong PIN, the session; each says
-    # when (the wall clock now known), which boot and how long after it.
+    # which device, when (the wall clock now known), which boot and how long after it.
     assert [re.sub(r"up_s=\d+ utc_s=\d+$", "WHEN", line) for line in journal] == [
-        "#2 clock boot=1 from_s=null WHEN", "#3 pin_wrong boot=1 failures=1 WHEN",
-        "#4 service_open boot=1 WHEN"], journal
+        "#2 clock boot=1 device=240ac4000001 from_s=null WHEN",
+        "#3 pin_wrong boot=1 device=240ac4000001 failures=1 WHEN",
+        "#4 service_open boot=1 device=240ac4000001 WHEN"], journal
     assert '"ev": "status"' not in out  # the periodic status lines are not printed
     # The device: the selection is on its flash, the session closed.
     selected = {"protocol": "knee", "skin_type": 5}

@@ -534,9 +534,10 @@ def _journal_clear(cmds, request, now_ms):
     _check_fields(request, ("through",))
     journal = _journal_of(cmds, request)
     through = _whole(request, "through", journal.released_n, journal.last_n)
-    journal.release(through)
-    if cmds.app.logbook is not None:
-        cmds.app.logbook.check_space(cmds.app)  # room again: arming is no longer refused
+    logbook = cmds.app.logbook
+    journal.release(through, None if logbook is None else logbook.stamp(cmds.app, {}))
+    if logbook is not None:
+        logbook.check_space(cmds.app)  # room again: arming is no longer refused
     return {"released_n": journal.released_n, "full": journal.full}
 
 

@@ -229,13 +229,17 @@ class Journal:
                         lines.append(text[:-1] if text[-1:] == "\n" else text)
         return lines
 
-    def release(self, through_n):
-        """The host has saved every record through through_n: put that on record, then free the
-        old file if nothing in it is unsaved. Returns the release record's n."""
+    def release(self, through_n, stamp=None):
+        """The host has saved every record through through_n: put that on record (with the
+        fields of `stamp` beside it: the logbook's when and where), then free the old file if
+        nothing in it is unsaved. Returns the release record's n."""
         if not _is_int(through_n) or not self.released_n <= through_n <= self.last_n:
             raise ValueError("cannot release through n=%r: from n=%d (released already) to n=%d "
                              "(the latest record)" % (through_n, self.released_n, self.last_n))
-        n = self.append({"ev": "release", "through": through_n})
+        record = {"ev": "release", "through": through_n}
+        if stamp:
+            record.update(stamp)
+        n = self.append(record)
         self.released_n = through_n  # only once the release is on record
         old_released = self._old_max_n is None or self._old_max_n <= through_n
         if old_released and self.flash.size(self.old_path) is not None:

@@ -91,8 +91,8 @@ class Logbook:
         self.open_session = self.checkpoint = None
         if kept is not None:
             app.session.forget()  # its end is on record now
-        record = {"ev": "boot", "device": app.device_id, "version": app.version,
-                  "image": app.image, "manifest": app.manifest_id, "reset": reset}
+        record = {"ev": "boot", "version": app.version, "image": app.image,
+                  "manifest": app.manifest_id, "reset": reset}
         for key in notes:
             record[key] = notes[key]
         self.append(app, record)  # stamped with this boot's number
@@ -223,8 +223,7 @@ class Logbook:
 
     @staticmethod
     def _identify(app, record):
-        """Which device, firmware and calibration delivered it."""
-        record["device"] = app.device_id
+        """Which firmware and calibration delivered it (append names the device)."""
         record["version"] = app.version
         record["image"] = app.image
         values = None if app.settings is None else app.settings.values
@@ -257,17 +256,24 @@ class Logbook:
         record["duty_pct"] = treatment.duty_pct if treatment.mode == "pulsed" else None
         return record
 
-    def append(self, app, record):
-        """Append `record`, stamped with when: `utc_s` (the wall clock, seconds since 1970-01-01
-        UTC; null while the device does not know it: never guessed), `boot` (this boot's number)
-        and `up_s` (whole seconds since it). Returns its number. A journal that cannot be written
-        stops new sessions (never a running one: its light is the state machine's and the
-        supervisor's)."""
-        if self.journal is None:
-            return None
+    def stamp(self, app, record):
+        """`record` with where and when it is made (see append). Returns it."""
+        record["device"] = app.device_id
         record["utc_s"] = app.hw.wall_clock_s()
         record["boot"] = self.boots + 1
         record["up_s"] = app.uptime_s
+        return record
+
+    def append(self, app, record):
+        """Append `record`, stamped with the device (`device`, its unique id: a record read
+        alone still says where it was made) and when: `utc_s` (the wall clock, seconds since
+        1970-01-01 UTC; null while the device does not know it: never guessed), `boot` (this
+        boot's number) and `up_s` (whole seconds since it). Returns its number. A journal that
+        cannot be written stops new sessions (never a running one: its light is the state
+        machine's and the supervisor's)."""
+        if self.journal is None:
+            return None
+        self.stamp(app, record)
         try:
             n = self.journal.append(record)
         except OSError as e:

@@ -106,3 +106,33 @@ def test_the_clock_is_not_set_during_a_session_but_can_be_read():
     assert rig.send({"cmd": "clock"})["utc_s"] == rig.hw.wall_clock_s() < DEC_6_2026_S + 60
     arm = rig.records("arm")[-1]
     assert arm["utc_s"] is not None and arm["boot"] == 1
+
+
+def test_every_record_made_after_a_host_connected_has_the_time_and_the_device():
+    # The test of done: after a tool has set the clock, every new record (the loop's,
+    # the service's, a release) says when and on which device it was made.
+    rig = Rig()
+    rig.app.device_id = "240ac4000001"
+    rig.attach_memory()
+    rig.send({"cmd": "clock", "utc_s": DEC_6_2026_S})
+    first = rig.app.journal.last_n
+    rig.start_emitting()
+    rig.run_ms(2000)
+    rig.hw.press_footswitch(False)
+    rig.run_ms(100)
+    rig.send({"cmd": "disarm"})
+    rig.set(estop_pressed=True)
+    rig.set(estop_pressed=False)
+    rig.send({"cmd": "service", "pin": "0000"})  # wrong
+    rig.send({"cmd": "service", "pin": PIN})
+    rig.send({"cmd": "limits", "max_power_w": 12})
+    rig.send({"cmd": "journal_clear", "through": rig.app.journal.last_n})
+    records = rig.records()
+    new = [r for r in records if r["n"] >= first]
+    kinds = {r["ev"] for r in new}
+    assert {"clock", "arm", "checkpoint", "session", "fault", "pin_wrong", "service_open",
+            "service", "release"} <= kinds, kinds
+    for record in new:
+        assert record["device"] == "240ac4000001", record
+        assert record["utc_s"] is not None and record["utc_s"] >= DEC_6_2026_S, record
+        assert record["boot"] == 1 and record["up_s"] >= 0, record

@@ -264,8 +264,8 @@ def test_a_pin_change_applies_at_once():
     assert rig.send({"cmd": "pin", "new": "246810"})["ok"] is True
     # On record that it changed, never what to: no PIN, no hash, no salt in the journal.
     saved = rig.records("service")[-1]
-    assert saved["action"] == "pin" and set(saved) == {"ev", "action", "utc_s", "boot", "up_s",
-                                                        "n"}
+    assert saved["action"] == "pin" and set(saved) == {"ev", "action", "device", "utc_s", "boot",
+                                                        "up_s", "n"}
     text = "".join(rig.app.journal.read(1, 1000))
     for secret in ("246810", rig.app.settings.values["pin"]["hash"],
                    rig.app.settings.values["pin"]["salt"]):
