@@ -21,7 +21,7 @@ import matplotlib
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from host_tools.scenario import parse_lines
+from host_tools.scenario import MEASURED_EVENTS, dose_bound, parse_lines
 
 # No display: draw straight to files. Figure needs no pyplot; this covers anything that
 # imports pyplot later in the same process.
@@ -30,7 +30,6 @@ matplotlib.use("Agg")
 FIGSIZE_IN = (12.0, 9.0)
 DPI = 100  # the PNG is FIGSIZE_IN * DPI pixels: 1200 x 900
 _TICKS_PERIOD = 1 << 30  # time.ticks_ms() wraps here on the ESP32 (firmware/lib/ticks.py)
-_MEASURED_EVENTS = ("state", "status", "halt")  # the lines that carry the status fields
 # Fixed colours for the firmware's states (controller.STATE_NAMES) so that every plot reads
 # alike; a state not listed gets a spare colour.
 STATE_COLOURS = {"BOOT": "#bbbbbb", "STANDBY": "#d9d9d9", "READY": "#ffe680", "EMITTING": "#ff9966",
@@ -112,14 +111,9 @@ def from_lines(text, path):
         return ((obj["t_ms"] - first_ms) % _TICKS_PERIOD) / 1000.0
 
     measured, states, faults, target_j = [], [], [], None
-    bound = None  # the last session's upper bound, while the count is still its
     for obj in events:
         try:
-            if obj["ev"] == "session":
-                bound = _float(obj.get("delivered_max_j"))
-            elif obj["ev"] in _MEASURED_EVENTS:
-                if obj["state"] == "READY":
-                    bound = None  # armed: the count starts again
+            if obj["ev"] in MEASURED_EVENTS:
                 row = _measured(t_s(obj), obj["state"], obj["power_w"], obj.get("temp_c"),
                                 obj["delivered_j"])
                 measured.append(row)
@@ -133,9 +127,15 @@ def from_lines(text, path):
             raise PlotError("%s: an ill-formed %s line (%s: %s): %s" % (
                 path, obj["ev"], type(e).__name__, e, json.dumps(obj)[:80])) from e
     _, final_state, _, _, delivered_j = measured[-1] if measured else (None,) * 5
+    try:
+        delivered_max_j = _float(dose_bound(events, delivered_j))
+    except (TypeError, ValueError) as e:
+        raise PlotError("%s: an ill-formed session line (%s: %s)"
+                        % (path, type(e).__name__, e)) from e
     return Session(name=Path(path).name, measured=measured, states=states, faults=faults,
                    end_s=max(t_s(obj) for obj in events), target_j=target_j,
-                   delivered_j=delivered_j, delivered_max_j=bound, final_state=final_state)
+                   delivered_j=delivered_j, delivered_max_j=delivered_max_j,
+                   final_state=final_state)
 
 
 def _measured(t_s, state, power_w, temp_c, delivered_j):

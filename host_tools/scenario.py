@@ -342,6 +342,23 @@ def parse_lines(stdout):
     return lines, replies, other
 
 
+MEASURED_EVENTS = ("state", "status", "halt")  # the lines that carry the status fields
+
+
+def dose_bound(lines, delivered_j):
+    """The most the dose the firmware's count stands at (`delivered_j`, its last status) can be:
+    the last session line's delivered_max_j, a bound for a session a reset interrupted
+    (docs/memory.md), unless a session was armed after it (its count starts again); else the
+    count itself."""
+    bound = None
+    for obj in lines:
+        if obj["ev"] == "session":
+            bound = obj.get("delivered_max_j")
+        elif obj["ev"] in MEASURED_EVENTS and obj.get("state") == "READY":
+            bound = None
+    return delivered_j if bound is None else bound
+
+
 def serial_exchanges(inputs, replies):
     """Each line the scenario sent, with the reply the device gave. The device answers every
     line, one per tick in the order they came, so the n-th reply answers the n-th line; a line
@@ -362,17 +379,14 @@ def build_report(scenario, stdout, world, journal=None):
     states, faults, refusals, errors, thermal, sessions = [], [], [], [], [], []
     vetoes = []
     max_measured = None
-    bound = None  # the upper bound of the last session's dose, while the count is still its
     last = {}
     measured = []  # what the firmware itself reported: every state, status and halt line
     for obj in lines:
         ev = obj["ev"]
-        if ev in ("state", "status", "halt"):
+        if ev in MEASURED_EVENTS:
             measured.append((at_s(obj["t_ms"]), obj["state"], obj["power_w"], obj["temp_c"],
                              obj["delivered_j"]))
         if ev == "state":
-            if obj["state"] == "READY":
-                bound = None  # armed: the count starts again
             states.append({"at_s": at_s(obj["t_ms"]), "state": obj["state"]})
         elif ev == "fault":
             faults.append({"at_s": at_s(obj["t_ms"]), "code": obj["code"]})
@@ -380,7 +394,6 @@ def build_report(scenario, stdout, world, journal=None):
             sessions.append({"at_s": at_s(obj["t_ms"]), "end": obj["end"],
                              "delivered_j": obj["delivered_j"],
                              "delivered_max_j": obj.get("delivered_max_j")})
-            bound = obj.get("delivered_max_j")
         elif ev == "thermal":
             thermal.append({"at_s": at_s(obj["t_ms"]), "level": obj["level"],
                             "temp_c": obj.get("temp_c")})
@@ -416,7 +429,7 @@ def build_report(scenario, stdout, world, journal=None):
         "delivered_j": last.get("delivered_j"),
         # What delivered_j may fall short of: a session a reset interrupted is known only within
         # a bound (docs/memory.md); a session the device saw end, exactly.
-        "delivered_max_j": last.get("delivered_j") if bound is None else bound,
+        "delivered_max_j": dose_bound(lines, last.get("delivered_j")),
         "emitted_j": round(world["emitted_j"], 4),
         "emitting_s": round(sum(b - a for a, b in intervals), 3),
         "states": states,

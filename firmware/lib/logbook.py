@@ -154,7 +154,7 @@ class Logbook:
         self._identify(app, record)
         self.append(app, record)
         app.dosimeter.restore(low_mj, emitting_ms)
-        app.recorder.interrupted(now_ms, record)
+        app.recorder.interrupted(now_ms, record, emitting_ms)
 
     def _closed(self, kept):
         """Whether the journal's latest session record is the end of the session RTC memory
@@ -176,7 +176,7 @@ class Logbook:
             if state == READY and was == STANDBY:
                 session.start_utc_s = app.hw.wall_clock_s()
                 n = self.append(app, self._treatment_fields(app, {"ev": "arm"}))
-                session.arm_n, session.boot = n or 0, self.boots + 1
+                session.arm_n = n or 0
                 session.checkpoint_due_ms = checkpoint_s(self.board) * 1000
                 session.stall_mj = \
                     session.peak_uw // 1000 * self.board["timing"]["watchdog_ms"] // 1000

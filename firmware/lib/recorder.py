@@ -69,13 +69,13 @@ class Recorder:
         self._once(dumps({"ev": "selftest", "t_ms": now_ms, "ok": problem is None,
                           "problem": problem}))
 
-    def interrupted(self, now_ms, record):
+    def interrupted(self, now_ms, record, emitting_ms):
         """The session a reset interrupted, closed at boot (logbook.py) with its dose's bound."""
         self._once(dumps({"ev": "session", "t_ms": now_ms, "end": record["end"],
                           "delivered_j": record["delivered_j"],
                           "delivered_max_j": record["delivered_max_j"],
                           "target_j": record["target_j"],
-                          "emitting_ms": int(record["emitting_s"] * 1000 + 0.5),
+                          "emitting_ms": emitting_ms,
                           "dose_from": record["dose_from"]}))
 
     def error(self, now_ms, exc):

@@ -12,8 +12,8 @@ from ticks import ticks_diff
 
 # In RTC memory from hw.RTC_MEMORY_FREE (its first bytes are the clock's): little-endian u32s,
 # every value below 2**30 (the chip's small integers: packing one allocates nothing).
-_FORMAT = "<12I"
-_FIELDS = ("magic", "check", "boot", "arm_n", "state", "energy_mj", "emitting_ms", "pauses",
+_FORMAT = "<11I"
+_FIELDS = ("magic", "check", "arm_n", "state", "energy_mj", "emitting_ms", "pauses",
            "derated_ms", "measured_mj", "target_mj", "peak_uw")
 _MAGIC = 0x2D05E551  # "a session is kept here"; 0 once it ended
 _RUNNING = (READY, EMITTING, PAUSED)
@@ -35,10 +35,10 @@ class Session:
 
     def __init__(self, hw):
         self._hw = hw
-        # The journal's (logbook.py): the boot the session runs in and its arm record's number
-        # (0: none), when it began by the wall clock, the emitting time at which its next
-        # checkpoint is due, and the dose within which no checkpoint is written.
-        self.boot = self.arm_n = 0
+        # The journal's (logbook.py): its arm record's number (0: none), when it began by the
+        # wall clock, the emitting time at which its next checkpoint is due, and the dose within
+        # which no checkpoint is written.
+        self.arm_n = 0
         self.start_utc_s = None
         self.checkpoint_due_ms = 0
         self.stall_mj = 0
@@ -85,7 +85,7 @@ class Session:
         self._flags = flags
 
     def _begin(self, app):
-        self.boot = self.arm_n = 0  # the journal's, once the arm record is written
+        self.arm_n = 0  # the journal's, once the arm record is written
         treatment = app.treatment
         self.target_mj = treatment.target_mj
         self.peak_uw = treatment.peak_uw_steps[DERATE_STEPS]
@@ -104,18 +104,18 @@ class Session:
         state = self._state
         if state in _RUNNING:
             d = app.dosimeter
-            magic, boot, arm_n = _MAGIC, self.boot, self.arm_n
+            magic, arm_n = _MAGIC, self.arm_n
             energy_mj, emitting_ms, pauses = d.energy_mj, d.emitting_ms, self.pauses
             derated_ms, measured_mj = self.derated_ms, self.measured_mj
             target_mj, peak_uw = self.target_mj, self.peak_uw
             # XOR keeps every value a small integer; a reset in the middle of the write (a
             # torn record) fails it.
-            check = (magic ^ boot ^ arm_n ^ state ^ energy_mj ^ emitting_ms ^ pauses ^
-                     derated_ms ^ measured_mj ^ target_mj ^ peak_uw)
+            check = (magic ^ arm_n ^ state ^ energy_mj ^ emitting_ms ^ pauses ^ derated_ms ^
+                     measured_mj ^ target_mj ^ peak_uw)
             hw = self._hw
-            struct.pack_into(_FORMAT, hw.rtc_memory, hw.rtc_memory_free, magic, check, boot,
-                             arm_n, state, energy_mj, emitting_ms, pauses, derated_ms,
-                             measured_mj, target_mj, peak_uw)
+            struct.pack_into(_FORMAT, hw.rtc_memory, hw.rtc_memory_free, magic, check, arm_n,
+                             state, energy_mj, emitting_ms, pauses, derated_ms, measured_mj,
+                             target_mj, peak_uw)
             hw.keep_rtc_memory()
             self._flags |= _KEPT
         elif self._flags & _KEPT:
@@ -133,7 +133,7 @@ class Session:
         a reset tore its write). Allocates: for the boot."""
         hw = self._hw
         values = struct.unpack_from(_FORMAT, hw.rtc_memory, hw.rtc_memory_free)
-        if values[0] != _MAGIC or values[4] not in _RUNNING:
+        if values[0] != _MAGIC or values[3] not in _RUNNING:
             return None
         check = 0
         for i, value in enumerate(values):

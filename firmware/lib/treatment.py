@@ -32,20 +32,6 @@ class Treatment:
 
     def __init__(self, spec, calibration, max_energy_j, electrical_w_at_full_duty=0.0,
                  loop_ms=10, min_pulse_us=10):
-        # What the treatment keeps, first: its derating tables and every attribute (the
-        # instance's table at its full size), before the checks below make garbage. Allocated
-        # after a collection (commands.py, select), they then take the lowest free places in the
-        # chip's heap instead of the top, where they would split its largest free block.
-        steps = DERATE_STEPS + 1
-        self.duty_steps = array("i", [0] * steps)
-        self.power_uw_steps = array("i", [0] * steps)
-        self.peak_uw_steps = array("i", [0] * steps)
-        self.heat_uw_steps = array("i", [0] * steps)
-        self.power_w = self.dose_j_cm2 = self.area_cm2 = self.target_j = self.peak_w = 0.0
-        self.duty_pct = 100.0
-        self.mode = "cw"
-        self.pulse_hz = self.duty_u16 = self.gate_duty_u16 = self.gate_period_ms = 0
-        self.gate_on_ms = self.power_uw = self.target_mj = 0
         if not isinstance(spec, dict):
             raise ValueError("treatment: must be an object with power_w, dose_j_cm2, area_cm2")
         for key in spec:
@@ -139,6 +125,10 @@ class Treatment:
         # (average) powers and heat bounds are computed here, once, so that the tick only indexes
         # them. A step below the lowest measured lasing point is off: between there and the
         # threshold the calibration is a straight line across a kink, not a measurement.
+        self.duty_steps = array("i", [0] * (DERATE_STEPS + 1))
+        self.power_uw_steps = array("i", [0] * (DERATE_STEPS + 1))
+        self.peak_uw_steps = array("i", [0] * (DERATE_STEPS + 1))
+        self.heat_uw_steps = array("i", [0] * (DERATE_STEPS + 1))
         lowest_w = calibration.lowest_lasing_w()
         for step in range(1, DERATE_STEPS + 1):
             peak_w = self.peak_w * step / DERATE_STEPS
