@@ -14,4 +14,5 @@ if not _identity:
     raise Exception("LASER_IMAGE_ID_DIR is not set: build the image with `make image` or `make "
                     "chip` (host_tools/image.py writes image_id.py, the image's identity)")
 module("image_id.py", base_path=_identity)
+require("ssd1306")  # the operator panel's display driver, from micropython-lib (panel.py)
 freeze("lib")

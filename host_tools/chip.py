@@ -122,6 +122,17 @@ def source_tree(variable, url, top_file, into):
     return _unpacked(into, top_file, variable)
 
 
+SSD1306_DRIVER = "micropython/drivers/display/ssd1306/ssd1306.py"  # in micropython-lib
+
+
+def micropython_lib_file(relative):
+    """A file of micropython-lib ($MICROPYTHON_LIB_SRC, the tree the chip build unpacked, or
+    fetched): the drivers the firmware image freezes with require() (firmware/manifest.py), for
+    a device whose image does not have them."""
+    return source_tree("MICROPYTHON_LIB_SRC", MICROPYTHON_LIB_URL, "python-stdlib",
+                       CHIP_DIR / "src" / "micropython-lib") / relative
+
+
 def micropython_tree():
     """MicroPython's source: $MICROPYTHON_SRC, the tree an earlier build unpacked, or fetched."""
     return source_tree("MICROPYTHON_SRC", MICROPYTHON_URL, "py/mpconfig.h",

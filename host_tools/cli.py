@@ -15,6 +15,17 @@ def _scenario(args):
     except scenario_mod.ScenarioError as e:
         print("laserctl scenario: invalid scenario %s: %s" % (args.file, e), file=sys.stderr)
         return 2
+    if args.frames is not None:
+        from pathlib import Path
+
+        if "panel" not in board:
+            print("laserctl scenario: --frames: board %r has no operator panel"
+                  % board["name"], file=sys.stderr)
+            return 2
+        if Path(args.frames).exists() and not Path(args.frames).is_dir():
+            print("laserctl scenario: --frames: %s exists and is not a folder" % args.frames,
+                  file=sys.stderr)
+            return 2
     try:
         report = scenario_mod.run(scenario, board, chip=args.chip)
     except FileNotFoundError as e:  # no chip interpreter built
@@ -23,6 +34,16 @@ def _scenario(args):
     if args.report:
         with open(args.report, "w") as f:
             json.dump(report, f, indent=1)
+    if args.frames is not None:
+        from host_tools import display
+
+        try:
+            written = display.write_frames(display.frames(report["trace"]["display"]),
+                                           args.frames)
+        except (OSError, ValueError) as e:
+            print("laserctl scenario: --frames: %s" % e, file=sys.stderr)
+            return 2
+        print("%d screens written to %s" % (len(written), args.frames), file=sys.stderr)
     summary = {k: report[k] for k in ("final_state", "target_j", "delivered_j", "emitted_j",
                                       "fault_codes", "reaction_ms", "temperature_c")}
     print(json.dumps(summary))
@@ -179,6 +200,10 @@ def main(argv=None):
     p = sub.add_parser("scenario", help="run a scenario file on the virtual device")
     p.add_argument("file")
     p.add_argument("--report", metavar="OUT.json", help="write the full report here")
+    p.add_argument("--frames", metavar="DIR",
+                   help="write each screen the operator panel showed as a PNG into DIR (made if "
+                   "missing; an earlier run's screens there are replaced): 0001-12.340s.png, "
+                   "the 128x64 display 4x, white on black")
     p.add_argument("--chip", action="store_true",
                    help="on the chip interpreter (make chip: 32-bit, single floats), the firmware "
                    "frozen into it as in the ESP32 image")

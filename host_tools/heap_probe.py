@@ -313,7 +313,7 @@ def firmware_heap(result, bare):
 def heapsize_for(image, form, target, bare, until_s=UNTIL_S):
     """The -X heapsize (a multiple of 16) that gives the firmware `target` bytes, at least, and
     the run's result."""
-    heapsize = (target + 34 * 1024) * ESP32_HEAP // 56000 // 16 * 16
+    heapsize = (target + 42 * 1024) * ESP32_HEAP // 56000 // 16 * 16
     for _ in range(8):
         result = run(image, form, heapsize, until_s=until_s)
         if "sim" not in result:

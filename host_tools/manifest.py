@@ -12,20 +12,24 @@ null, "files": {device name: hex digest}}. The manifest goes on the device last.
 
 import hashlib
 
-from host_tools import paths
+from host_tools import chip, paths
 
 MANIFEST_NAME = "manifest.json"
 
 
 def deploy_files(board_name, frozen=False):
     """{name on the device: source path} for a board: boot.py, main.py, its board file and the
-    presets; with the modules of firmware/lib unless the image has them frozen in."""
+    presets; with the modules of firmware/lib (and the micropython-lib driver they use) unless the
+    image has them frozen in."""
     files = {"boot.py": paths.FIRMWARE / "boot.py", "main.py": paths.FIRMWARE / "main.py",
              "protocols.json": paths.FIRMWARE / "protocols.json",
              "board.json": paths.board_path(board_name)}
     if not frozen:
         for module in sorted(paths.FIRMWARE_LIB.glob("*.py")):
             files["lib/" + module.name] = module
+        # What the image freezes from micropython-lib (firmware/manifest.py's require), from the
+        # same source: the operator panel's display driver.
+        files["lib/ssd1306.py"] = chip.micropython_lib_file(chip.SSD1306_DRIVER)
     return files
 
 

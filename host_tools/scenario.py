@@ -22,6 +22,11 @@ optional Fitzpatrick "skin_type" 1..6: {"protocol": "low-back-chronic", "skin_ty
 preset is resolved on the host with the firmware's own lib/protocols.py before treatment.json is
 written, so the device runs exactly the spec the report names.
 
+On a board with an operator panel, the panel's inputs: {"input": "encoder", "value": N} turns
+the knob N detents at once (clockwise positive, a whole number, 1 <= |N| <= 100), "select" and
+"back" are buttons (true: pressed). The report's "display" lists each screen a person saw, as
+text read back from its pixels (host_tools/display.py): {"at_s", "text": [8 lines]}.
+
 The report combines what the firmware said (its JSON lines on the serial port: states, faults,
 its own dose count, its measured temperature) with what the plant did (optical power, true
 temperature, the emitted energy integrated from the optical power).
@@ -35,10 +40,12 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from host_tools import device_lines, paths, vdevice
+from host_tools import device_lines, display, paths, vdevice
 
+PANEL_INPUTS = ("encoder", "select", "back")  # where the board has a panel
 INPUTS = ("key", "interlock", "estop", "footswitch", "footswitch_no", "footswitch_nc", "arm",
-          "reset", "ack")
+          "reset", "ack") + PANEL_INPUTS
+MAX_ENCODER_STEPS = 100  # detents in one encoder event, either way
 # Inputs whose change withdraws permission to emit, and the value that withdraws it.
 WITHDRAWING = {"footswitch": False, "key": False, "interlock": False, "estop": True,
                "footswitch_no": False, "footswitch_nc": True}
@@ -113,7 +120,10 @@ def validate(data):
     if not isinstance(initial, dict):
         raise ScenarioError("initial: must be an object of input: true/false")
     for name, value in initial.items():
-        _input_value("initial.%s" % name, name, value)
+        if name == "encoder":
+            raise ScenarioError("initial.encoder: the encoder has no position to start from: "
+                                "turn it with an event")
+        _input_value("initial.%s" % name, name, value, board)
     events = data.get("events", [])
     if not isinstance(events, list):
         raise ScenarioError("events: must be a list")
@@ -159,7 +169,7 @@ def validate(data):
                 raise ScenarioError("%s.ambient_c: must be a number within %g..%g, got %r"
                                     % (where, low, high, event["ambient_c"]))
         else:
-            _input_value(where, event["input"], event["value"])
+            _input_value(where, event["input"], event["value"], board)
     expect = data.get("expect", {})
     if not isinstance(expect, dict):
         raise ScenarioError("expect: must be an object of report field: expectation")
@@ -236,11 +246,20 @@ def treatment_spec(data):
         raise ScenarioError(message) from e
 
 
-def _input_value(where, name, value):
-    if name not in INPUTS:
+def _input_value(where, name, value, board):
+    if not isinstance(name, str) or name not in INPUTS:
         raise ScenarioError("%s.input: unknown input %r (known: %s)"
                             % (where, name, ", ".join(INPUTS)))
-    if not isinstance(value, bool):
+    if name in PANEL_INPUTS and "panel" not in board:
+        raise ScenarioError("%s.input: %s is on the operator panel, and board %r has none"
+                            % (where, name, board.get("name")))
+    if name == "encoder":
+        if isinstance(value, bool) or not isinstance(value, int) or value == 0 or \
+                abs(value) > MAX_ENCODER_STEPS:
+            raise ScenarioError("%s.value: the encoder's detents turned, a whole number within "
+                                "-%d..%d other than 0 (clockwise positive), got %r"
+                                % (where, MAX_ENCODER_STEPS, MAX_ENCODER_STEPS, value))
+    elif not isinstance(value, bool):
         raise ScenarioError("%s.value: must be true or false" % where)
 
 
@@ -418,6 +437,8 @@ def build_report(scenario, stdout, world, journal=None):
               for s, us, name, value in _rows(trace["inputs"], 4)]
     temperatures = [(_seconds(s, us), sink, junction)
                     for s, us, sink, junction in _rows(trace["temperature"], 4)]
+    screens = [(_seconds(s, us), changes)
+               for s, us, changes in _rows(trace.get("display", []), 3)]
     report = {
         "description": scenario.get("description", ""),
         "board": scenario.get("board", "sim"),
@@ -466,10 +487,17 @@ def build_report(scenario, stdout, world, journal=None):
         "ended_s": now_s,
         # The device's own record of the run (its journal at the end), where it was read.
         "journal": journal,
+        # Each screen of the operator panel a person saw (shown 50 ms unchanged, or at the end),
+        # read back from its pixels.
+        "display": [{"at_s": t, "text": display.text(image)}
+                    for t, image in display.frames(screens)],
         "trace": {"optical_w": optical,
                   "heatsink_c": [(t, sink / 1000) for t, sink, _ in temperatures],
                   "junction_c": [(t, junction / 1000) for t, _, junction in temperatures],
                   "inputs": inputs,
+                  # (at_s, changes): each screen's bytes that differ from the one before
+                  # (host_tools/display.py: frames)
+                  "display": screens,
                   # (at_s, state, power_w, temp_c, delivered_j) as the firmware reported them
                   "measured": measured},
     }

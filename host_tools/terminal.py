@@ -18,6 +18,7 @@ class Screen:
         self.fd = fd
         self.color = color
         self.rows = 0  # rows of the live block currently on the screen
+        self.shown = []  # its lines
         self.gone = False  # the terminal hung up: nothing more to draw
 
     def size(self):
@@ -35,6 +36,7 @@ class Screen:
         block, so it can no longer be found by counting rows)."""
         self.write("\x1b[H\x1b[2J")
         self.rows = 0
+        self.shown = []
 
     def style(self, text, sgr):
         if not sgr or not self.color:
@@ -66,7 +68,26 @@ class Screen:
         return lines
 
     def draw(self, live, log=()):
-        """Print `log` lines (text, sgr) above the block, then redraw the block `live` (lines)."""
+        """Print `log` lines (text, sgr) above the block, then redraw the block `live` (lines).
+        Where nothing is printed above it and the block keeps its height, only the lines that
+        changed are written again (a big block, such as a display drawn in characters, is then
+        not sent whole many times a second)."""
+        if not log and self.rows and len(live) == self.rows == len(self.shown):
+            changed = [i for i, line in enumerate(live) if line != self.shown[i]]
+            if changed:
+                row = self.rows - 1  # the cursor is on the block's last row
+                out = ["\r\x1b[%dA" % (row - changed[0]) if row > changed[0] else "\r"]
+                row = changed[0]
+                for i in changed:
+                    if i > row:
+                        out.append("\r\x1b[%dB" % (i - row))
+                    out.append("\x1b[2K" + live[i])
+                    row = i
+                if row < self.rows - 1:
+                    out.append("\x1b[%dB" % (self.rows - 1 - row))
+                self.shown = list(live)
+                self.write("".join(out))
+            return
         width = self.width()
         out = ["\r"]
         if self.rows > 1:
@@ -76,6 +97,7 @@ class Screen:
             out.append(self.style(text[:width], sgr) + "\r\n")
         out.append("\r\n".join(live))
         self.rows = len(live)
+        self.shown = list(live)
         self.write("".join(out))
 
     def write(self, text):

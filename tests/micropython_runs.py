@@ -3,7 +3,8 @@ interpreter through tests/firmware/mpy_runner.py, and checks that every test in 
 
 - "chip": the chip-shaped interpreter (`make chip`), with the firmware and the simulated machine
   frozen in, as the ESP32 image has the firmware: no test needs their sources.
-- "unix64": the 64-bit unix port, which loads them from the checkout.
+- "unix64": the 64-bit unix port, which loads them from the checkout (and micropython-lib's
+  ssd1306 driver, which the image freezes, from its source).
 
 tests/firmware is on the path of both, for its shared helpers (support.py)."""
 
@@ -22,8 +23,10 @@ def assert_all_pass(interpreter, folder, module, heap=None):
     if interpreter == "chip":
         executable, path = paths.chip_executable(), [".frozen"]
     else:
+        # What the chip interpreter has frozen in: the simulated machine, the firmware and the
+        # micropython-lib driver it requires (firmware/manifest.py).
         executable = paths.micropython_executable()
-        path = [str(paths.SIM_MPY), ".frozen", str(paths.FIRMWARE_LIB)]
+        path = [str(paths.SIM_MPY), ".frozen", str(paths.FIRMWARE_LIB), str(ssd1306_folder())]
     path += [str(folder)] + ([str(FIRMWARE_TESTS)] if Path(folder) != FIRMWARE_TESTS else [])
     argv = [executable] + (["-X", "heapsize=" + heap] if heap else [])
     env = dict(os.environ, MICROPYPATH=os.pathsep.join(path))
@@ -39,3 +42,11 @@ def count_tests(path):
     tree = ast.parse(Path(path).read_text())
     return sum(1 for node in tree.body
                if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"))
+
+
+def ssd1306_folder():
+    """micropython-lib's ssd1306 driver's folder, from the source the chip build uses (the
+    chip interpreter has it frozen in)."""
+    from host_tools import chip
+
+    return chip.micropython_lib_file(chip.SSD1306_DRIVER).parent

@@ -23,7 +23,9 @@ from host_tools.serial_link import DeviceError, SerialLink
 
 FIRMWARE_VERSION = manifest.firmware_version()
 IMAGE = image.build_id()  # what this checkout builds, and make chip froze into the chip binary
-MODULES = sorted(p.stem for p in (REPO / "firmware" / "lib").glob("*.py"))
+# The modules a stock MicroPython gets: firmware/lib's and the micropython-lib driver they use.
+MODULES = sorted(name[len("lib/"):-len(".py")] for name in manifest.deploy_files("sim")
+                 if name.startswith("lib/"))
 DEVICE_DATA = ("settings.json", "treatment.json")  # the device's own: a deploy never touches them
 FILESYSTEM = ["board.json", "boot.py", "main.py", "manifest.json", "protocols.json"]
 

@@ -112,14 +112,35 @@ class FakeMachine:
                     raise OSError(19)
                 fake.ds3231[memaddr:memaddr + len(buf)] = buf
 
+            def writeto(self, addr, buf):  # the display at 0x3C, while it is fitted
+                if not fake.display_fitted or addr != 0x3C:
+                    raise OSError(19)
+                fake.calls.append(("writeto", addr, bytes(buf)))
+
+        class Encoder:  # the pulse counter's quadrature decoder
+            def __init__(self, unit, phase_a, phase_b, *, filter_ns=0, phases=1):
+                fake.calls.append(("Encoder", unit, phase_a.id, phase_b.id, filter_ns, phases))
+
+            def value(self, *args):
+                fake.calls.append(("Encoder.value",) + args)
+                return fake.encoder_steps
+
+        class SSD1306_I2C:  # micropython-lib's driver: its first command switches the display off
+            def __init__(self, width, height, i2c, addr=0x3C):
+                fake.calls.append(("SSD1306_I2C", width, height, addr))
+                i2c.writeto(addr, bytearray([0x80, 0xAE]))
+
         self.edges = 0  # what the pulse counter on the enable sense pin has counted
         self.rtc_datetime = (2000, 1, 1, 5, 0, 0, 42, 0)  # power-on: 2000-01-01, a Saturday
         self.rtc_memory = b""
         self.ds3231_fitted = True
+        self.display_fitted = True
+        self.encoder_steps = 0
+        self.ssd1306 = types.SimpleNamespace(SSD1306_I2C=SSD1306_I2C)
         self.ds3231 = bytearray(19)
         self.ds3231[0x0F] = 0x80  # never set: its oscillator-stopped flag
         self.module = types.SimpleNamespace(Pin=Pin, PWM=PWM, ADC=ADC, WDT=WDT, Counter=Counter,
-                                            RTC=RTC, I2C=I2C,
+                                            Encoder=Encoder, RTC=RTC, I2C=I2C,
                                             WDT_RESET=3,
                                             reset_cause=lambda: fake.cause,
                                             unique_id=lambda: b"\x24\x0a\xc4\x12\x34\x56",
@@ -175,6 +196,7 @@ _MICROPYTHON_SELECT = types.SimpleNamespace(poll=_Poll, POLLIN=select.POLLIN,
 def fake(monkeypatch):
     machine = FakeMachine()
     monkeypatch.setitem(sys.modules, "machine", machine.module)
+    monkeypatch.setitem(sys.modules, "ssd1306", machine.ssd1306)
     monkeypatch.delitem(sys.modules, "hw", raising=False)
     # The serial port is the REPL's stdin: a pipe here, whose other end plays the host.
     read_end, machine.serial_host = os.pipe()
@@ -404,7 +426,7 @@ def _with_battery_clock():
 def test_a_battery_backed_clock_keeps_the_time_through_a_power_cut(fake, monkeypatch):
     monkeypatch.setattr(time, "mktime", lambda t: calendar.timegm(tuple(t[:6]) + (0, 0, 0)))
     hw = _hw().Hardware(_with_battery_clock())
-    assert ("I2C", 0, 17, 16, 100000) in fake.calls
+    assert ("I2C", 0, 17, 16, 400000) in fake.calls
     assert hw.restore_wall_clock() == \
         "DS3231 has no time to trust (its oscillator stopped): a host must set it"
     assert hw.wall_clock_s() is None
@@ -437,9 +459,11 @@ def test_a_battery_clock_that_does_not_answer_leaves_the_time_unknown_and_says_s
     # Setting the time still sets the RTC; the answer says the DS3231 kept its old time.
     assert "it keeps its old time" in hw.set_wall_clock(1796515200)
     assert hw.wall_clock_s() == 1796515200
-    # A board without the part never touches I2C.
+    # A board without the part (and without a panel) never touches I2C.
     fake.calls.clear()
-    plain = _hw().Hardware(load_board("esp32-devkitc"))
+    board = load_board("esp32-devkitc")
+    del board["panel"]
+    plain = _hw().Hardware(board)
     assert plain.restore_wall_clock() is None and plain.set_wall_clock(1796515200) is None
     assert [c for c in fake.calls if c[0] == "I2C"] == []
 
@@ -521,3 +545,39 @@ def test_the_serial_estimate_keeps_up_with_the_line(port):
         port.now_us += 10000
         written += hw.write_serial(line, written, len(line) - written)
     assert 11520 - 128 <= written <= 11520
+
+
+def test_the_panel_is_opened_from_the_board_and_sensed_each_tick(fake):
+    from records import Inputs
+
+    board = load_board("esp32-devkitc")
+    panel = board["panel"]
+    hw = _hw().Hardware(board)
+    # The encoder on pulse counter unit 1 (unit 0 counts the enable line), its glitch filter on;
+    # GPIO 35 and 36 have no pulls of their own (the encoder module's resistors serve).
+    assert ("Encoder", 1, 35, 36, 12000, 1) in fake.calls
+    assert ("Pin", 35, 1, -1, None) in fake.calls and ("Pin", 36, 1, -1, None) in fake.calls
+    for button in ("select", "back"):
+        assert ("Pin", panel[button]["pin"], 1, 2, None) in fake.calls  # IN with PULL_UP
+    assert ("I2C", 0, 17, 16, 400000) in fake.calls
+    assert ("SSD1306_I2C", 128, 64, 0x3C) in fake.calls and hw.display is not None
+    assert hw.display_problem is None
+    fake.encoder_steps = -3
+    fake.levels[panel["select"]["pin"]] = 0  # active low: pressed
+    inp = Inputs(5)
+    hw.sense(inp, 0)
+    assert ("Encoder.value", 0) in fake.calls  # read and counted again from 0
+    assert inp.encoder_steps == -3 and inp.select_pressed and not inp.back_pressed
+
+
+def test_a_display_that_does_not_answer_leaves_no_panel_and_says_why(fake):
+    fake.display_fitted = False
+    hw = _hw().Hardware(load_board("esp32-devkitc"))
+    assert hw.display is None
+    assert hw.display_problem.startswith("display does not answer on I2C 0")
+
+
+def test_the_display_shares_the_ds3231_bus(fake):
+    board = load_board("sim")  # the DS3231 and the display on I2C 0, the same two lines
+    _hw().Hardware(board)
+    assert [c for c in fake.calls if c[0] == "I2C"] == [("I2C", 0, 17, 16, 400000)]

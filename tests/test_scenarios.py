@@ -309,3 +309,32 @@ def test_an_injected_thermistor_fault_stops_the_light_within_a_tick(fault, code)
     junction = dict(report["trace"]["junction_c"])
     heatsink = dict(report["trace"]["heatsink_c"])
     assert junction[8.0] > heatsink[8.0] + 3.0  # 10 W of light, ~18 W of heat in the junction
+
+
+def test_the_panel_alone_gives_the_knee_preset_at_skin_type_v_read_from_its_pixels():
+    """The shipped panel scenario, screen by screen as the display showed them (text read back
+    from the pixels), and the journal's record of the session."""
+    data, board = scenario.load(Path(__file__).parent / "scenarios" /
+                                "panel_knee_skin_type_v.json")
+    report = scenario.run(data, board)
+    screens = [d["text"] for d in report["display"]]
+    titles = []
+    for text in screens:
+        if not titles or titles[-1] != text[0]:
+            titles.append(text[0])
+    assert titles == ["STANDBY", "Body region", "knee", "Skin type", "knee", "STANDBY",
+                      "LASER SAFETY", "READY  ARMED", "EMITTING 8.0W", "COMPLETE", "STANDBY"]
+    assert ["knee", "Skin type V", "8.0 W cw", "10.0 J/cm2", "100 cm2", "1000 J  2:05", "",
+            "Push: confirm"] in screens
+    emitting = [t for t in screens if t[0] == "EMITTING 8.0W"]
+    # The dose climbs on the screen, the bar fills, the time left falls.
+    doses = [float(t[1].split("/")[0]) for t in emitting]
+    assert doses == sorted(doses) and doses[-1] > 990 and len(emitting) > 200
+    assert emitting[-1][2].startswith("\u2588" * 15) and emitting[0][3] == "Left 2:05"
+    assert all(t[5].startswith("Meas ") for t in emitting)  # the sim board's power monitor
+    complete = [t for t in screens if t[0] == "COMPLETE"][-1]
+    assert complete[2] == "1000.0 J given" and complete[7] == "Push: done"
+    assert float(complete[4].split()[1]) == pytest.approx(1000.0, rel=0.05)  # measured
+    records = [r for r in report["journal"]["records"] if r["ev"] in ("arm", "session")]
+    assert [(r["ev"], r["protocol"], r["skin_type"], r["eyewear"]) for r in records] == [
+        ("arm", "knee", 5, True), ("session", "knee", 5, True)]

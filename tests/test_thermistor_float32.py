@@ -12,6 +12,7 @@ import struct
 
 import pytest
 import thermistor as th
+import thermistor_models as models
 from support import TDK, read_table, thermistor_config
 
 
@@ -99,9 +100,17 @@ class Math32:
         return F32(math.sqrt(_v(x)))
 
 
+def _single(m):
+    """Single-precision math for the models: in the module thermistor.model_for imports now (the
+    device's Thermistor.release_model drops it from the modules; an import gets it back)."""
+    import thermistor_models
+
+    m.setattr(thermistor_models, "math", Math32)
+
+
 @pytest.fixture
 def single_precision(monkeypatch):
-    monkeypatch.setattr(th, "math", Math32)
+    _single(monkeypatch)
 
 
 def _rows32(rows):
@@ -115,15 +124,15 @@ def test_f32_really_rounds():
 
 def test_table_model_in_single_precision(single_precision):
     rows = read_table(TDK)
-    model = th.TableModel(_rows32(rows))
+    model = models.TableModel(_rows32(rows))
     worst = max(abs(float(model.temp_c(F32(r))) - t) for t, r in rows if 0 <= t <= 100)
     assert worst < 0.01  # the table's own points; the 0.05 C bound has room to spare
 
 
 def test_steinhart_hart_fit_in_single_precision(single_precision):
     rows = read_table(TDK)
-    coefficients = th.SteinhartHartModel.fit(_rows32([[0, 32650], [25, 10000], [85, 1072]]))
-    model = th.SteinhartHartModel(*coefficients)
+    coefficients = models.SteinhartHartModel.fit(_rows32([[0, 32650], [25, 10000], [85, 1072]]))
+    model = models.SteinhartHartModel(*coefficients)
     worst = max(abs(float(model.temp_c(F32(r))) - t) for t, r in rows if 0 <= t <= 100)
     assert worst < 0.1, worst
 
@@ -139,7 +148,7 @@ def test_the_lookup_grid_built_in_single_precision(monkeypatch):
         config32["steinhart_hart"] = [F32(c) for c in config32["steinhart_hart"]]
         config32["r25_ohm"], config32["beta_k"] = F32(10000), F32(3988)
         with monkeypatch.context() as m:
-            m.setattr(th, "math", Math32)
+            _single(m)
             single = th.Thermistor(config32)
         grid, grid32 = exact._grid_mc, single._grid_mc
         differences = [abs(a - b) for a, b in zip(grid, grid32, strict=True)]

@@ -5,9 +5,7 @@ import json
 import time
 from array import array
 
-import board as board_file
 import heap
-import integrity
 import treatment as treatment_module
 from controller import (
     EMITTING,
@@ -113,6 +111,16 @@ class App:
         self._gc_ms = now_ms
         self._gc_state = -1
         self._gc_requests = 0
+        # The operator panel, where the board has one and its display answered (panel.py); and
+        # whether the operator confirmed protective eyewear for this session on it (the board's
+        # panel.eyewear asks; the arm and session records say).
+        self.eyewear_confirmed = False
+        self.panel = None
+        display = getattr(hw, "display", None)
+        if display is not None:
+            from panel import Panel
+
+            self.panel = Panel(display, self, now_ms)
 
     # -- boot ----------------------------------------------------------------------------------
 
@@ -160,6 +168,9 @@ class App:
         commands = self.commands
         if commands is not None:
             commands.poll(now_ms)  # may pass a button command to this tick's step
+        panel = self.panel
+        if panel is not None:
+            panel.sense(inp, now_ms)  # so may the panel, if the serial port did not
         c = self.controller
         self.dosimeter.account(now_ms)
         c.step(inp, self.dosimeter, out)
@@ -178,6 +189,8 @@ class App:
         session.keep(self)
         if commands is not None:
             commands.finish(now_ms)
+        if panel is not None:
+            panel.update(now_ms)  # the screen: a bounded share of it per tick
         if ticks_diff(now_ms, self._uptime_ms) >= 1000:  # bookkeeping, after the outputs
             self.uptime_s += 1
             self._uptime_ms = ticks_add(self._uptime_ms, 1000)
@@ -339,6 +352,8 @@ def load_treatment(path, board, library_path="protocols.json", report=None):
     except (ValueError, OSError) as e:
         report(path, str(e))
         return None
+    finally:
+        heap.forget("protocols")  # needed again only when a preset is chosen
 
 
 def _report_error(where, error):
@@ -401,11 +416,7 @@ def open_memory(board, flash=None):
 
 def main(hw_module, board_path="board.json", treatment_path="treatment.json"):
     """Returns only in a maintenance boot; anything else that stops it raises (main.py halts)."""
-    try:
-        board = board_file.load(board_path)
-    except board_file.BoardError as e:
-        _report_error(board_path, str(e))
-        raise
+    board = _load_board(board_path)
     heap.collect()  # each stage of the boot leaves garbage: collected before the next one's
     hw = hw_module.Hardware(board)
     why = maintenance_requested(hw)
@@ -417,15 +428,18 @@ def main(hw_module, board_path="board.json", treatment_path="treatment.json"):
         return
     clock_problem = hw.restore_wall_clock()  # before any record is stamped with the time
     app, notes = assemble(hw, board, treatment_path)
+    # Its grid is built and the supervisor's limit taken: the loop reads only the grid.
+    app.controller.thermal.sensor.release_model()
     if clock_problem is not None:
         notes["rtc"] = clock_problem
+    if hw.display_problem is not None:
+        notes["panel"] = hw.display_problem
     app.outbox.event_once(dumps({"ev": "boot", "version": VERSION, "board": app.board["name"],
                                  "loop_ms": app.period_ms, "watchdog_ms": app.watchdog_ms}))
     watchdog_reset = hw_module.reset_by_watchdog()
-    app.manifest_id = integrity.manifest_id()
-    app.image = integrity.frozen_image()
+    integrity_problem = _identify(app)
     app.device_id = hw_module.device_id()
-    problem = app.self_test(time.ticks_ms(), integrity.check(image=app.image), watchdog_reset,
+    problem = app.self_test(time.ticks_ms(), integrity_problem, watchdog_reset,
                             app.settings.problem)
     if problem:
         notes["selftest"] = problem
@@ -434,6 +448,38 @@ def main(hw_module, board_path="board.json", treatment_path="treatment.json"):
                     time.ticks_ms())
     heap.collect()
     app.run()
+
+
+# Modules the boot needs and the loop does not: imported where they are used and dropped after
+# (heap.forget), so that their functions and globals do not hold the chip's heap while the loop runs
+# (board.py's checks are imported again by a settings change, which validates the new board).
+def _load_board(path):
+    """The board file, validated (board.py); its error reported before it is raised."""
+    import board as board_file
+
+    try:
+        board = board_file.load(path)
+    except board_file.BoardError as e:
+        _report_error(path, str(e))
+        raise
+    finally:
+        heap.forget("board")
+    heap.collect()  # the parse's garbage first: the compact board's tuples go low in the heap
+    return board_file.compact(board)
+
+
+def _identify(app):
+    """Which deployment and image run (app.manifest_id, app.image), and the integrity check's
+    problem or None (integrity.py: only at boot)."""
+    import integrity
+
+    try:
+        app.manifest_id = integrity.manifest_id()
+        app.image = integrity.frozen_image()
+        return integrity.check(image=app.image)
+    finally:
+        heap.forget("integrity")
+        heap.forget("image_id")  # what frozen_image() imported: its BUILD_ID is in app.image
 
 
 def assemble(hw, board, treatment_path="treatment.json"):

@@ -27,6 +27,9 @@ _MODELS = ("table", "beta", "steinhart-hart")
 INPUT_NAMES = ("key", "interlock", "estop", "footswitch_no", "footswitch_nc", "arm", "reset",
                "ack")
 _PULLS = ("up", "down", "none")
+_ROWS = (list, tuple)  # a curve's rows and points: lists from the file, tuples once compact()ed
+# The thermistor models' own fields (compact() drops those of the models a board does not use).
+_MODEL_FIELDS = ("table", "r25_ohm", "beta_k", "beta_pair_c", "steinhart_hart", "points")
 _MAX_PWM_FREQ_HZ = const(40000)
 # The REPL UART's rate, which the firmware image sets (MICROPY_HW_UART_REPL_BAUD, 115200 unless the
 # board definition changes it): the firmware cannot change it, only pace its output to it.
@@ -47,14 +50,13 @@ _TIMING = (("emission_delay_ms", 2000, 1000, 10000),
            ("status_period_ms", 250, 50, 10000),
            ("watchdog_ms", 500, 50, 8000),
            ("overruns_per_s", 5, 1, 50))
-CHECKPOINT_S = 30  # journal.checkpoint_s where the board does not set it (docs/memory.md)
 # Every object's fields, by path ("inputs.*" is any input). A field not listed is refused: a
 # misspelled one would otherwise be ignored and its default take its place unseen ("pul" for
 # "pull" leaves a contact input floating). A new field goes here and into its check. (One string
 # per object: a tuple of names costs the heap more, for as long as the firmware runs.)
 _FIELDS = {
     "": "name description loop_ms laser indicators inputs thermistor thermal diode power_monitor "
-        "limits timing serial journal rtc plant",
+        "limits timing serial journal rtc panel plant",
     "laser": "pwm_pin enable_pin pwm_freq_hz min_pulse_us enable_sense_pin",
     "indicators": "emission_led_pin buzzer_pin",
     "inputs": " ".join(INPUT_NAMES),
@@ -72,6 +74,8 @@ _FIELDS = {
     "serial": "baud",
     "journal": "checkpoint_s",
     "rtc": "part i2c sda_pin scl_pin",
+    "panel": "i2c sda_pin scl_pin encoder_a_pin encoder_b_pin select back eyewear",
+    "panel.*": "pin active pull external_pull",
     # The virtual device's plant model (host_tools/vdevice/mpy/simworld.py); a real board has none.
     "plant": "thermistor_table electrical_w_at_full_duty junction_capacity_j_per_c "
              "junction_to_heatsink_c_per_w heatsink_capacity_j_per_c heatsink_to_ambient_c_per_w "
@@ -93,18 +97,14 @@ _OPEN_WIRE = {
     "reset": "the reset button/pressed/not pressed (held at boot it starts a maintenance boot, "
              "with the REPL)",
     "ack": "the acknowledge button/pressed/not pressed",
+    # The operator panel's buttons (panel.py): a broken wire reads as never pressed.
+    "select": "the panel's select button (the encoder's push)/pressed/not pressed",
+    "back": "the panel's back button/pressed/not pressed",
 }
 
 
 class BoardError(ValueError):
     pass
-
-
-def checkpoint_s(board):
-    """journal.checkpoint_s: how often the journal records a running session's dose while it
-    emits (it does at every pause too). After a power cut the dose is known to within this much
-    emission; docs/memory.md weighs it against the journal's room and the flash's wear."""
-    return board.get("journal", {}).get("checkpoint_s", CHECKPOINT_S)
 
 
 def load(path):
@@ -117,6 +117,34 @@ def load(path):
     except ValueError as e:
         raise BoardError("board file %s: not valid JSON (%s)" % (path, e))
     return validate(data)
+
+
+def compact(data):
+    """The validated board `data` made smaller in place for the chip's heap, with what it says
+    unchanged: the thermistor's rows and the calibration points become tuples (a pair is one
+    16-byte block as a tuple, two as the list JSON makes, whose items are over-allocated as it
+    grew), and the fields of the thermistor models the board does not use go. The device does
+    this once, after the board passed (app.py; the host keeps the file's lists); the result still
+    passes validate(), as the settings' effective board must. Returns `data`."""
+    th = data["thermistor"]
+    model = th["model"]
+    used = ("table",) if model == "table" else (
+        ("r25_ohm", "beta_k", "beta_pair_c") if model == "beta" else
+        ("steinhart_hart",) if "steinhart_hart" in th else ("points",))
+    for key in _MODEL_FIELDS:
+        if key not in used:
+            th.pop(key, None)
+    for key in ("table", "points"):
+        if key in th:
+            th[key] = _tuples(th[key])
+    data["diode"]["calibration"] = _tuples(data["diode"]["calibration"])
+    if "power_monitor" in data:
+        data["power_monitor"]["calibration"] = _tuples(data["power_monitor"]["calibration"])
+    return data
+
+
+def _tuples(rows):
+    return tuple(tuple(row) for row in rows)
 
 
 def validate(data, sensor=None):
@@ -141,7 +169,7 @@ def validate(data, sensor=None):
     _section(data, "serial")
     timing = data.setdefault("timing", {})
     _expect(isinstance(timing, dict), "timing", "must be an object")
-    # Optional, and not filled in when absent (checkpoint_s() gives the default): a 13th key
+    # Optional, and not filled in when absent (logbook.checkpoint_s() gives the default): a 13th key
     # would grow the table of every copy of the board (12 slots to 17), and where those land
     # splits the chip's heap (docs/chip.md).
     journal = data.get("journal", {})
@@ -177,6 +205,8 @@ def validate(data, sensor=None):
         _power_monitor(data["power_monitor"], used, data["diode"]["max_power_w"])
     if "rtc" in data:
         _rtc(data["rtc"], used)
+    if "panel" in data:
+        _panel(data["panel"], data.get("rtc"), used)
 
     _thermal(data["thermal"])
     _number(data["limits"], "max_energy_j", "limits.max_energy_j", 1, 100000)
@@ -227,6 +257,33 @@ def _rtc(rtc, used):
             "must be 0 or 1 (the ESP32's I2C controllers), got %r" % (rtc.get("i2c"),))
     _output_pin(rtc, "sda_pin", "rtc.sda_pin", used)
     _output_pin(rtc, "scl_pin", "rtc.scl_pin", used)
+
+
+def _panel(panel, rtc, used):
+    """The optional operator panel (panel.py): a 128x64 SSD1306 display at I2C address 0x3C, a
+    rotary encoder on the chip's pulse counter and two buttons. The display may share an I2C
+    controller with the DS3231, on the same two lines (one bus, two addresses)."""
+    _expect(isinstance(panel, dict), "panel", "must be an object")
+    _expect(panel.get("i2c") in (0, 1) and not isinstance(panel.get("i2c"), bool), "panel.i2c",
+            "must be 0 or 1 (the ESP32's I2C controllers), got %r" % (panel.get("i2c"),))
+    if rtc is not None and rtc["i2c"] == panel["i2c"]:
+        for key in ("sda_pin", "scl_pin"):
+            _expect(panel.get(key) == rtc[key], "panel." + key, "must be rtc.%s (%d): the "
+                    "display shares I2C controller %d with the DS3231" % (key, rtc[key],
+                                                                          rtc["i2c"]))
+    else:
+        _output_pin(panel, "sda_pin", "panel.sda_pin", used)
+        _output_pin(panel, "scl_pin", "panel.scl_pin", used)
+    # The encoder's two phases: inputs of the pulse counter, with the chip's pull-ups where the
+    # pin has them (hw.py); the input-only GPIOs rely on the encoder module's own resistors.
+    for key in ("encoder_a_pin", "encoder_b_pin"):
+        _gpio(panel.get(key), "panel." + key)
+        _claim(panel[key], "panel." + key, used)
+    _input(panel, "select", used, "panel.")
+    _input(panel, "back", used, "panel.")
+    _expect(isinstance(panel.setdefault("eyewear", False), bool), "panel.eyewear",
+            "must be true (the panel asks the operator to confirm protective eyewear before "
+            "arming) or false")
 
 
 def _thermistor_range(data, therm):
@@ -325,11 +382,11 @@ def _power_monitor(pm, used, max_power_w):
     low_uv, high_uv = linear_range_uv(pm["atten_db"])
     points = pm.get("calibration")
     field = "power_monitor.calibration"
-    _expect(isinstance(points, list) and len(points) >= 2, field,
+    _expect(isinstance(points, _ROWS) and len(points) >= 2, field,
             "must list at least two [read_uv, watts] points")
     for i, point in enumerate(points):
         where = "%s[%d]" % (field, i)
-        _expect(isinstance(point, list) and len(point) == 2 and isinstance(point[0], int)
+        _expect(isinstance(point, _ROWS) and len(point) == 2 and isinstance(point[0], int)
                 and _is_number(point[1]) and point[1] >= 0, where, "must be [read_uv, watts]")
         _expect(low_uv <= point[0] <= high_uv, where,
                 "%d uV is outside the ADC's linear range %d..%d uV" % (point[0], low_uv, high_uv))
@@ -349,11 +406,11 @@ def _curve(th, key, fewest, most):
     """[[temp_c, ohm], ...]: temperatures rising, resistances falling (an NTC)."""
     rows = th.get(key)
     field = "thermistor." + key
-    _expect(isinstance(rows, list) and fewest <= len(rows) <= most, field,
+    _expect(isinstance(rows, _ROWS) and fewest <= len(rows) <= most, field,
             "must list %d to %d [temp_c, ohm] rows" % (fewest, most))
     for i, row in enumerate(rows):
         where = "%s[%d]" % (field, i)
-        _expect(isinstance(row, list) and len(row) == 2 and _is_number(row[0])
+        _expect(isinstance(row, _ROWS) and len(row) == 2 and _is_number(row[0])
                 and _is_number(row[1]) and row[1] > 0, where, "must be [temp_c, ohm > 0]")
         if i:
             _expect(row[0] > rows[i - 1][0] and row[1] < rows[i - 1][1], where,
@@ -397,12 +454,12 @@ def _diode(diode):
     _number(diode, "electrical_w_at_full_duty", "diode.electrical_w_at_full_duty", 0.01, 150)
     cal = diode.get("calibration")
     field = "diode.calibration"
-    _expect(isinstance(cal, list) and len(cal) >= 2, field,
+    _expect(isinstance(cal, _ROWS) and len(cal) >= 2, field,
             "must list at least two [duty_u16, watts] points")
     prev = None
     for i, point in enumerate(cal):
         where = "%s[%d]" % (field, i)
-        _expect(isinstance(point, list) and len(point) == 2, where, "must be [duty_u16, watts]")
+        _expect(isinstance(point, _ROWS) and len(point) == 2, where, "must be [duty_u16, watts]")
         duty, watts = point
         _expect(isinstance(duty, int) and not isinstance(duty, bool) and 0 <= duty <= 65535,
                 where, "duty must be a whole number in 0..65535")
@@ -421,8 +478,8 @@ def _diode(diode):
             "must exceed the light at full duty (%.3f W): no diode is 100 %% efficient" % prev[1])
 
 
-def _input(inputs, name, used):
-    where = "inputs." + name
+def _input(inputs, name, used, prefix="inputs."):
+    where = prefix + name
     spec = inputs.get(name)
     _expect(isinstance(spec, dict), where, 'missing: {"pin": N, "active": "low"|"high", '
             '"pull": "up"|"down"|"none"}')

@@ -30,7 +30,6 @@ SERVICE_IDLE_MS = const(300000)  # a service session left idle this long closes
 MAX_PIN_TRIES = const(5)  # wrong PINs in a row before the lockout ...
 LOCKOUT_MS = const(900000)  # ... which lasts this long (counted again from boot after a reset)
 JOURNAL_PAGE = const(4)  # records per journal reply: a reply stays short on a 115200 baud port
-MAX_POINT_S = const(60)  # the longest calibration point: a thermal power meter settles in ~10 s
 MAX_DEPTH = const(4)  # objects and lists in a request: {"points": [[duty, W], ...]} is 3 deep
 _IN_SESSION = (READY, EMITTING, PAUSED)
 _BUTTON_COMMANDS = {"arm": ARM, "disarm": DISARM, "ack": ACK, "reset": RESET}
@@ -143,14 +142,14 @@ class Commands:
                 return
             handler = _OPERATOR.get(name)
             if handler is None:
-                handler = _SERVICE.get(name)
-                if handler is None:
+                if name not in _SERVICE:
                     raise CommandError("unknown command %r (known: %s)" % (name, ", ".join(
                         sorted(list(_OPERATOR) + list(_BUTTON_COMMANDS) + list(_SERVICE)))))
                 if not self.service_open:
                     raise CommandError('%s: a service command: open a service session first '
                                        '({"cmd": "service", "pin": "..."})' % name)
                 self._service_last_ms = now_ms
+                handler = _service_handler(name)
             fields = handler(self, request, now_ms)
             if self._pending is None or self._pending[0] is not request:
                 self._reply(request, fields)  # else finish() answers, after the step
@@ -255,6 +254,30 @@ class Commands:
         self.app.inputs.command = command
         self._pending = (request, c.state, c.refusals, c.fault_code)
 
+    def open_service(self, pin, now_ms):
+        """Open a service session with the PIN (the serial `service` request, the panel's PIN
+        screen): wrong PINs are counted, journalled and locked out alike. CommandError says why
+        it stays closed."""
+        if self.pin_failures >= MAX_PIN_TRIES:
+            left_ms = LOCKOUT_MS - ticks_diff(now_ms, self._lockout_from_ms)
+            if left_ms > 0:
+                raise CommandError("service: locked after %d wrong PINs; try again in %d s"
+                                   % (self.pin_failures, left_ms // 1000 + 1))
+        settings = self._settings({"cmd": "service"})
+        if not isinstance(pin, str) or not settings.check_pin(pin):
+            self.pin_failures += 1
+            self._lockout_from_ms = now_ms
+            self._journal_append({"ev": "pin_wrong", "failures": self.pin_failures})
+            left = MAX_PIN_TRIES - self.pin_failures
+            raise CommandError("service: wrong PIN (%s)" % (
+                "%d tries left" % left if left > 0 else
+                "locked for %d s" % (LOCKOUT_MS // 1000)))
+        self._between_sessions({"cmd": "service"})
+        self.pin_failures = 0
+        self.service_open = True
+        self._service_last_ms = now_ms
+        self._journal_append({"ev": "service_open"})
+
     def _end_point(self):
         """Back to the treatment that was selected before the calibration point."""
         treatment, selection = self._before_point
@@ -351,6 +374,8 @@ def _list(cmds, request, now_ms):
         library = protocols.load(cmds.app.library_path)
     except ValueError as e:
         raise CommandError("list: %s" % e)
+    finally:
+        heap.forget("protocols")
     return {"protocols": protocols.names(library), "selected": cmds.app.selection}
 
 
@@ -359,9 +384,28 @@ def _select(cmds, request, now_ms):
     name = _text(request, "protocol")
     skin_type = _whole(request, "skin_type", 1, 6, 1) if "skin_type" in request else None
     app = cmds.app
+    try:
+        treatment = preview_preset(app, name, skin_type)
+    except ValueError as e:
+        raise CommandError(str(e) if str(e).startswith("select:") else "select: %s" % e)
+    selection = apply_preset(app, name, skin_type, treatment)
+    return {"selected": selection, "power_w": treatment.power_w, "target_j": treatment.target_j,
+            "time_s": round(treatment.target_j / treatment.power_w, 1)}
+
+
+# -- choosing a preset: the serial `select` and the operator panel (panel.py) alike ---------------
+
+
+def _only_in_standby(app, what):
     if app.controller.state != STANDBY:
-        raise CommandError("select: only in STANDBY (the state is %s)"
-                           % STATE_NAMES[app.controller.state])
+        raise CommandError("%s: only in STANDBY (the state is %s)"
+                           % (what, STATE_NAMES[app.controller.state]))
+
+
+def preview_preset(app, name, skin_type):
+    """The Treatment preset `name` gives at `skin_type` (1..6 or None) on this device, not yet
+    selected. ValueError (CommandError where the state forbids it) says why there is none."""
+    _only_in_standby(app, "select")
     import protocols
     import treatment as treatment_module
 
@@ -372,25 +416,49 @@ def _select(cmds, request, now_ms):
     # function of its own: MicroPython's collector scans this frame whole, and a reference to the
     # library left in it would keep the library alive through the collection. Only in STANDBY:
     # no light to delay.
+    heap.collect()
     try:
-        heap.collect()
         spec = _preset_spec(protocols, app.library_path, name, skin_type)
-        heap.collect()
-        treatment = treatment_module.for_board(spec, app.board)
-    except ValueError as e:
-        raise CommandError("select: %s" % e)
+    finally:
+        heap.forget("protocols")
+    heap.collect()
+    return treatment_module.for_board(spec, app.board)
+
+
+def apply_preset(app, name, skin_type, treatment):
+    """Select `treatment` (preview_preset's for `name` at `skin_type`), kept in the treatment
+    file for the next boot. Returns the selection as the journal and status name it."""
+    _only_in_standby(app, "select")
     selection = {"protocol": name}
     if skin_type is not None:
         selection["skin_type"] = skin_type
-    if app.flash is not None:  # kept for the next boot
+    if app.flash is not None:
         write_atomic(app.flash, app.treatment_path, json.dumps(selection).encode())
     app.select(treatment, selection)
-    return {"selected": selection, "power_w": treatment.power_w, "target_j": treatment.target_j,
-            "time_s": round(treatment.target_j / treatment.power_w, 1)}
+    return selection
+
+
+def preset_index(app):
+    """[(region, condition, preset name)] of the preset library, region and condition as bytes
+    for the panel's screens. ValueError if the library is invalid."""
+    heap.collect()
+    index = _index_of(app.library_path)
+    heap.collect()
+    return index
+
+
+def _index_of(path):
+    import protocols
+
+    try:
+        return [(p["region"].encode(), p["condition"].encode(), p["name"])
+                for p in protocols.load(path)["protocols"]]
+    finally:
+        heap.forget("protocols")
 
 
 def _preset_spec(protocols, path, name, skin_type):
-    """The treatment spec of preset `name` in the library at `path` (see _select)."""
+    """The treatment spec of preset `name` in the library at `path` (see preview_preset)."""
     return protocols.spec_for(protocols.load(path), name, skin_type)
 
 
@@ -429,141 +497,26 @@ def _journal(cmds, request, now_ms):
 
 def _service(cmds, request, now_ms):
     _check_fields(request, ("pin",))
-    pin = request.get("pin")
-    if cmds.pin_failures >= MAX_PIN_TRIES:
-        left_ms = LOCKOUT_MS - ticks_diff(now_ms, cmds._lockout_from_ms)
-        if left_ms > 0:
-            raise CommandError("service: locked after %d wrong PINs; try again in %d s"
-                               % (cmds.pin_failures, left_ms // 1000 + 1))
-    settings = cmds._settings(request)
-    if not isinstance(pin, str) or not settings.check_pin(pin):
-        cmds.pin_failures += 1
-        cmds._lockout_from_ms = now_ms
-        cmds._journal_append({"ev": "pin_wrong", "failures": cmds.pin_failures})
-        left = MAX_PIN_TRIES - cmds.pin_failures
-        raise CommandError("service: wrong PIN (%s)" % (
-            "%d tries left" % left if left > 0 else
-            "locked for %d s" % (LOCKOUT_MS // 1000)))
-    cmds._between_sessions(request)
-    cmds.pin_failures = 0
-    cmds.service_open = True
-    cmds._service_last_ms = now_ms
-    cmds._journal_append({"ev": "service_open"})
+    cmds.open_service(request.get("pin"), now_ms)
     return {"service": True, "idle_timeout_s": SERVICE_IDLE_MS // 1000}
 
 
-def _logout(cmds, request, now_ms):
-    _check_fields(request, ())
-    cmds.service_open = False
-    return {"service": False}
+# The service session's commands: service.py, imported for the one asked for and dropped after.
+_SERVICE = ("logout", "calibrate", "cal_point", "limits", "pin", "journal_export", "journal_clear",
+            "restart")
 
 
-def _save(cmds, request, changes, action):
-    cmds._between_sessions(request)
-    settings = cmds._settings(request)
-    try:
-        settings.save(changes)
-    except ValueError as e:
-        text = str(e)  # "pin: ..." needs no second "pin: "
-        raise CommandError(text if text.startswith(request["cmd"] + ":") else
-                           "%s: %s" % (request["cmd"], text))
-    record = {"ev": "service", "action": action}
-    for key in changes:
-        if key != "pin":  # what was set, as stored; never a PIN, nor its hash
-            record[key] = settings.values.get(key)
-    cmds._journal_append(record)
-    if action != "pin":
-        # Safety parameters change at a boot, through the self-test, never under a running loop.
-        cmds.app.lock("settings changed: restart the device to apply them")
-    return {"saved": action, "settings": settings.describe(),
-            "applies": "now" if action == "pin" else 'after a restart ({"cmd": "restart"})'}
-
-
-def _calibrate(cmds, request, now_ms):
-    _check_fields(request, ("points", "date", "due_days"))
-    changes = {"calibration": request.get("points"), "calibrated_on": request.get("date")}
-    if "due_days" in request:
-        changes["due_days"] = request["due_days"]
-    return _save(cmds, request, changes, "calibration")
-
-
-def _limits(cmds, request, now_ms):
-    _check_fields(request, ("max_power_w", "max_energy_j"))
-    limits = {}
-    for key in ("max_power_w", "max_energy_j"):
-        if key in request:
-            limits[key] = request[key]
-    return _save(cmds, request, {"limits": limits}, "limits")
-
-
-def _pin(cmds, request, now_ms):
-    _check_fields(request, ("new",))
-    return _save(cmds, request, {"pin": {"new": request.get("new")}}, "pin")
-
-
-def _cal_point(cmds, request, now_ms):
-    """Arm a calibration point: `duty` held for `time_s` s of emission, for a power meter. The
-    technician still needs the key, the interlock and the footswitch, as for a treatment."""
-    _check_fields(request, ("duty", "time_s"))
-    duty = _whole(request, "duty", 1, 65535)
-    time_s = _whole(request, "time_s", 1, MAX_POINT_S, 10)
-    app = cmds.app
-    if app.controller.state != STANDBY:
-        raise CommandError("cal_point: only in STANDBY (the state is %s)"
-                           % STATE_NAMES[app.controller.state])
-    from treatment import CalibrationPoint
+def _service_handler(name):
+    """The handler of service command `name` (service.py): the module is imported for it and
+    dropped from the modules again, so that its code holds no heap between requests."""
+    import service
 
     try:
-        point = CalibrationPoint(app.board, duty, time_s)
-    except ValueError as e:
-        raise CommandError("cal_point: %s" % e)
-    cmds._before_point = (app.treatment, app.selection)
-    app.select(point, {"protocol": "calibration", "duty": point.duty_u16})
-    cmds._pass_to_step(request, ARM)
+        return service.HANDLERS[name]
+    finally:
+        heap.forget("service")
 
 
-def _journal_export(cmds, request, now_ms):
-    """The raw records, hash and all, for the host to verify and keep."""
-    journal, lines = _page(cmds, request, False)
-    return {"lines": lines, "first_n": journal.first_n,
-            "last_n": journal.last_n, "last_hash": journal.last_hash,
-            "released_n": journal.released_n}
-
-
-def _journal_clear(cmds, request, now_ms):
-    _check_fields(request, ("through",))
-    journal = _journal_of(cmds, request)
-    through = _whole(request, "through", journal.released_n, journal.last_n)
-    logbook = cmds.app.logbook
-    journal.release(through, None if logbook is None else logbook.stamp(cmds.app, {}))
-    if logbook is not None:
-        logbook.check_space(cmds.app)  # room again: arming is no longer refused
-    return {"released_n": journal.released_n, "full": journal.full}
-
-
-def _restart(cmds, request, now_ms):
-    """Reset the chip; with "maintenance": true, into a maintenance boot (no loop, no watchdog),
-    which is how `laserctl deploy` reaches a running board's REPL before its watchdog bites."""
-    _check_fields(request, ("maintenance",))
-    maintenance = request.get("maintenance", False)
-    if not isinstance(maintenance, bool):
-        raise CommandError("restart.maintenance: must be true or false, got %r" % (maintenance,))
-    cmds._between_sessions(request)
-    app = cmds.app
-    if maintenance:
-        if app.flash is None:
-            raise CommandError("restart: this device has no flash for the maintenance flag")
-        from app import MAINTENANCE_FLAG
-
-        write_atomic(app.flash, MAINTENANCE_FLAG, b"laserctl\n")
-        cmds._journal_append({"ev": "service", "action": "maintenance"})
-    app.restart_requested = True  # the loop resets the chip after this reply is out
-    return {"restarting": True, "maintenance": maintenance}
-
-
-_SERVICE = {"logout": _logout, "calibrate": _calibrate, "cal_point": _cal_point, "limits": _limits,
-            "pin": _pin, "journal_export": _journal_export, "journal_clear": _journal_clear,
-            "restart": _restart}
 # Anyone may ask for these; "service" is the door to the rest, behind the PIN.
 _OPERATOR = {"status": _status, "list": _list, "select": _select, "journal": _journal,
              "service": _service, "clock": _clock}

@@ -4,6 +4,7 @@
 # collects between its stages, and the loop at the end of a tick (app.py). On CPython, where the
 # logic is tested, reference counting frees memory and these do nothing.
 import gc
+import sys
 
 _MICROPYTHON = hasattr(gc, "threshold")
 
@@ -18,3 +19,11 @@ def threshold(bytes_):
     """Collect by itself after `bytes_` more of allocation; -1: only when the heap is full."""
     if _MICROPYTHON:
         gc.threshold(bytes_)
+
+
+def forget(module):
+    """Drop the module named `module` from the interpreter's modules: the objects its import made
+    (its functions, its globals: over a kilobyte for the preset library's protocols.py) go at the
+    next collection, and the next import makes them again (a frozen module's code stays in the
+    flash). For a module used only now and then, between sessions."""
+    sys.modules.pop(module, None)

@@ -8,7 +8,6 @@ import sys
 import time
 from binascii import hexlify
 
-import board as board_file
 import heap
 from machine import (
     ADC,
@@ -18,6 +17,7 @@ from machine import (
     WDT,
     WDT_RESET,
     Counter,
+    Encoder,
     Pin,
     reset,
     reset_cause,
@@ -38,6 +38,13 @@ _UNIX_2000_S = 946684800  # 2000-01-01 in seconds since 1970: the ESP32's time e
 # not fit waits, a FreeRTOS tick (10 ms) at a time, until the rest does (uart_stdout_tx_strn in
 # MicroPython's ports/esp32/uart.c): one 450-byte line at 115200 baud holds the loop ~30 ms.
 _FIFO_BYTES = 128
+
+# The pulse counter units: 0 counts the enable line's edges, 1 decodes the panel's encoder.
+_EDGE_UNIT = 0
+_ENCODER_UNIT = 1
+_ENCODER_FILTER_NS = 12000  # the PCNT's longest glitch filter (1023 cycles at 80 MHz)
+_I2C_HZ = 400000  # the SSD1306's and the DS3231's fast mode
+_INPUT_ONLY = (34, 35, 36, 37, 38, 39)  # no internal pulls: the encoder module's resistors serve
 
 _ATTEN = {0: ADC.ATTN_0DB, 2.5: ADC.ATTN_2_5DB, 6: ADC.ATTN_6DB, 11: ADC.ATTN_11DB}
 _PULL = {"up": Pin.PULL_UP, "down": Pin.PULL_DOWN, "none": None}
@@ -93,7 +100,7 @@ class Hardware:
             self._enable_sense = Pin(laser["enable_sense_pin"], Pin.IN)
             # A hardware pulse counter on it: while a gate pulses the line, a tick without a
             # rising edge is a line stuck high (a pin read alone samples one moment of a pulse).
-            self._edge_counter = Counter(0, self._enable_sense, edge=Counter.RISING)
+            self._edge_counter = Counter(_EDGE_UNIT, self._enable_sense, edge=Counter.RISING)
             self._read_edges = self._edge_counter.value  # bound once: binding allocates
         self._wdt = None
         self._rtc = RTC()
@@ -103,13 +110,20 @@ class Hardware:
         kept = self._rtc.memory()
         for i in range(min(len(kept), RTC_MEMORY_BYTES)):
             self.rtc_memory[i] = kept[i]
+        self._buses = {}  # I2C controller -> machine.I2C: the DS3231 and the display may share one
         self._battery_clock = None
         part = board.get("rtc")
         if part is not None:
             from ds3231 import DS3231
 
-            self._battery_clock = DS3231(I2C(part["i2c"], scl=Pin(part["scl_pin"]),
-                                             sda=Pin(part["sda_pin"]), freq=100000))
+            self._battery_clock = DS3231(self._bus(part))
+        self.display = None  # the panel's SSD1306 (micropython-lib's driver), where it answers
+        self.display_problem = None  # why a board's display is missing, for the boot record
+        self._read_steps = None
+        self._select = self._back = None
+        panel = board.get("panel")
+        if panel is not None:
+            self._open_panel(panel)
         # Ctrl-C is a byte like any other here: boot.py and main.py turn the interrupt off.
         self._serial = select.poll()
         self._serial.register(sys.stdin, select.POLLIN)
@@ -131,6 +145,37 @@ class Hardware:
             self._monitor_adc = ADC(Pin(monitor["adc_pin"]), atten=_ATTEN[monitor["atten_db"]])
             self._read_monitor_uv = self._monitor_adc.read_uv
 
+    def _bus(self, part):
+        bus = self._buses.get(part["i2c"])
+        if bus is None:
+            bus = I2C(part["i2c"], scl=Pin(part["scl_pin"]), sda=Pin(part["sda_pin"]), freq=_I2C_HZ)
+            self._buses[part["i2c"]] = bus
+        return bus
+
+    def _open_panel(self, panel):
+        """The operator panel: its buttons, its encoder on a pulse counter (no step lost at any
+        loop rate), and its display, which init_display clears and switches on. A display that
+        does not answer leaves the device without a panel, never without its safety."""
+        self._select = _Input(panel["select"])
+        self._back = _Input(panel["back"])
+        phases = []
+        for key in ("encoder_a_pin", "encoder_b_pin"):
+            pin = panel[key]
+            phases.append(Pin(pin, Pin.IN) if pin in _INPUT_ONLY else
+                          Pin(pin, Pin.IN, Pin.PULL_UP))
+        self._encoder = Encoder(_ENCODER_UNIT, phases[0], phases[1], filter_ns=_ENCODER_FILTER_NS,
+                                phases=1)
+        self._read_steps = self._encoder.value  # bound once: binding a method allocates
+        # micropython-lib's driver, frozen into the image (firmware/manifest.py); the ESP32 stubs
+        # do not cover it.
+        import ssd1306  # pyright: ignore[reportMissingImports]
+
+        try:
+            self.display = ssd1306.SSD1306_I2C(128, 64, self._bus(panel))
+        except OSError as e:
+            self.display_problem = "display does not answer on I2C %d (%s): no panel" % (
+                panel["i2c"], e)
+
     def sense(self, inp, now_ms):
         inp.t_ms = now_ms
         inp.key_on = self._key.read()
@@ -146,6 +191,11 @@ class Hardware:
             samples[i] = self._read_uv()
         if self._read_monitor_uv is not None:
             inp.monitor_uv = self._read_monitor_uv()
+        read_steps, select, back = self._read_steps, self._select, self._back
+        if read_steps is not None and select is not None and back is not None:
+            inp.encoder_steps = read_steps(0)  # and start counting again
+            inp.select_pressed = select.read()
+            inp.back_pressed = back.read()
         sense, read_edges = self._enable_sense, self._read_edges
         if sense is not None and read_edges is not None:
             inp.enable_sensed = sense.value() == 1
@@ -338,6 +388,8 @@ def boot_safe(path="board.json"):
 
     If the board file cannot be read the pins are unknown, and the hardware pull-downs on the
     enable and PWM lines are what keep the laser off (see the README's wiring section)."""
+    import board as board_file  # here only: the loop never needs the board's checks (app.py)
+
     try:
         board = board_file.load(path)
     except board_file.BoardError as e:

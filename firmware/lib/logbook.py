@@ -7,7 +7,6 @@
 # Flash writes happen only when something changes (arming, a pause, a session's end, a fault), and
 # while emitting every checkpoint_s of emission; never on a quiet tick, always after the tick's
 # outputs are applied.
-from board import checkpoint_s
 from controller import BOOT, EMITTING, FAULT, PAUSED, READY, STANDBY, STATE_NAMES
 from flash import read_bytes, write_atomic
 from thermal import DERATE_STEPS
@@ -26,6 +25,7 @@ _SOURCES = {
     "none": "RTC memory was lost (a power cut) or not to be trusted, before the session's first "
             "checkpoint: from 0 J, and what could follow before the first was due",
 }
+CHECKPOINT_S = 30  # journal.checkpoint_s where the board does not set it (docs/memory.md)
 _MAX_BOOT = 1 << 29
 _CHECKPOINT_RETRY_MS = 1000  # emission after a checkpoint the journal could not take: try again
 
@@ -43,7 +43,7 @@ class Logbook:
         self.pin_failures = 0
         self.open_session = None
         self.checkpoint = None
-        self.last_session = None  # the latest session record the scan found
+        self.last_session = None  # the latest session record the scan found (until boot())
         self.boots = 0  # the highest boot number on record
         self._state = BOOT
         self._sessions = 0
@@ -88,7 +88,9 @@ class Logbook:
             notes["boot_count"] = "cannot be written: %s" % e
         kept, app.session.recalled = app.session.recalled, None
         self._close_interrupted(app, reset, kept, now_ms)
-        self.open_session = self.checkpoint = None
+        # What the scan found is used up: not kept through the loop (a session record is a dict
+        # of some 25 fields on the chip's heap).
+        self.open_session = self.checkpoint = self.last_session = None
         if kept is not None:
             app.session.forget()  # its end is on record now
         record = {"ev": "boot", "version": app.version, "image": app.image,
@@ -254,6 +256,9 @@ class Logbook:
         record["mode"] = treatment.mode
         record["pulse_hz"] = treatment.pulse_hz or None
         record["duty_pct"] = treatment.duty_pct if treatment.mode == "pulsed" else None
+        panel = app.board.get("panel")
+        if panel is not None and panel["eyewear"]:  # the board asks the operator to confirm it
+            record["eyewear"] = app.eyewear_confirmed
         return record
 
     def stamp(self, app, record):
@@ -283,6 +288,14 @@ class Logbook:
             return None
         self.check_space(app)
         return n
+
+
+def checkpoint_s(board):
+    """The board's journal.checkpoint_s: how often the journal records a running session's dose
+    while it emits (it does at every pause too). After a power cut the dose is known to within
+    this much emission; docs/memory.md weighs it against the journal's room and the flash's wear.
+    (Here, not in board.py, whose checks the loop does not keep imported: app.py.)"""
+    return board.get("journal", {}).get("checkpoint_s", CHECKPOINT_S)
 
 
 def _milli(value):

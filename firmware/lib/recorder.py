@@ -65,6 +65,10 @@ class Recorder:
             self._emit("status", now_ms, app, self._line)  # dropped and counted if no room
             self._last_status_ms = now_ms
 
+    def status_written(self, now_ms):
+        """Whether this tick (at `now_ms`) wrote a status line: the panel leaves such a tick."""
+        return self._last_status_ms == now_ms
+
     def self_test(self, now_ms, problem):
         self._once(dumps({"ev": "selftest", "t_ms": now_ms, "ok": problem is None,
                           "problem": problem}))

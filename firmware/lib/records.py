@@ -16,7 +16,7 @@ class Inputs:
     __slots__ = ("t_ms", "key_on", "interlock_closed", "estop_pressed", "footswitch_no_closed",
                  "footswitch_nc_closed", "arm_pressed", "reset_pressed", "ack_pressed",
                  "thermistor_samples", "monitor_uv", "enable_sensed", "enable_edges",
-                 "command")
+                 "encoder_steps", "select_pressed", "back_pressed", "command")
 
     def __init__(self, samples=1):
         self.t_ms = 0
@@ -32,6 +32,11 @@ class Inputs:
         self.monitor_uv = 0  # the power monitor's photodiode, where the board has one
         self.enable_sensed = False  # the enable line read back at the driver, where it can be
         self.enable_edges = 0  # its rising edges since the last sense (a hardware counter)
+        # The operator panel's encoder (detents turned since the last sense, clockwise > 0) and
+        # its two buttons, where the board has a panel (panel.py).
+        self.encoder_steps = 0
+        self.select_pressed = False
+        self.back_pressed = False
         self.command = None  # ARM, DISARM, ACK or RESET from the serial port, for this tick only
 
 

@@ -96,7 +96,8 @@ class Session:
         an arm of its own (a tick that failed as it armed) is never taken for this one."""
         self.arm_n = 0
         self.start_utc_s = None
-        self.pauses = self.derated_ms = self.measured_mj = self._measured_rest_uj = 0
+        self.pauses = self.derated_ms = 0
+        # The measured dose stays until the next arm: the panel's COMPLETE screen shows it.
 
     def keep(self, app):
         """Write the running session's figures to RTC memory; once it has ended, mark it ended

@@ -16,7 +16,7 @@ import json
 import os
 from binascii import hexlify, unhexlify
 
-import board as board_file
+import heap
 from flash import read_bytes, write_atomic
 from thermistor import shared
 
@@ -235,6 +235,9 @@ def _effective(values, board):
         effective[section][field] = value
     # Every board rule applies to the result: the curve starts at [0, 0], rises, and reaches
     # max_power_w -- the lowered one, so an aged diode is usable below what it still reaches.
+    # board.py is imported for this and dropped again: the loop does not keep it (app.py).
+    import board as board_file
+
     try:
         return board_file.validate(effective, shared(board["thermistor"]))
     except board_file.BoardError as e:
@@ -243,6 +246,8 @@ def _effective(values, board):
             if message.startswith(old):
                 message = new + message[len(old):]
         raise SettingsError(message)
+    finally:
+        heap.forget("board")
 
 
 def _new_pin(change):

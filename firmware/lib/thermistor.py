@@ -1,5 +1,6 @@
 # The heatsink thermistor: a model of its resistance (Beta, Steinhart-Hart, or the manufacturer's
-# R-T table), the divider that turns it into a voltage, and the ESP32 ADC that reads it.
+# R-T table: thermistor_models.py), the divider that turns it into a voltage, and the ESP32 ADC
+# that reads it.
 #
 # Floats are used here only once, at start-up, to build a lookup grid of the temperature at every
 # 5 mV of divider voltage. Each tick then converts microvolts to milli-degrees with integer
@@ -10,10 +11,10 @@
 # supervisor read the same one, and only the constructor writes it. On the chip each grid point
 # leaves a few dozen float objects of garbage, and the grid itself takes 1.8 KB of the ESP32's
 # 56,000-byte heap: built once, not three times.
-import math
 from array import array
 
-_KELVIN = 273.15
+import heap
+
 # ESP32 ADC linear input range per attenuation (Espressif), in millivolts: an int past 13 bits
 # in a tuple of constants is frozen into an image as a big-int object (MicroPython's mpy-tool),
 # and the tick subtracts the range's low end from every sample (linear_range_uv scales them).
@@ -29,101 +30,13 @@ SHORT = 2  # the sensor or its wire is shorted
 RANGE = 3  # a reading, but outside the ADC's linear range: no trustworthy temperature
 
 
-def _inv_k(temp_c):
-    return 1.0 / (temp_c + _KELVIN)
-
-
-class BetaModel:
-    """R = R25 * exp(B * (1/T - 1/T25)). B is quoted for a temperature pair (B25/85, B25/100):
-    exact at those two temperatures, off by up to about a degree between and beyond them."""
-
-    def __init__(self, r25_ohm, beta_k):
-        self.r25_ohm = r25_ohm
-        self.beta_k = beta_k
-
-    def temp_c(self, ohm):
-        return 1.0 / (_inv_k(25.0) + math.log(ohm / self.r25_ohm) / self.beta_k) - _KELVIN
-
-    def ohm(self, temp_c):
-        return self.r25_ohm * math.exp(self.beta_k * (_inv_k(temp_c) - _inv_k(25.0)))
-
-
-class SteinhartHartModel:
-    """1/T = A + B ln R + C (ln R)^3."""
-
-    def __init__(self, a, b, c):
-        self.a, self.b, self.c = a, b, c
-
-    @staticmethod
-    def fit(points):
-        """Coefficients (A, B, C) through three [temp_c, ohm] points (the standard solution)."""
-        lns = [math.log(p[1]) for p in points]
-        ys = [_inv_k(p[0]) for p in points]
-        g2 = (ys[1] - ys[0]) / (lns[1] - lns[0])
-        g3 = (ys[2] - ys[0]) / (lns[2] - lns[0])
-        c = (g3 - g2) / (lns[2] - lns[1]) / (lns[0] + lns[1] + lns[2])
-        b = g2 - c * (lns[0] * lns[0] + lns[0] * lns[1] + lns[1] * lns[1])
-        a = ys[0] - (b + lns[0] * lns[0] * c) * lns[0]
-        return a, b, c
-
-    def temp_c(self, ohm):
-        ln = math.log(ohm)
-        return 1.0 / (self.a + self.b * ln + self.c * ln * ln * ln) - _KELVIN
-
-    def ohm(self, temp_c):
-        # The cubic's real root (Cardano), as in the Steinhart-Hart literature.
-        y = (self.a - _inv_k(temp_c)) / self.c
-        x = math.sqrt((self.b / (3.0 * self.c)) ** 3 + y * y / 4.0)
-        return math.exp(_cbrt(x - y / 2.0) - _cbrt(x + y / 2.0))
-
-
-def _cbrt(v):
-    return v ** (1.0 / 3.0) if v >= 0 else -((-v) ** (1.0 / 3.0))
-
-
-class TableModel:
-    """The manufacturer's R-T table, interpolated linearly in ln R versus 1/T (the form in which an
-    NTC's curve is nearly straight). `rows` is [[temp_c, ohm], ...], temperatures rising."""
-
-    def __init__(self, rows):
-        # Arrays of doubles, not lists of floats: on the chip every float in a list is an object
-        # of its own, scattered among the garbage of computing the next one.
-        self.inv_k = array("d", range(len(rows)))  # falling
-        self.ln_ohm = array("d", range(len(rows)))  # falling
-        for i in range(len(rows)):
-            self.inv_k[i] = _inv_k(rows[i][0])
-            self.ln_ohm[i] = math.log(rows[i][1])
-        self.low_c = rows[0][0]
-        self.high_c = rows[-1][0]
-
-    def temp_c(self, ohm):
-        return 1.0 / _interpolate(self.ln_ohm, self.inv_k, math.log(ohm)) - _KELVIN
-
-    def ohm(self, temp_c):
-        return math.exp(_interpolate(self.inv_k, self.ln_ohm, _inv_k(temp_c)))
-
-
-def _interpolate(xs, ys, x):
-    """Piecewise-linear y(x) through falling xs; the end segments extend beyond the table."""
-    last = len(xs) - 1
-    i = 1
-    while i < last and x < xs[i]:
-        i += 1
-    x0, x1 = xs[i - 1], xs[i]
-    return ys[i - 1] + (ys[i] - ys[i - 1]) * (x - x0) / (x1 - x0)
-
-
 def model_for(config):
-    """The model a validated board's "thermistor" section asks for."""
-    kind = config["model"]
-    if kind == "table":
-        return TableModel(config["table"])
-    if kind == "beta":
-        return BetaModel(config["r25_ohm"], config["beta_k"])
-    coefficients = config.get("steinhart_hart")
-    if coefficients is None:
-        coefficients = SteinhartHartModel.fit(config["points"])
-    return SteinhartHartModel(coefficients[0], coefficients[1], coefficients[2])
+    """The model a validated board's "thermistor" section asks for (thermistor_models.py). The
+    models are the grid's start-up work and the board checks', never the loop's: the device drops
+    the model and its module once booted (Thermistor.release_model)."""
+    import thermistor_models
+
+    return thermistor_models.model_for(config)
 
 
 def linear_range_uv(atten_db):
@@ -137,6 +50,7 @@ class Thermistor:
 
     def __init__(self, config, model=None):
         div = config["divider"]
+        self._config = config  # for uv_at, once release_model() dropped the model
         self.supply_uv = div["supply_v"] * 1e6
         self.fixed_ohm = div["fixed_ohm"]
         self.ntc_at_bottom = div["ntc"] == "bottom"
@@ -196,9 +110,21 @@ class Thermistor:
             return self.fixed_ohm * uv / (self.supply_uv - uv)
         return self.fixed_ohm * (self.supply_uv - uv) / uv
 
+    def release_model(self):
+        """Drop the model: the grid is built, and the loop reads only the grid. On the chip a
+        table model keeps two arrays of doubles (the device drops it after boot: app.py); uv_at
+        then builds the model again from the section, for that call only (a settings change's
+        board checks). Only for a Thermistor built from its section alone (no `model` given)."""
+        self.model = None
+        heap.forget("thermistor_models")  # its classes go with the model
+
     def uv_at(self, temp_c):
         """The divider voltage the model expects at `temp_c` (floats: start-up and host tools)."""
-        r = self.model.ohm(temp_c)
+        model = self.model
+        if model is None:  # released: built again for this call, its module dropped again
+            model = model_for(self._config)
+            heap.forget("thermistor_models")
+        r = model.ohm(temp_c)
         if self.ntc_at_bottom:
             return self.supply_uv * r / (self.fixed_ohm + r)
         return self.supply_uv * self.fixed_ohm / (self.fixed_ohm + r)

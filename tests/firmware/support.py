@@ -95,7 +95,10 @@ class FakeHardware:
     def __init__(self, temp_uv=1650000, board=None):
         self.levels = {"key_on": False, "interlock_closed": True, "estop_pressed": False,
                        "footswitch_no_closed": False, "footswitch_nc_closed": True,
-                       "arm_pressed": False, "reset_pressed": False, "ack_pressed": False}
+                       "arm_pressed": False, "reset_pressed": False, "ack_pressed": False,
+                       "select_pressed": False, "back_pressed": False}
+        self.display = None  # a fakedisplay.FakeDisplay gives the App its panel
+        self.encoder_turns = 0  # detents turned before the next sense (clockwise > 0)
         self.thermistor_uv = temp_uv
         self.spread_uv = 1000  # samples spread around the value (the median stays the value)
         self.enable = False
@@ -173,6 +176,7 @@ class FakeHardware:
         inp.enable_edges = max(1, self.gate_hz * elapsed_ms // 1000) if pulsing else 0
         for name, value in self.levels.items():
             setattr(inp, name, value)
+        inp.encoder_steps, self.encoder_turns = self.encoder_turns, 0
         if self.monitor is not None:
             inp.monitor_uv = self._photodiode_uv()
         samples = inp.thermistor_samples

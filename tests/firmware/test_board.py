@@ -2,6 +2,7 @@
 import json
 
 import board as board_file
+import logbook
 from support import REPO, load_board, raises, raw_board
 
 
@@ -75,9 +76,9 @@ def test_timing_stays_within_safe_bounds():
 
 def test_the_journals_checkpoint_period_is_optional_whole_and_bounded():
     data = raw_board("esp32-devkitc")
-    assert "journal" not in data and board_file.checkpoint_s(board_file.validate(data)) == 30
+    assert "journal" not in data and logbook.checkpoint_s(board_file.validate(data)) == 30
     data["journal"] = {"checkpoint_s": 10}
-    assert board_file.checkpoint_s(board_file.validate(data)) == 10
+    assert logbook.checkpoint_s(board_file.validate(data)) == 10
     for bad in (0, 601, 2.5, "10", True, None):
         _refused(lambda b, v=bad: b.update(journal={"checkpoint_s": v}), "journal.checkpoint_s")
     _refused(lambda b: b.update(journal=[]), "journal")
@@ -389,6 +390,7 @@ def test_input_only_pins_take_a_declared_external_pull():
     def on_gpio36(**spec):
         def mutate(b):
             b["inputs"]["ack"] = dict({"pin": 36, "active": "low"}, **spec)
+            b.pop("panel")  # its encoder has GPIO 36
 
         return mutate
 
@@ -412,3 +414,98 @@ def test_an_internal_pull_must_not_fight_the_external_one():
     data = raw_board("esp32-devkitc")
     data["inputs"]["arm"]["external_pull"] = "up"  # both up: the external one for noise
     board_file.validate(data)
+
+
+def test_the_operator_panel_is_checked_field_by_field():
+    assert load_board("esp32-devkitc")["panel"]["eyewear"] is True
+    _refused(lambda b: b["panel"].update(i2c=2), "panel.i2c")
+    _refused(lambda b: b["panel"].update(sda_pin=35), "panel.sda_pin")  # input-only
+    message = _refused(lambda b: b["panel"].update(encoder_a_pin=25), "panel.encoder_a_pin")
+    assert "laser.pwm_pin" in message  # a pin already used
+    _refused(lambda b: b["panel"]["select"].update(pull="none"), "panel.select.pull")  # floats
+    _refused(lambda b: b["panel"]["back"].update(pin=37), "panel.back.pull")  # no pull there
+    _refused(lambda b: b["panel"].pop("back"), "panel.back")
+    _refused(lambda b: b["panel"].update(eyewear="yes"), "panel.eyewear")
+    _refused(lambda b: b["panel"].update(contrast=5), "panel.contrast")  # unknown field
+    # Beside a DS3231 on the same controller: the same two lines (one bus), else refused.
+    rtc = {"part": "DS3231", "i2c": 0, "sda_pin": 16, "scl_pin": 17}
+    data = raw_board("esp32-devkitc")
+    data["rtc"] = dict(rtc)
+    assert board_file.validate(data)["panel"]["sda_pin"] == 16
+    message = _refused(lambda b: (b.update(rtc=rtc), b["panel"].update(scl_pin=15)),
+                       "panel.scl_pin")
+    assert "shares I2C controller 0" in message
+    # Without "eyewear" the panel asks for none.
+    assert board_file.validate(_without(raw_board("esp32-devkitc"), "eyewear"))["panel"][
+        "eyewear"] is False
+
+
+def _without(data, key):
+    del data["panel"][key]
+    return data
+
+
+# -- the device's compact form of a board (board.compact, app.py) --------------------------------
+
+_MODEL_FIELDS = ("table", "r25_ohm", "beta_k", "beta_pair_c", "steinhart_hart", "points")
+
+
+def _rows(rows):
+    return [list(row) for row in rows]
+
+
+def test_a_compact_board_says_the_same_and_passes_its_checks_again():
+    for name in ("sim", "sim-devkitc", "esp32-devkitc"):
+        data = load_board(name)
+        compact = board_file.compact(load_board(name))
+        th = compact["thermistor"]
+        assert _rows(th["table"]) == data["thermistor"]["table"]
+        assert isinstance(th["table"], tuple) and isinstance(th["table"][0], tuple)
+        assert [key for key in _MODEL_FIELDS if key in th] == ["table"]
+        assert _rows(compact["diode"]["calibration"]) == data["diode"]["calibration"]
+        assert isinstance(compact["diode"]["calibration"][0], tuple)
+        if "power_monitor" in data:
+            assert _rows(compact["power_monitor"]["calibration"]) == \
+                data["power_monitor"]["calibration"]
+        for key in data:  # everything else as it was
+            if key not in ("thermistor", "diode", "power_monitor"):
+                assert compact[key] == data[key], key
+        # The settings' effective board shares the compact sections and is checked again.
+        assert board_file.validate(compact) is compact and _rows(th["table"]) == \
+            data["thermistor"]["table"]
+
+
+def test_a_compact_board_keeps_the_fields_of_its_own_model():
+    def compacted(**changes):
+        data = load_board()
+        th = data["thermistor"]
+        for key in _MODEL_FIELDS:
+            th.pop(key, None)
+        th.update(changes)
+        return board_file.compact(data)["thermistor"]
+
+    beta = compacted(model="beta", r25_ohm=10000, beta_k=3988, beta_pair_c=[25, 100])
+    assert [key for key in _MODEL_FIELDS if key in beta] == ["r25_ohm", "beta_k", "beta_pair_c"]
+    fitted = compacted(model="steinhart-hart", points=[[0, 32650], [25, 10000], [85, 1072]])
+    assert [key for key in _MODEL_FIELDS if key in fitted] == ["points"]
+    assert fitted["points"] == ((0, 32650), (25, 10000), (85, 1072))
+    given = compacted(model="steinhart-hart", steinhart_hart=[0.0011259, 0.00023462, 8.5989e-08],
+                      points=[[0, 32650], [25, 10000], [85, 1072]])
+    assert [key for key in _MODEL_FIELDS if key in given] == ["steinhart_hart"]
+
+
+def test_settings_apply_to_a_compact_board():
+    import settings as st
+    from fakeflash import FakeFlash
+
+    board = board_file.compact(load_board("esp32-devkitc"))
+    flash = FakeFlash()
+    st.Settings(flash, board).save({"calibration": board["diode"]["calibration"],
+                                    "calibrated_on": "2026-11-01", "pin": {"new": "1234"},
+                                    "limits": {"max_power_w": 12.0}})
+    stored = st.Settings(flash, board)
+    assert stored.problem is None and stored.board["diode"]["max_power_w"] == 12.0
+    assert stored.board["thermistor"] is board["thermistor"]
+    assert _rows(stored.values["calibration"]) == _rows(board["diode"]["calibration"])
+    e = raises(st.SettingsError, stored.save, {"calibration": [[0, 0.0], [65535, 5.0]]})
+    assert str(e).startswith("calibration:"), str(e)  # reaches only 5 W, below 12 W

@@ -168,6 +168,22 @@ def test_every_service_command_is_refused_without_a_session():
         assert _snapshot(rig) == before, request
 
 
+def test_the_service_commands_leave_no_module_behind():
+    # service.py is imported for each service request and dropped after: between requests its
+    # functions hold none of the chip's heap.
+    import sys
+
+    rig = _rig()
+    assert _service(rig)["ok"] is True
+    rig.set(key_on=True)
+    for request in ({"cmd": "journal_export", "count": 1},
+                    {"cmd": "cal_point", "duty": 30000, "time_s": 1}, {"cmd": "disarm"},
+                    {"cmd": "limits", "max_power_w": 5}, {"cmd": "logout"}):
+        reply = rig.send(request)
+        assert reply["ok"] is True, reply
+        assert "service" not in sys.modules, request
+
+
 def test_five_wrong_pins_lock_the_service_out_across_a_reboot():
     rig = _rig()
     for _ in range(MAX_PIN_TRIES):

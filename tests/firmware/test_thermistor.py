@@ -6,6 +6,7 @@
 import math
 
 import thermistor as th
+import thermistor_models as models
 from support import SEMITEC, TDK, heap_bytes, load_board, read_table, thermistor_config, ulps
 
 _K = 273.15
@@ -29,7 +30,7 @@ def _local_fit(rows, ohm):
     i = 1
     while i < len(rows) - 2 and rows[i][1] > ohm:
         i += 1
-    return th.SteinhartHartModel(*th.SteinhartHartModel.fit(rows[i - 1:i + 2]))
+    return models.SteinhartHartModel(*models.SteinhartHartModel.fit(rows[i - 1:i + 2]))
 
 
 def _worst(errors):
@@ -39,7 +40,7 @@ def _worst(errors):
 def test_table_model_reproduces_each_manufacturer_table():
     for name in (TDK, SEMITEC):
         rows = read_table(name)
-        model = th.TableModel(rows)
+        model = models.TableModel(rows)
         assert _worst([model.temp_c(r) - t for t, r in _between(rows)]) < 1e-6, name
 
 
@@ -52,9 +53,9 @@ def test_table_model_within_0_05_c_between_the_rows():
         for i in range(1, len(rows) - 1):
             t, r = rows[i]
             if 0.0 <= t <= 100.0:
-                gap = th.TableModel(rows[:i] + rows[i + 1:])
+                gap = models.TableModel(rows[:i] + rows[i + 1:])
                 assert abs(gap.temp_c(r) - t) < 0.05, (name, t, gap.temp_c(r))
-        model = th.TableModel(rows)
+        model = models.TableModel(rows)
         for ohm in _midpoints(rows):
             reference = _local_fit(rows, ohm).temp_c(ohm)
             assert abs(model.temp_c(ohm) - reference) < 0.05, (name, ohm)
@@ -62,13 +63,13 @@ def test_table_model_within_0_05_c_between_the_rows():
 
 def test_steinhart_hart_from_three_points_within_0_1_c():
     rows = read_table(TDK)
-    fitted = th.SteinhartHartModel(*th.SteinhartHartModel.fit([[0, 32650], [25, 10000],
+    fitted = models.SteinhartHartModel(*models.SteinhartHartModel.fit([[0, 32650], [25, 10000],
                                                                [85, 1072]]))
     assert _worst([fitted.temp_c(r) - t for t, r in _between(rows)]) < 0.1
-    table = th.TableModel(rows)
+    table = models.TableModel(rows)
     assert _worst([fitted.temp_c(r) - table.temp_c(r) for r in _midpoints(rows)]) < 0.1
     # The published coefficients for this part agree with the fit.
-    published = th.SteinhartHartModel(1.1259e-3, 2.3462e-4, 8.5989e-8)
+    published = models.SteinhartHartModel(1.1259e-3, 2.3462e-4, 8.5989e-8)
     assert _worst([published.temp_c(r) - t for t, r in _between(rows)]) < 0.1
 
 
@@ -76,7 +77,7 @@ def test_beta_model_error_is_what_the_docs_say():
     # docs/thermistors.md: B25/100 = 3988 K is exact at 25 and 100 C and off by up to 0.77 C
     # at 0 C (and -0.39 C at 60 C) over 0-100 C for the TDK/EPCOS part.
     rows = read_table(TDK)
-    beta = th.BetaModel(10000, 3988)
+    beta = models.BetaModel(10000, 3988)
     errors = [(abs(beta.temp_c(r) - t), t) for t, r in _between(rows)]
     worst = max(errors)
     assert 0.7 < worst[0] < 0.8 and worst[1] == 0.0, worst
@@ -86,8 +87,8 @@ def test_beta_model_error_is_what_the_docs_say():
 
 def test_models_invert_their_own_curves():
     rows = read_table(TDK)
-    for model in (th.TableModel(rows), th.BetaModel(10000, 3988),
-                  th.SteinhartHartModel(1.1259e-3, 2.3462e-4, 8.5989e-8)):
+    for model in (models.TableModel(rows), models.BetaModel(10000, 3988),
+                  models.SteinhartHartModel(1.1259e-3, 2.3462e-4, 8.5989e-8)):
         for temp_c in (0.0, 12.5, 25.0, 47.3, 85.0, 100.0):
             # The models compute in kelvin, 273..373 K, where a single float (the chip's) has a
             # step of 3e-5 K: there the round trip is good to a few of those steps (measured
@@ -248,3 +249,28 @@ def test_the_supervisor_keeps_nothing_of_the_shared_sensor():
     for name in rig.app.supervisor.__dict__:
         value = getattr(rig.app.supervisor, name)
         assert value is not sensor and value is not sensor._grid_mc, name
+
+
+# -- what the device keeps of the sensor while the loop runs (app.py, board.compact) ------------
+
+
+def test_a_released_model_gives_the_same_voltages_and_drops_its_module():
+    import sys
+
+    sensor = th.Thermistor(load_board()["thermistor"])
+    temps = (-10.0, 25.0, 45.0, 46.0, 120.0)
+    expected = [sensor.uv_at(t) for t in temps]
+    grid = list(sensor._grid_mc)
+    sensor.release_model()
+    assert sensor.model is None and "thermistor_models" not in sys.modules
+    assert [sensor.uv_at(t) for t in temps] == expected  # built again for each call
+    assert "thermistor_models" not in sys.modules and list(sensor._grid_mc) == grid
+
+
+def test_a_compact_board_builds_the_same_grid():
+    import board as board_file
+
+    compact = board_file.compact(load_board())["thermistor"]
+    assert isinstance(compact["table"][0], tuple)
+    assert list(th.Thermistor(compact)._grid_mc) == \
+        list(th.Thermistor(load_board()["thermistor"])._grid_mc)

@@ -44,9 +44,9 @@ import time  # noqa: E402 - the simulated clock
 
 _TICKS_MASK = (1 << 30) - 1  # the firmware's ticks wrap at 2**30, as on the ESP32
 _RESERVE = 32 * 1024  # collect between ticks when less than this is free (a tick takes < 2 KB)
-_STAGES = ("sense", "commands.poll", "dosimeter.account", "controller.step", "supervisor.veto",
-           "actuate", "dosimeter.applied", "recorder.record", "logbook.record", "commands.finish",
-           "outbox.drain")
+_STAGES = ("sense", "commands.poll", "panel.sense", "dosimeter.account", "controller.step",
+           "supervisor.veto", "actuate", "dosimeter.applied", "recorder.record", "logbook.record",
+           "commands.finish", "panel.update", "outbox.drain")
 
 with open(os.getenv("BENCH_CONFIG")) as f:
     CONFIG = json.load(f)
@@ -270,7 +270,7 @@ def _per_stage(n):
                       "sim_us": [0] * k, "min_bytes": [None] * k, "max_bytes": [None] * k}
     app = APP
     hw_, ctl, sup, dos, rec = app.hw, app.controller, app.supervisor, app.dosimeter, app.recorder
-    cmds, book, outbox = app.commands, app.logbook, app.outbox
+    cmds, book, outbox, panel = app.commands, app.logbook, app.outbox, app.panel
     inp, out = app.inputs, app.outputs
     now = time.ticks_ms()
     gc.collect()
@@ -288,22 +288,28 @@ def _per_stage(n):
                 elif s == 1:
                     cmds.poll(now)
                 elif s == 2:
-                    dos.account(now)
+                    if panel is not None:
+                        panel.sense(inp, now)
                 elif s == 3:
-                    ctl.step(inp, dos, out)
+                    dos.account(now)
                 elif s == 4:
-                    sup.veto(inp, out, False)
+                    ctl.step(inp, dos, out)
                 elif s == 5:
-                    hw_.actuate(out)
+                    sup.veto(inp, out, False)
                 elif s == 6:
+                    hw_.actuate(out)
+                elif s == 7:
                     treatment = ctl.treatment
                     dos.applied(out.laser_enable, treatment.power_uw if treatment else 0, now)
-                elif s == 7:
-                    rec.record(now, app)
                 elif s == 8:
-                    book.record(app)
+                    rec.record(now, app)
                 elif s == 9:
+                    book.record(app)
+                elif s == 10:
                     cmds.finish(now)
+                elif s == 11:
+                    if panel is not None:
+                        panel.update(now)
                 else:
                     outbox.drain()
                 t = utime.ticks_diff(utime.ticks_us(), t)

@@ -6,6 +6,11 @@
 # attributes, no simulator: what is timed is the firmware's own work, on the host's clock.
 # Prints "PAUSE <json>" (µs: min, median, max over the timed calls of the least disturbed of five
 # blocks; `..._state`: the state a block of ticks was timed in, and ended in).
+#
+# The operator panel draws as on the chip: micropython-lib's ssd1306 driver and framebuf, over a
+# stand-in I2C bus that takes every transaction at once and counts its bits. The bus time those
+# bits take at 400 kHz is not the host's to measure: it is computed (`i2c`) and added to the
+# ESP32 estimate by host_tools/bench_chip.py.
 import gc
 import json
 import sys
@@ -15,6 +20,29 @@ import utime
 
 sys.path.pop(0)  # this folder holds the simulated machine's sources: not wanted here
 sys.modules["time"] = utime  # the interpreter's clock, not the simulated one frozen beside it
+
+
+_I2C_HZ = 400000
+
+
+class _Bus:
+    """An I2C controller whose every write is acknowledged at once; it counts the bits a real
+    bus would clock: a start, the address byte and each data byte with its acknowledge (9 bits),
+    a stop."""
+
+    def __init__(self):
+        self.bits = 0
+
+    def writeto(self, addr, buf, stop=True):
+        self.bits += 2 + 9 * (1 + len(buf))
+        return len(buf)
+
+    def writevto(self, addr, vector, stop=True):
+        n = 0
+        for buf in vector:
+            n += len(buf)
+        self.bits += 2 + 9 * (1 + n)
+        return n
 
 
 class _Hardware:
@@ -28,11 +56,17 @@ class _Hardware:
 
     rtc_memory_free = 4
 
-    def __init__(self):
+    def __init__(self, board):
         self.enabled = False
         self.now_ms = 0
         self.noise = 0
         self.rtc_memory = bytearray(64)
+        self.bus = _Bus()
+        self.display = None
+        if "panel" in board:
+            import ssd1306
+
+            self.display = ssd1306.SSD1306_I2C(128, 64, self.bus)
 
     def sense(self, inp, now_ms):
         self.now_ms = now_ms
@@ -116,7 +150,7 @@ import board as board_file  # noqa: E402
 from controller import STATE_NAMES  # noqa: E402
 
 board = board_file.load("board.json")
-hardware = _Hardware()
+hardware = _Hardware(board)
 application, notes = app.assemble(hardware, board)
 application.self_test(utime.ticks_ms())
 application.logbook.boot(application, "RESET", notes, utime.ticks_ms())
@@ -139,9 +173,18 @@ def _state():
     return STATE_NAMES[application.controller.state]
 
 
+_bus_bits = [0, 0]  # the bus's count before the tick just timed; the most bits in one tick
+
+
 def _status_tick():
-    """A tick that wrote a status line is of the kind "status_line"."""
-    return "status_line" if application.recorder._last_status_ms == now[0] else None
+    """A tick that wrote a status line is of the kind "status_line"; else one that sent to the
+    display, "panel_draw"."""
+    bits = hardware.bus.bits - _bus_bits[0]
+    _bus_bits[0] = hardware.bus.bits
+    _bus_bits[1] = max(_bus_bits[1], bits)
+    if application.recorder._last_status_ms == now[0]:
+        return "status_line"
+    return "panel_draw" if bits else None
 
 
 _ticks(300)  # past the first status lines and the loop's first collections
@@ -157,8 +200,14 @@ hardware.arm = False
 _ticks(board["timing"]["emission_delay_ms"] // application.period_ms + 5)
 hardware.footswitch = True
 _ticks(10)  # past the pedal's debounce
-result["emitting_tick"] = _timed(_tick, 200, 5, _status_tick)
+_bus_bits[0], _bus_bits[1] = hardware.bus.bits, 0
+bits_before = hardware.bus.bits
+result["emitting_tick"] = _timed(_tick, 200, 5, _status_tick)  # 1000 ticks
 result["emitting_state"] = _state()
+# Computed, not measured: the bits the panel sent, at the bus's clock rate.
+result["i2c"] = {"hz": _I2C_HZ, "panel": hardware.display is not None,
+                 "max_tick_us": _bus_bits[1] * 1000000 // _I2C_HZ,
+                 "mean_tick_us": (hardware.bus.bits - bits_before) * 1000 // _I2C_HZ}
 gc.collect()
 result["collect_emitting"] = _timed(gc.collect, 50)
 result["used"], result["free"] = gc.mem_alloc(), gc.mem_free()

@@ -37,7 +37,7 @@ import calibration  # noqa: E402, F401 - simworld imports this firmware module: 
 
 gc.collect()
 _LOW = gc.mem_alloc()
-_ballast = bytearray(gc.mem_free() - 32 * 1024)  # room above it to build the simulator in
+_ballast = bytearray(gc.mem_free() - 40 * 1024)  # room above it to build the simulator in
 _REGION_END = uctypes.addressof(_ballast) + len(_ballast)  # the firmware's region ends here
 import repl_uart  # noqa: E402 - the simulated serial port's output
 import simworld  # noqa: E402

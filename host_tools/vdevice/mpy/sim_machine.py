@@ -207,6 +207,8 @@ class Counter:
             self = object.__new__(cls)
             self._pin = None
             w.counters[id] = self
+        elif not isinstance(self, cls):
+            raise ValueError("PCNT in use")  # the unit is an Encoder's (until a reset)
         return self
 
     def __init__(self, id, *args, **kwargs):
@@ -314,6 +316,81 @@ class Counter:
         self._count += self._sign * n
 
 
+class Encoder:
+    """The ESP32's quadrature decoder, machine.Encoder of MicroPython 1.28 (a PCNT unit, its
+    ports/esp32/modules/machine.py): counts the detents of the panel's rotary encoder as the
+    world turns it (World.set_input "encoder"), `phases` counts a detent (one full quadrature
+    cycle), up where phase A leads (clockwise, phase_a and phase_b wired as the board says), down
+    where phase B does (the two swapped: the count runs backwards). Pins that are not the
+    encoder's count nothing. Its contacts do not bounce here: filter_ns is taken and unused.
+
+    As on the chip: Counter and Encoder share the PCNT units (a unit a Counter holds raises
+    ValueError("PCNT in use"), and the other way round, until a reset), Encoder(id) alone
+    returns the unit as it is, init() starts again from 0, deinit() or a reset stops it
+    (value() then raises RuntimeError), and its pins become inputs with the chip's pull-ups."""
+
+    def __new__(cls, id, *args, **kwargs):
+        if not isinstance(id, int):
+            raise TypeError("id")
+        if not 0 <= id < Counter._UNITS:
+            raise ValueError("invalid id")
+        w = _world()
+        self = w.counters.get(id)
+        if self is None:
+            self = object.__new__(cls)
+            self._pins = None
+            w.counters[id] = self
+        elif not isinstance(self, cls):
+            raise ValueError("PCNT in use")  # the unit is a Counter's (until a reset)
+        return self
+
+    def __init__(self, id, *args, **kwargs):
+        if self._pins is not None and not (args or kwargs):
+            return  # the unit as it is, counting on
+        self.init(*args, **kwargs)
+
+    def init(self, phase_a, phase_b, phases=1, *, filter_ns=0):
+        if phases not in (1, 2, 4):
+            raise ValueError("phases")
+        a = phase_a.id if isinstance(phase_a, Pin) else Pin(phase_a).id
+        b = phase_b.id if isinstance(phase_b, Pin) else Pin(phase_b).id
+        w = _world()
+        for pin in (a, b):
+            if pin in w.outputs or pin in w.pwm:
+                w.release_pin(pin)  # the PCNT makes it an input
+            if pin not in _INPUT_ONLY:
+                w.pulls[pin] = "up"
+        wired = w.encoder_pins
+        self._sign = 0 if wired is None else 1 if (a, b) == wired else \
+            -1 if (b, a) == wired else 0
+        self._phases = phases
+        self._pins = (a, b)
+        self._count = 0
+        if self not in w.encoders:
+            w.encoders.append(self)
+
+    def deinit(self):
+        w = _world()
+        if self in w.encoders:
+            w.encoders.remove(self)
+        self._pins = None
+
+    def value(self, value=None):
+        if self._pins is None:
+            raise RuntimeError("not initialised")
+        count = self._count
+        if value is not None:
+            self._count = value
+        return count
+
+    def phases(self):
+        return self._phases
+
+    def _turn(self, detents):
+        """simworld: the knob turned by `detents` (clockwise positive) now."""
+        self._count += self._sign * self._phases * detents
+
+
 class RTC:
     """The ESP32's real-time clock and its RTC memory, as the world keeps them: both survive a
     soft or watchdog reset and are lost at a power cut (World.rtc_offset_s, World.rtc_memory).
@@ -345,18 +422,65 @@ _RTC = object.__new__(RTC)
 
 
 class I2C:
-    """An ESP32 I2C controller and what the board wires to it: the battery-backed DS3231 at
-    0x68 where the world has one (World.ds3231_*), its time and status registers as the
-    datasheet has them. Any other address does not answer (OSError ENODEV, as the ESP32's)."""
+    """An ESP32 I2C controller and what the board wires to its lines: the battery-backed DS3231
+    at 0x68 where the world has one (World.ds3231_*), its time and status registers as the
+    datasheet has them; the operator panel's SSD1306 display at 0x3C where the board has a panel
+    (sim_display, World.display), on the panel's lines. A device answers only on its own lines;
+    any other address does not answer (OSError ENODEV, as the ESP32's). Every transfer's time on
+    the bus, at `freq`, is added up in the world (World.i2c_bus); no virtual time passes for it.
+    Writes to the display allocate nothing, as the chip's driver does not."""
 
-    def __init__(self, id, *, scl, sda, freq=400000):
+    def __init__(self, id, *, scl, sda, freq=400000, timeout=50000):
         if id not in (0, 1):
             raise ValueError("invalid id")
         if scl is sda:
             raise ValueError("scl and sda are one pin")
+        if freq <= 0:
+            raise ValueError("freq")
+        self._lines = (scl.id if isinstance(scl, Pin) else Pin(scl).id,
+                       sda.id if isinstance(sda, Pin) else Pin(sda).id)
+        self._ns_per_bit = 1000000000 // freq
+
+    def scan(self):
+        w = _world()
+        found = [addr for addr in range(0x08, 0x78) if w.i2c_answers(addr, self._lines)]
+        w.i2c_bus(0x78 - 0x08, self._ns_per_bit, 2 * (0x78 - 0x08))
+        return found
+
+    def writeto(self, addr, buf, stop=True):
+        w = self._device(addr, len(buf), 2)
+        if addr == 0x3C:
+            display = w.display
+            display.begin()
+            if display.feed(buf):
+                w.display_changed()
+        elif len(buf):  # the DS3231: its register pointer, then the registers from there
+            self._ds3231_write(w, buf[0], memoryview(buf)[1:])
+        return len(buf)
+
+    def writevto(self, addr, vector, stop=True):
+        n = 0
+        for buf in vector:
+            n += len(buf)
+        w = self._device(addr, n, 2)
+        if addr == 0x3C:
+            display = w.display
+            display.begin()
+            changed = False
+            for buf in vector:
+                if display.feed(buf):
+                    changed = True
+            if changed:
+                w.display_changed()
+        elif n:
+            self._ds3231_write(w, vector[0][0], b"".join(vector)[1:])
+        return n
 
     def readfrom_mem(self, addr, memaddr, nbytes):
-        w = self._device(addr)
+        # the address and the register written; then the address again, and the bytes read
+        w = self._device(addr, 2 + nbytes, 3)
+        if addr == 0x3C:  # the display answers a read with its status byte: bit 6, off
+            return bytes((0 if w.display.on else 0x40,)) * nbytes
         regs = bytearray(19)
         t = utime.gmtime(w.origin_s + w.now_us // 1000000 + w.ds3231_offset_s)
         for i, value in enumerate((t[5], t[4], t[3], t[6] + 1, t[2], t[1], t[0] % 100)):
@@ -365,7 +489,19 @@ class I2C:
         return bytes(regs[memaddr:memaddr + nbytes])
 
     def writeto_mem(self, addr, memaddr, buf):
-        w = self._device(addr)
+        w = self._device(addr, 1 + len(buf), 2)
+        if addr == 0x3C:  # the "register" is the control byte, as in any write to it
+            display = w.display
+            display.begin()
+            _ONE[0] = memaddr
+            changed = display.feed(_ONE)
+            if display.feed(buf) or changed:
+                w.display_changed()
+            return
+        self._ds3231_write(w, memaddr, buf)
+
+    @staticmethod
+    def _ds3231_write(w, memaddr, buf):
         if memaddr == 0 and len(buf) >= 7:
             def bcd(b):
                 return (b >> 4) * 10 + (b & 0x0F)
@@ -376,12 +512,19 @@ class I2C:
         elif memaddr == 0x0F and len(buf) >= 1:
             w.ds3231_stopped = bool(buf[0] & 0x80)
 
-    @staticmethod
-    def _device(addr):
+    def _device(self, addr, nbytes, conditions):
+        """The world, once a transfer of nbytes after the address has taken its time on the bus
+        (`conditions`: its start, repeated start and stop conditions); ENODEV, and only the
+        address's time, where nothing answers."""
         w = _world()
-        if not w.ds3231_fitted or addr != 0x68:
+        if not w.i2c_answers(addr, self._lines):
+            w.i2c_bus(1, self._ns_per_bit, 2)
             raise OSError(19)  # ENODEV: no device acknowledged the address
+        w.i2c_bus(1 + nbytes, self._ns_per_bit, conditions)
         return w
+
+
+_ONE = bytearray(1)  # I2C.writeto_mem's control byte
 
 
 class WDT:

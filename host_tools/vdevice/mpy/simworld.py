@@ -4,10 +4,12 @@
 # inputs, injected faults). The simulated `machine` and `time` modules are thin views of this
 # object. Virtual time advances only when the firmware sleeps (scenario mode, as fast as the host
 # allows) or with the wall clock (real-time mode, for people and mpremote).
+import binascii
 import json
 import math
 
 import calibration
+import sim_display
 import utime
 from calibration import pwm_resolution_bits
 
@@ -35,6 +37,9 @@ _MAX_CATCH_UP_US = 2000  # real-time mode: the most virtual time one clock read 
 # holds then stays a small int on the chip (2**30 us is only 17.9 minutes).
 _REBASE_US = 1 << 28
 _FAR_S = 1000  # an event or end further ahead than this is not due within one step
+_DISPLAY_SETTLE_US = 50000  # the screen is recorded once it has shown one image this long
+_DISPLAY_ADDR = 0x3C  # the panel's SSD1306 (sim_display), on the panel's I2C lines
+_DS3231_ADDR = 0x68
 
 
 _US = 1000000
@@ -242,6 +247,8 @@ class World:
         # leaves both (its battery). Fresh, it reads 2000-01-01 with the flag set; `ds3231_utc_s`
         # starts it set.
         self.ds3231_fitted = bool(config.get("ds3231"))
+        rtc = board.get("rtc")  # its I2C lines (scl, sda): it answers on no others
+        self.ds3231_lines = None if rtc is None else (rtc["scl_pin"], rtc["sda_pin"])
         self.ds3231_offset_s, self.ds3231_stopped = _RTC_POWER_ON_S, True
         if config.get("ds3231_utc_s") is not None:
             self.ds3231_offset_s, self.ds3231_stopped = int(config["ds3231_utc_s"]), False
@@ -256,13 +263,17 @@ class World:
         #   temperature  t_s, t_us, heatsink mC, junction mC, ...    (every second)
         #   inputs       t_s, t_us, name, value, ...                 (inputs, "fault", "ambient_c")
         #   resets       (t_s, t_us, cause), ...
+        #   display      t_s, t_us, changes, ...  (each screen a person saw: see _record_display)
         # A list of tuples and floats would scatter long-lived objects over the heap: between them
         # the float garbage of the plant leaves holes too small for the list to grow into, and a
         # firmware that changes its power every tick (derating) runs out of memory.
-        self.trace = {"inputs": [], "optical": [], "temperature": [], "resets": []}
+        self.trace = {"inputs": [], "optical": [], "temperature": [], "resets": [],
+                      "display": []}
         self.emitted_j = 0.0
         self._init_plant(config, board)
-        for name in ("key", "interlock", "estop", "footswitch", "arm", "reset"):
+        self._init_panel(board.get("panel"))
+        for name in ("key", "interlock", "estop", "footswitch", "arm", "reset") + \
+                (("select", "back") if self.display is not None else ()):
             self.set_input(name, config.get("initial", {}).get(name, name == "interlock"), False)
         self._real_start_us = utime.ticks_us()
         # Real-time mode reads the host's clock against _real_start_us, which the rebase moves
@@ -338,6 +349,32 @@ class World:
         self.pwm_pin = board["laser"]["pwm_pin"]
         self.pins = {}
         for name, spec in board["inputs"].items():
+            self.pins[name] = (spec["pin"], 1 if spec["active"] == "high" else 0)
+
+    def _init_panel(self, panel):
+        """The operator panel, where the board has one ("panel"): the SSD1306 display at 0x3C on
+        the panel's I2C lines (and the time every I2C transfer takes on the bus: i2c_bus_s and
+        i2c_bus_us, whole seconds and microseconds, for the bench; virtual time does not pass
+        for it), the rotary encoder's two phases and the select and back buttons. Between
+        detents the encoder's contacts are open: its module's resistors hold both phases high."""
+        self.i2c_bus_s = self.i2c_bus_us = self._i2c_bus_ns = 0
+        self.display = self.encoder_pins = None
+        self._display_due_us = None  # when the screen will have shown one image long enough
+        self._display_closed = False  # the run has ended: the last screen is recorded
+        self.encoder_steps = 0  # detents turned, clockwise positive
+        self.encoders = []  # the initialised machine.Encoder objects
+        if panel is None:
+            return
+        self.display = sim_display.Ssd1306()
+        self.display_lines = (panel["scl_pin"], panel["sda_pin"])
+        self._shown = bytearray(sim_display.BYTES)  # the image last recorded (dark at first)
+        self._view = bytearray(sim_display.BYTES)
+        self._display_s = self._display_us = 0  # when the image last changed
+        self.encoder_pins = (panel["encoder_a_pin"], panel["encoder_b_pin"])
+        for pin in self.encoder_pins:
+            self.driven[pin] = 1
+        for name in ("select", "back"):
+            spec = panel[name]
             self.pins[name] = (spec["pin"], 1 if spec["active"] == "high" else 0)
 
     def _integrate(self, dt_us):
@@ -489,6 +526,9 @@ class World:
         again from power-on."""
         self.reset_pins("power cut")
         self.reset_cause = _POWER_ON_RESET
+        if self.display is not None:  # its registers to their power-on values: dark
+            self.display.power_on_reset()
+            self.display_changed()
         self.rtc_offset_s = _RTC_POWER_ON_S - (self.origin_s + self.now_us // _US)
         self.rtc_memory_len = 0
         self.wdt_timeout_ms = None
@@ -625,6 +665,12 @@ class World:
             self._drive("footswitch_nc", not value)
         elif name in self.pins:
             self._drive(name, value)
+        elif name == "encoder":  # value: detents turned now, clockwise positive
+            if self.encoder_pins is None:
+                raise ValueError("unknown input 'encoder' (the board has no panel)")
+            self.encoder_steps += value
+            for encoder in self.encoders:
+                encoder._turn(value)
         elif name == "ambient_c":
             self.ambient_c = float(value)
         elif name == "fault":
@@ -712,6 +758,9 @@ class World:
         for counter in self.counting:
             counter._pin = None
         self.counting = []
+        for encoder in self.encoders:
+            encoder._pins = None
+        self.encoders = []
         self.counters.clear()
         self.pulls.clear()
         self._update_optics()
@@ -790,6 +839,8 @@ class World:
         self._next_temp_trace_us -= shift
         self._slow_until_us = max(0, self._slow_until_us - shift)
         self._next_report_us = max(0, self._next_report_us - shift)
+        if self._display_due_us is not None:
+            self._display_due_us -= shift
         # A PWM's start moves up by whole seconds, i.e. whole periods (its frequency is a whole
         # number of Hz): to the last second at or before now. A counter following it counts its
         # periods from the start: the same edges, fewer periods ago.
@@ -890,6 +941,51 @@ class World:
             return None
         return self.wdt_fed_us + self.wdt_timeout_ms * 1000 + 1
 
+    # -- the I2C bus (sim_machine.I2C) and the panel's display ---------------------------------
+
+    def i2c_answers(self, addr, lines):
+        """Whether a device acknowledges `addr` on the I2C lines (scl, sda): the panel's display
+        at 0x3C, the DS3231 at 0x68, each where fitted and on its own lines."""
+        if addr == _DISPLAY_ADDR:
+            return self.display is not None and lines == self.display_lines
+        if addr == _DS3231_ADDR:
+            return self.ds3231_fitted and self.ds3231_lines in (None, lines)
+        return False
+
+    def i2c_bus(self, nbytes, ns_per_bit, conditions):
+        """A transfer of nbytes (the address bytes included) at 1e9 / ns_per_bit Hz: nine bit
+        times a byte (eight and the acknowledge) and one for each start, repeated start and stop
+        condition. Added up in i2c_bus_s and i2c_bus_us, small ints all."""
+        ns = self._i2c_bus_ns + (9 * nbytes + conditions) * ns_per_bit
+        us = self.i2c_bus_us + ns // 1000
+        self._i2c_bus_ns = ns % 1000
+        if us >= _US:
+            self.i2c_bus_s += us // _US
+            us %= _US
+        self.i2c_bus_us = us
+
+    def display_changed(self):
+        """The display's image may have changed now: recorded once it has stood still for
+        _DISPLAY_SETTLE_US, as a person would notice it (and at the end)."""
+        if self._display_closed:
+            return
+        self._display_s = self.origin_s + self.now_us // _US
+        self._display_us = self.now_us % _US
+        self._display_due_us = self.now_us + _DISPLAY_SETTLE_US
+
+    def _record_display(self):
+        """Record the screen, if it differs from the last recorded: stamped with the time it
+        last changed, then its changes as sim_display.changes writes them."""
+        self._display_due_us = None
+        record = self.trace["display"]
+        if record is _NO_TRACE:
+            return
+        changes = sim_display.changes(self._shown, self.display.image(self._view))
+        if changes:
+            record.append(self._display_s)
+            record.append(self._display_us)
+            record.append(changes)
+
     # -- timers --------------------------------------------------------------------------------
 
     def start_timer(self, timer, period_us, periodic, callback):
@@ -932,7 +1028,10 @@ class World:
                 record.append(round(self.heatsink_c * 1000))
                 record.append(round(self.junction_c * 1000))
                 self._next_temp_trace_us += _TRACE_TEMP_EVERY_US
+        if self._display_due_us is not None and (end or self.now_us >= self._display_due_us):
+            self._record_display()
         if end:
+            self._display_closed = True  # what the firmware's `finally` draws is not seen
             raise SimEnd()
 
     def _check_watchdog(self):
@@ -979,14 +1078,22 @@ class World:
             pin, active_level = self.pins[name]
             inputs[name] = self.driven.get(pin) == active_level
         inputs["footswitch"] = inputs["footswitch_no"] and not inputs["footswitch_nc"]
-        return {"t_s": self.origin_s + self.now_us / 1e6, "optical_w": self.optical_w,
-                "heatsink_c": round(self.heatsink_c, 2), "junction_c": round(self.junction_c, 2),
-                "fan": self.fan_running, "emitted_j": round(self.emitted_j, 3),
-                "led": self.outputs.get(self.board["indicators"]["emission_led_pin"], 0),
-                "buzzer": self.outputs.get(self.board["indicators"]["buzzer_pin"], 0),
-                "inputs": inputs}
+        snapshot = {"t_s": self.origin_s + self.now_us / 1e6, "optical_w": self.optical_w,
+                    "heatsink_c": round(self.heatsink_c, 2),
+                    "junction_c": round(self.junction_c, 2),
+                    "fan": self.fan_running, "emitted_j": round(self.emitted_j, 3),
+                    "led": self.outputs.get(self.board["indicators"]["emission_led_pin"], 0),
+                    "buzzer": self.outputs.get(self.board["indicators"]["buzzer_pin"], 0),
+                    "inputs": inputs}
+        if self.display is not None:  # the screen as seen (hex, MONO_VLSB: sim_display)
+            snapshot["display"] = binascii.hexlify(self.display.image(self._view)).decode()
+            snapshot["encoder"] = self.encoder_steps  # detents turned so far
+        return snapshot
 
     def result(self):
+        if self._display_due_us is not None:  # the end: the last screen, however briefly shown
+            self._record_display()
+        self._display_closed = True
         return {"now_s_us": [self.origin_s + self.now_us // _US, self.now_us % _US],
                 "emitted_j": self.emitted_j,
                 "max_true_c": self.max_true_c, "max_junction_c": self.max_junction_c,

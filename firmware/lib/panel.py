@@ -1,0 +1,339 @@
+# The operator panel (docs/panel.md): a 128x64 SSD1306 (micropython-lib's driver, frozen into the
+# image), a rotary encoder with push ("select") and a back button. A clinician chooses a preset by
+# region, condition and skin type, confirms it, arms and follows the treatment without a computer.
+#
+# Outside the safety path, in two calls of the loop's tick:
+# - sense(), before the controller's step: turns and presses move through the screens; a press
+#   that means a button (arm, disarm, ack, reset) becomes the step's command, exactly as the
+#   serial port's button commands do. The panel never starts emission: arming still needs the
+#   footswitch released and pressed after the warning.
+# - update(), after the outputs are applied: what reads or writes the flash (the preset library,
+#   a selection, the PIN) runs here; then one row of the screen is composed (screens.py), or else
+#   one chunk of 4 cells drawn and sent (textgrid.py), and neither in a tick that wrote a status
+#   line. Nothing in that allocates on its steady path, and the share of a tick is bounded
+#   however much of the screen changes: a whole new screen takes 40 ticks.
+import screens
+from controller import BOOT, COMPLETE, EMITTING, FAULT, PAUSED, READY, STANDBY
+from records import ACK, ARM, DISARM, RESET
+from screens import (
+    CONDITION,
+    EYEWEAR,
+    HOME,
+    PIN,
+    PIN_ENTER,
+    REGION,
+    SERVICE,
+    SKIN_TYPE,
+    SUMMARY,
+    fault_words,
+)
+from textgrid import ROWS, TextGrid
+from ticks import ticks_diff
+
+try:
+    from micropython import const
+except ImportError:
+
+    def const(x):
+        return x
+
+
+_NOTICE_MS = const(4000)  # a refusal or a notice stays this long
+_DEBOUNCE_MS = const(30)  # a button's level must hold this long to count
+_PIN_DIGITS = const(12)  # the longest PIN settings.py accepts
+
+
+class _Button:
+    """A contact's presses: its level held for _DEBOUNCE_MS. Held at boot, it is no press."""
+
+    __slots__ = ("level", "_raw", "_since_ms")
+
+    def __init__(self):
+        self.level = self._raw = True
+        self._since_ms = 0
+
+    def pressed(self, raw, now_ms):
+        if raw != self._raw:
+            self._raw, self._since_ms = raw, now_ms
+        elif raw != self.level and ticks_diff(now_ms, self._since_ms) >= _DEBOUNCE_MS:
+            self.level = raw
+            return raw
+        return False
+
+
+class Panel:
+    """`display`: an SSD1306 from micropython-lib's driver (hw.Hardware.display); `app`: the App
+    whose state it shows and whose commands it uses. `refresh_ms`: how often the live figures
+    (dose, time left, temperature) are composed again."""
+
+    refresh_ms = 500
+
+    def __init__(self, display, app, now_ms):
+        self.grid = TextGrid(display)
+        self.app = app
+        self.failed = None  # why the display stopped (it stopped answering): the panel is dark
+        self.eyewear_asked = bool(app.board["panel"]["eyewear"])
+        # Where the operator is: the screen (in STANDBY), its cursor, and what was chosen.
+        self.screen = HOME
+        self.cursor = 0
+        self.items = None  # the list on screen: regions or conditions, as bytes
+        self.region = None
+        self.skin = 1
+        self.preview = None  # the chosen preset's Treatment at the skin type, until confirmed
+        self.pin_length = 0
+        self.notice_lines = None  # two lines over the screen's foot until _notice_ms
+        self._notice_ms = now_ms
+        self._pin = bytearray(_PIN_DIGITS)
+        self._library = None  # [(region, condition, preset name)] while choosing
+        self._preset = None
+        self._names = (None, b"", None, b"")  # (selection, its name, preset, its name) as bytes
+        self._select = _Button()
+        self._back = _Button()
+        self._reset_was = True  # the reset button, for a refused reset's reason
+        self._arm_refusals = app.controller.refusals
+        self._command = None  # the button command the panel gave this tick's step
+        self._action = None  # what update() must do: REGION, SUMMARY, HOME, PIN, SERVICE
+        self._state = BOOT
+        self._row = 0  # the next row to compose
+        self._rows_due = ROWS  # rows still to compose in this pass
+        self._pass_ms = now_ms
+
+    # -- before the step -----------------------------------------------------------------------
+
+    def sense(self, inp, now_ms):
+        """Turns and presses: navigation, or a button command for this step (unless the serial
+        port gave one)."""
+        steps = inp.encoder_steps
+        select = self._select.pressed(inp.select_pressed, now_ms)
+        back = self._back.pressed(inp.back_pressed, now_ms)
+        if not (steps or select or back):
+            return
+        self._redraw()
+        state = self.app.controller.state
+        command = None
+        if state == STANDBY:
+            command = self._navigate(steps, select, back)
+        elif state in (READY, EMITTING, PAUSED):
+            command = DISARM if back else None  # stopping is always allowed
+        elif state == COMPLETE:
+            command = ACK if select else None
+        elif state == FAULT:
+            command = RESET if select else None
+        if command is not None and inp.command is None:
+            inp.command = self._command = command
+
+    def _navigate(self, steps, select, back):
+        screen = self.screen
+        if screen == PIN:
+            self._pin_entry(steps, select, back)
+            return None
+        if steps:
+            last = 2 if screen == HOME else len(self.items) - 1 if self.items else 0
+            self.cursor = max(0, min(last, self.cursor + steps))
+        if back:
+            self._back_from(screen)
+        elif select:
+            return self._choose(screen)
+        return None
+
+    def _back_from(self, screen):
+        if screen in (REGION, EYEWEAR):
+            self._home(1 if screen == REGION else 0)
+        elif screen == SERVICE:
+            self._action = SERVICE  # log out
+            self._home(2)
+        elif screen == CONDITION:
+            self._show_regions()
+        elif screen == SKIN_TYPE:
+            self._show_conditions()
+        elif screen == SUMMARY:
+            self.preview = None
+            self._show_skin_types(self.skin - 1)
+
+    def _choose(self, screen):
+        cursor = self.cursor
+        if screen == HOME:
+            if cursor == 0:  # arm
+                if self.app.treatment is None:
+                    self.notice(b"Choose a", b"treatment first")
+                elif self.eyewear_asked:
+                    self._go(EYEWEAR, 0)
+                else:
+                    return ARM
+            elif cursor == 1:
+                self._action = REGION
+            else:
+                self.pin_length = 0
+                self._go(PIN, 0)
+        elif screen == EYEWEAR:
+            self.app.eyewear_confirmed = True
+            return ARM
+        elif screen == REGION:
+            self.region = self.items[cursor]
+            self._show_conditions()
+        elif screen == CONDITION:
+            for region, condition, name in self._library:
+                if region == self.region and condition == self.items[cursor]:
+                    self._preset = name
+            self._show_skin_types(0)
+        elif screen == SKIN_TYPE:
+            self.skin = cursor + 1
+            self._action = SUMMARY
+        elif screen == SUMMARY:
+            self._action = HOME  # select it
+        return None
+
+    def _pin_entry(self, steps, select, back):
+        if back:
+            if self.pin_length:
+                self.pin_length -= 1
+            else:
+                self._home(2)
+        elif steps:
+            self.cursor = (self.cursor + steps) % (PIN_ENTER + 1)
+        elif select:
+            if self.cursor == PIN_ENTER:
+                self._action = PIN
+            elif self.pin_length < _PIN_DIGITS:
+                self._pin[self.pin_length] = 48 + self.cursor
+                self.pin_length += 1
+
+    def _go(self, screen, cursor):
+        self.screen, self.cursor = screen, cursor
+
+    def _home(self, cursor):
+        self._library = self.items = self.preview = None
+        self._go(HOME, cursor)
+
+    def _show_regions(self):
+        regions = []
+        for region, _, _ in self._library:
+            if region not in regions:
+                regions.append(region)
+        self.items = regions
+        self._go(REGION, max(0, regions.index(self.region)) if self.region in regions else 0)
+
+    def _show_conditions(self):
+        self.items = [condition for region, condition, _ in self._library
+                      if region == self.region]
+        self._go(CONDITION, 0)
+
+    def _show_skin_types(self, cursor):
+        self.items = screens.SKIN
+        self._go(SKIN_TYPE, cursor)
+
+    def notice(self, first, second=b""):
+        """Two lines (bytes) over the screen's foot for _NOTICE_MS: a refusal's reason."""
+        self.notice_lines = (first, second)
+        self._notice_ms = self.app.inputs.t_ms
+        self._redraw()
+
+    def _redraw(self):
+        self._rows_due, self._row = ROWS, 0
+
+    # -- what the screens name -----------------------------------------------------------------
+
+    def selection_name(self):
+        """The selected preset's name as bytes (made once per selection)."""
+        selection = self.app.selection
+        names = self._names
+        if names[0] is not selection:
+            self._names = (selection, selection["protocol"].encode()) + names[2:]
+        return self._names[1]
+
+    def preset_name(self):
+        names = self._names
+        if names[2] is not self._preset:
+            self._names = names[:2] + (self._preset, self._preset.encode())
+        return self._names[3]
+
+    # -- after the outputs ---------------------------------------------------------------------
+
+    def update(self, now_ms):
+        """After the outputs: what the presses asked for, then a bounded share of showing it."""
+        app = self.app
+        c = app.controller
+        if self._command is not None:
+            self._answer(c)
+        self._watch(app, c, now_ms)
+        if self._action is not None:
+            action, self._action = self._action, None
+            self._act(action, now_ms)
+        if self.failed is not None or app.recorder.status_written(now_ms):
+            return  # a tick with a status line is the loop's longest already
+        if not self._rows_due and ticks_diff(now_ms, self._pass_ms) >= self.refresh_ms:
+            self._redraw()
+        if self._rows_due:  # a row composed, or a chunk drawn: never both in one tick
+            if self._row == 0:
+                self._pass_ms = now_ms
+            screens.compose(self, self._row, now_ms)
+            self._row = (self._row + 1) % ROWS
+            self._rows_due -= 1
+            return
+        try:
+            self.grid.draw()
+        except OSError as e:
+            self.failed = "display stopped answering (%s)" % e
+            app.recorder.error_text("panel", self.failed)
+
+    def _answer(self, c):
+        """The step had the panel's button command: the refusal shows, as for the buttons."""
+        command, self._command = self._command, None
+        self.app.inputs.command = None  # for that step only
+        if command == ARM and c.state != READY:
+            self.app.eyewear_confirmed = False  # _watch shows why
+        elif command == RESET and c.state == FAULT:
+            self._refused_reset(c)
+
+    def _refused_reset(self, c):
+        words = fault_words(c.fault_code)
+        self.notice(b"Reset refused:", words[1] if words else b"cause still here")
+
+    def _watch(self, app, c, now_ms):
+        """What changed without the panel: the state; an arm or a reset that was refused."""
+        state = c.state
+        inp = app.inputs
+        if state != self._state:
+            self._home(0)
+            if state not in (READY, EMITTING, PAUSED):
+                app.eyewear_confirmed = False  # asked again for the next session
+            self._state = state
+            self._redraw()
+        if c.refusals != self._arm_refusals:
+            self._arm_refusals = c.refusals
+            self.notice(b"Not armed:", (c.refusal or "").encode())
+        if inp.reset_pressed and not self._reset_was and state == FAULT:
+            self._refused_reset(c)  # the step took the press, and FAULT stays
+        self._reset_was = inp.reset_pressed
+        if self.notice_lines is not None and ticks_diff(now_ms, self._notice_ms) >= _NOTICE_MS:
+            self.notice_lines = None
+            self._redraw()
+
+    def _act(self, action, now_ms):
+        """What reads or writes the flash, after the outputs; choosing only in STANDBY."""
+        app = self.app
+        if app.controller.state != STANDBY and action != SERVICE:
+            return
+        import commands
+
+        try:
+            if action == REGION:
+                self._library = commands.preset_index(app)
+                self._show_regions()
+            elif action == SUMMARY:
+                self.preview = commands.preview_preset(app, self._preset, self.skin)
+                self._go(SUMMARY, 0)
+            elif action == HOME:
+                commands.apply_preset(app, self._preset, self.skin, self.preview)
+                self._home(0)
+            elif action == PIN:
+                pin, self.pin_length = self._pin[:self.pin_length].decode(), 0
+                app.commands.open_service(pin, now_ms)
+                self._go(SERVICE, 0)
+            elif action == SERVICE:
+                app.commands.service_open = False
+        except ValueError as e:  # commands.CommandError too: its reason, without the command
+            text = str(e)
+            cut = text.find(": ")
+            self.notice(b"Refused:", text[cut + 2:].encode() if cut >= 0 else text.encode())
+        self._redraw()
