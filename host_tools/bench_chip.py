@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from host_tools import chip, heap_probe, paths
+from host_tools import chip, heap_probe, paths, vdevice
 
 FORMS = ("frozen", "mpy")
 HEAP_STEP = 256  # bytes: the bisection's resolution for boot_peak_heap
@@ -126,14 +126,21 @@ def measure(step=HEAP_STEP):
                                            + alone["collect_emitting"]["median_us"]),
     }
     i2c = alone.get("i2c") or {}
-    if i2c.get("panel") and "panel_draw_median_us" in alone["emitting_tick"]:
-        # A tick that draws the operator panel's chunk: the firmware's work as estimated, and the
-        # bus time of what it sent (computed from its bits at the bus's clock, not measured).
+    tick = alone["emitting_tick"]
+    if i2c.get("panel") and "panel_draw_median_us" in tick:
+        # The operator panel's share of a tick: a chunk drawn (with the bus time of what it sent,
+        # computed from its bits at the bus's clock, not measured), or a row composed. It works
+        # only in a tick that has used less than half the period (docs/panel.md): such a tick
+        # ends by then plus that share.
         bus_ms = i2c["max_tick_us"] / 1000
-        us = alone["emitting_tick"]["panel_draw_median_us"]
-        block["esp32_estimate"]["emitting_panel_tick_ms"] = [
-            round(us * ratio / 1000 + bus_ms, 1) for ratio in (low, high)]
-        block["esp32_estimate"]["panel_i2c_bus_ms"] = round(bus_ms, 2)
+        draw_us = tick["panel_draw_median_us"] - tick["median_us"]
+        compose_us = tick.get("panel_compose_median_us", tick["median_us"]) - tick["median_us"]
+        panel = {"draw_ms": [round(draw_us * r / 1000 + bus_ms, 1) for r in (low, high)],
+                 "compose_ms": esp32_ms(compose_us), "i2c_bus_ms": round(bus_ms, 2),
+                 "slack_ms": vdevice.load_board(heap_probe.BOARD)[1]["loop_ms"] / 2}
+        panel["tick_bound_ms"] = round(panel["slack_ms"] + max(panel["draw_ms"][1],
+                                                              panel["compose_ms"][1]), 1)
+        block["esp32_estimate"]["panel"] = panel
     return block
 
 
@@ -180,9 +187,12 @@ def format_lines(block, loop_ms):
                      *est["standby_tick_ms"], *est["emitting_tick_ms"],
                      *est["emitting_status_line_tick_ms"], *est["emitting_worst_tick_ms"],
                      *est["collection_ms"], loop_ms))
-    if "emitting_panel_tick_ms" in est:
-        lines.append("  an EMITTING tick that draws a chunk of the operator panel: %s-%s ms, its "
-                     "I2C bus time (%s ms at 400 kHz, computed) included; the panel leaves the "
-                     "status line's ticks alone (docs/panel.md)" % (
-                         *est["emitting_panel_tick_ms"], est["panel_i2c_bus_ms"]))
+    if "panel" in est:
+        panel = est["panel"]
+        lines.append("  the operator panel's share of an EMITTING tick: a chunk drawn %s-%s ms "
+                     "(its I2C bus time, %s ms at 400 kHz, computed, included), a row composed "
+                     "%s-%s ms; it works only while the loop's ticks take under %g ms, so such a "
+                     "tick ends within %s ms (docs/panel.md)" % (
+                         *panel["draw_ms"], panel["i2c_bus_ms"], *panel["compose_ms"],
+                         panel["slack_ms"], panel["tick_bound_ms"]))
     return lines

@@ -245,6 +245,7 @@ KEY_LEAVES_OUT = {
     ("Session", "checkpoint_due_ms"), ("Session", "stall_mj"), ("Session", "target_mj"),
     ("Session", "peak_uw"), ("Session", "pauses"), ("Session", "derated_ms"),
     ("Session", "measured_mj"), ("Session", "_measured_rest_uj"), ("Session", "_state"),
+    ("Session", "measured_last_mj"),
     ("Session", "_at_ms"), ("Session", "_flags"), ("Session", "recalled"),
     ("FakeHardware", "rtc_memory"), ("FakeHardware", "rtc_kept"), ("FakeHardware", "rtc_writes"),
     # keyed in a canonical form instead (thermal_key)

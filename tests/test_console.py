@@ -479,7 +479,9 @@ def test_the_knee_preset_at_skin_type_v_given_with_the_panel_keys(console):
     """What `make run` must allow: a whole treatment chosen, armed, given and acknowledged with
     the encoder's keys, each step read from the display drawn in the terminal."""
     term = console("--speed", "100", size=(120, 50))
-    term.expect_panel(lambda t: t[0] == "STANDBY" and _cursor_on(t) == "Arm", "STANDBY")
+    # After the boot the cursor is on New treatment, off Arm.
+    term.expect_panel(lambda t: t[0] == "STANDBY" and _cursor_on(t) == "New treatment",
+                      "STANDBY")
     assert len(drawn_panel(term.vt.lines())) == 32  # room for quadrants
     term.expect(r"key ON", term.send("k"))
     _choose(term, "STANDBY", "New treatment")

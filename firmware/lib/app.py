@@ -115,6 +115,9 @@ class App:
         # whether the operator confirmed protective eyewear for this session on it (the board's
         # panel.eyewear asks; the arm and session records say).
         self.eyewear_confirmed = False
+        # How long the loop's last tick took, ms (run() measures it with the two clock reads a
+        # tick makes anyway; 0 where no loop runs): the panel rests while the ticks run slow.
+        self.last_tick_ms = 0
         self.panel = None
         display = getattr(hw, "display", None)
         if display is not None:
@@ -235,6 +238,8 @@ class App:
         self.inputs.command = None  # a command of the failed tick is not carried into the next
         if self.commands is not None:
             self.commands.abandon()
+        if self.panel is not None:
+            self.panel.abandon()
         memory = isinstance(exc, MemoryError)
         if memory:
             gc.collect()
@@ -293,10 +298,13 @@ class App:
         next_ms = time.ticks_ms()
         try:
             while True:
-                if self.step(time.ticks_ms()):
+                start_ms = time.ticks_ms()
+                if self.step(start_ms):
                     hw.feed_watchdog()
                 next_ms = ticks_add(next_ms, period)
-                wait = ticks_diff(next_ms, time.ticks_ms())
+                end_ms = time.ticks_ms()
+                self.last_tick_ms = ticks_diff(end_ms, start_ms)
+                wait = ticks_diff(next_ms, end_ms)
                 if wait > 0:
                     time.sleep_ms(wait)
                 else:
@@ -379,7 +387,8 @@ def selection_of(path):
             spec = json.load(f)
     except (OSError, ValueError):
         return None
-    return spec if isinstance(spec, dict) and "protocol" in spec else None
+    # A preset by name; {"protocol": {...}} is a custom treatment, written out, not a preset.
+    return spec if isinstance(spec, dict) and isinstance(spec.get("protocol"), str) else None
 
 
 def open_memory(board, flash=None):

@@ -254,10 +254,11 @@ class Commands:
         self.app.inputs.command = command
         self._pending = (request, c.state, c.refusals, c.fault_code)
 
-    def open_service(self, pin, now_ms):
-        """Open a service session with the PIN (the serial `service` request, the panel's PIN
-        screen): wrong PINs are counted, journalled and locked out alike. CommandError says why
-        it stays closed."""
+    def open_service(self, pin, now_ms, via=None):
+        """Open a service session with the PIN (the serial `service` request), or with `via`
+        ("panel": its PIN screen) only check the PIN for that one's read-only pages, the serial
+        port's session left as it was. Wrong PINs are counted, journalled and locked out alike.
+        CommandError says why it stays closed."""
         if self.pin_failures >= MAX_PIN_TRIES:
             left_ms = LOCKOUT_MS - ticks_diff(now_ms, self._lockout_from_ms)
             if left_ms > 0:
@@ -274,6 +275,9 @@ class Commands:
                 "locked for %d s" % (LOCKOUT_MS // 1000)))
         self._between_sessions({"cmd": "service"})
         self.pin_failures = 0
+        if via is not None:
+            self._journal_append({"ev": "service_open", "via": via})
+            return
         self.service_open = True
         self._service_last_ms = now_ms
         self._journal_append({"ev": "service_open"})

@@ -115,6 +115,9 @@ class Logbook:
                   "start_utc_s": None if arm is None else arm.get("utc_s")}
         for key in _TREATMENT_FIELDS:
             record[key] = None if arm is None else arm.get(key)
+        panel = self.board.get("panel")
+        if panel is not None and panel["eyewear"]:  # as its arm record says (None: none found)
+            record["eyewear"] = None if arm is None else arm.get("eyewear")
         monitored = app.controller.power_monitor is not None
         watchdog_ms = self.board["timing"]["watchdog_ms"]
         # The light nobody counted ends when the chip resets: a hung loop keeps the outputs of

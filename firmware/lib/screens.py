@@ -51,23 +51,24 @@ _FAULT_WORDS = (
 
 
 def fault_words(code):
-    """Fault `code` in plain words: (what happened, what to do, what to do), or None."""
+    """Fault `code` in plain words: its row of _FAULT_WORDS (code, what happened, what to do,
+    what to do), or None. The row itself: a slice of it would be a new tuple each time."""
     for row in _FAULT_WORDS:
         if row[0] == code:
-            return row[1:]
+            return row
     return None
 
 
 def compose(panel, row, now_ms):
-    """Row `row` of the screen the panel shows now; a notice covers the last two rows."""
+    """Row `row` of the screen the panel shows now; a notice covers the last three rows."""
     g = panel.grid
     g.begin(row)
     app = panel.app
     c = app.controller
     notice = panel.notice_lines
     state = c.state
-    if notice is not None and row >= 6:
-        g.put(notice[row - 6])
+    if notice is not None and row >= 5:
+        g.put(notice[row - 5])
     elif state == STANDBY:
         _standby(panel, g, row)
     elif state == READY:
@@ -100,7 +101,7 @@ def _standby(panel, g, row):
     elif screen == PIN:
         _pin(panel, g, row)
     elif screen == SERVICE:
-        _service(panel.app, g, row)
+        _service(panel, g, row)
 
 
 def _home(panel, g, row):
@@ -158,6 +159,7 @@ def _energy(g, treatment):
 
 def _summary(panel, g, row):
     t = panel.preview
+    dose_x10, area_cm2, duty_pct = panel.preview_figures
     if row == 0:
         g.put(panel.preset_name())
     elif row == 1:
@@ -165,19 +167,20 @@ def _summary(panel, g, row):
         g.put(SKIN[panel.skin - 1])
     elif row == 2:
         g.num((t.power_uw + 50000) // 100000, 1)
-        g.put(b" W ")
-        g.put(b"pulsed " if t.pulse_hz else b"cw")
-        if t.pulse_hz:
-            g.num(t.pulse_hz)
-            g.put(b"Hz")
+        g.put(b" W pulsed" if t.pulse_hz else b" W cw")
     elif row == 3:
-        g.num(int(t.dose_j_cm2 * 10 + 0.5), 1)
+        g.num(dose_x10, 1)
         g.put(b" J/cm2")
     elif row == 4:
-        g.num(int(t.area_cm2 + 0.5))
+        g.num(area_cm2)
         g.put(b" cm2")
     elif row == 5:
         _energy(g, t)
+    elif row == 6 and t.pulse_hz:
+        g.num(t.pulse_hz)
+        g.put(b" Hz ")
+        g.num(duty_pct)
+        g.put(b" %")
     elif row == 7:
         g.put(b"Push: confirm")
 
@@ -199,16 +202,17 @@ def _pin(panel, g, row):
         g.put(b"Push:add Back:<")
 
 
-def _service(app, g, row):
+def _service(panel, g, row):
     """Read-only: what the service technician checks first. Its changes go over the serial
     port (docs/serial.md), where each is answered and journalled."""
+    app = panel.app
+    calibrated, version, device = panel.service_text
     values = app.settings.values if app.settings is not None else None
     if row == 0:
         g.put(b"SERVICE")
     elif row == 1:
         g.put(b"Cal ")
-        calibrated = values.get("calibrated_on") if values else None
-        g.put(calibrated.encode() if calibrated else b"none")
+        g.put(calibrated)
     elif row == 2 and values:
         g.put(b"Due every ")
         g.num(values.get("due_days") or 0)
@@ -219,9 +223,9 @@ def _service(app, g, row):
         g.put(b" J")
     elif row == 4:
         g.put(b"FW ")
-        g.put(app.version.encode())
-    elif row == 5 and app.device_id:
-        g.put(app.device_id.encode())
+        g.put(version)
+    elif row == 5:
+        g.put(device)
     elif row == 7:
         g.put(b"Back: log out")
 
@@ -280,7 +284,7 @@ def _emitting(app, g, row, c, state):
         else:
             g.put(b"--")
     elif row == 5:
-        _measured(app, g, c)
+        _measured(g, c, app.session.measured_mj)
     elif row == 6:
         _thermal_notice(g, c)
     elif row == 7 and not _alarm(g, c):
@@ -289,11 +293,11 @@ def _emitting(app, g, row, c, state):
         g.put(b"Back:end", 8)
 
 
-def _measured(app, g, c):
+def _measured(g, c, measured_mj):
     """The dose the power monitor measured, where the board has one: beside the counted one."""
     if c.power_monitor is not None:
         g.put(b"Meas ")
-        g.num((app.session.measured_mj + 50) // 100, 1)
+        g.num((measured_mj + 50) // 100, 1)
         g.put(b" J")
 
 
@@ -332,7 +336,7 @@ def _complete(panel, g, row, c):
         g.put(b"in ")
         g.clock(app.dosimeter.emitting_ms // 1000)
     elif row == 4:
-        _measured(app, g, c)
+        _measured(g, c, app.session.measured_last_mj)  # the session ended: its figure kept
     elif row == 5:
         _thermal_notice(g, c)
     elif row == 6:
@@ -348,10 +352,10 @@ def _fault(g, row, c):
         if c.alarm != NONE:
             g.put(_PRIORITY[c.alarm], COLS - len(_PRIORITY[c.alarm]))
     elif row == 1:
-        g.put(words[0] if words else (c.fault_code or "").encode())
+        g.put(words[1] if words else (c.fault_code or "").encode())  # a code not listed: itself
     elif row == 3 and words:
-        g.put(words[1])
-    elif row == 4 and words:
         g.put(words[2])
+    elif row == 4 and words:
+        g.put(words[3])
     elif row == 7:
         g.put(b"Push: reset")

@@ -48,6 +48,7 @@ class Session:
         self.derated_ms = 0
         self.measured_mj = 0
         self._measured_rest_uj = 0
+        self.measured_last_mj = 0  # the last session's measured dose, once it ended
         self._state = STANDBY
         self._at_ms = None
         self._flags = 0
@@ -96,8 +97,8 @@ class Session:
         an arm of its own (a tick that failed as it armed) is never taken for this one."""
         self.arm_n = 0
         self.start_utc_s = None
-        self.pauses = self.derated_ms = 0
-        # The measured dose stays until the next arm: the panel's COMPLETE screen shows it.
+        self.measured_last_mj = self.measured_mj  # what the panel's COMPLETE screen shows
+        self.pauses = self.derated_ms = self.measured_mj = self._measured_rest_uj = 0
 
     def keep(self, app):
         """Write the running session's figures to RTC memory; once it has ended, mark it ended

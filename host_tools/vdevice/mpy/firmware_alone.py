@@ -176,15 +176,22 @@ def _state():
 _bus_bits = [0, 0]  # the bus's count before the tick just timed; the most bits in one tick
 
 
+_panel_row = [None]  # the panel's next row to compose, before the tick just timed
+
+
 def _status_tick():
     """A tick that wrote a status line is of the kind "status_line"; else one that sent to the
-    display, "panel_draw"."""
+    display, "panel_draw"; else one that composed a row of it, "panel_compose"."""
     bits = hardware.bus.bits - _bus_bits[0]
     _bus_bits[0] = hardware.bus.bits
     _bus_bits[1] = max(_bus_bits[1], bits)
+    panel = application.panel
+    row, _panel_row[0] = _panel_row[0], None if panel is None else panel._row
     if application.recorder._last_status_ms == now[0]:
         return "status_line"
-    return "panel_draw" if bits else None
+    if bits:
+        return "panel_draw"
+    return "panel_compose" if panel is not None and row != panel._row else None
 
 
 _ticks(300)  # past the first status lines and the loop's first collections

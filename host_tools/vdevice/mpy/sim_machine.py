@@ -176,6 +176,25 @@ class Timer:
         _world().stop_timer(self)
 
 
+def _pcnt_unit(cls, id, unset):
+    """The one object of PCNT unit `id` (machine.py's _CounterBase on the ESP32): made once, with
+    its attribute `unset` None (not initialised); a unit the other class holds raises
+    ValueError("PCNT in use") until a reset."""
+    if not isinstance(id, int):
+        raise TypeError("id")
+    if not 0 <= id < Counter._UNITS:
+        raise ValueError("invalid id")
+    w = _world()
+    self = w.counters.get(id)
+    if self is None:
+        self = object.__new__(cls)
+        setattr(self, unset, None)
+        w.counters[id] = self
+    elif not isinstance(self, cls):
+        raise ValueError("PCNT in use")
+    return self
+
+
 class Counter:
     """The ESP32's pulse counter, machine.Counter of MicroPython 1.28 (a PCNT unit): counts the
     edges of the electrical level at its source pin, as simworld drives it: a plain output's or an
@@ -197,19 +216,7 @@ class Counter:
     _UNITS = 8  # PCNT_UNIT_MAX on the ESP32
 
     def __new__(cls, id, *args, **kwargs):
-        if not isinstance(id, int):
-            raise TypeError("id")
-        if not 0 <= id < Counter._UNITS:
-            raise ValueError("invalid id")
-        w = _world()
-        self = w.counters.get(id)
-        if self is None:
-            self = object.__new__(cls)
-            self._pin = None
-            w.counters[id] = self
-        elif not isinstance(self, cls):
-            raise ValueError("PCNT in use")  # the unit is an Encoder's (until a reset)
-        return self
+        return _pcnt_unit(cls, id, "_pin")
 
     def __init__(self, id, *args, **kwargs):
         if self._pin is not None and not (args or kwargs):
@@ -330,19 +337,7 @@ class Encoder:
     (value() then raises RuntimeError), and its pins become inputs with the chip's pull-ups."""
 
     def __new__(cls, id, *args, **kwargs):
-        if not isinstance(id, int):
-            raise TypeError("id")
-        if not 0 <= id < Counter._UNITS:
-            raise ValueError("invalid id")
-        w = _world()
-        self = w.counters.get(id)
-        if self is None:
-            self = object.__new__(cls)
-            self._pins = None
-            w.counters[id] = self
-        elif not isinstance(self, cls):
-            raise ValueError("PCNT in use")  # the unit is a Counter's (until a reset)
-        return self
+        return _pcnt_unit(cls, id, "_pins")
 
     def __init__(self, id, *args, **kwargs):
         if self._pins is not None and not (args or kwargs):
