@@ -69,21 +69,25 @@ verify: lint typecheck $(STAMP) $(CHIP)
 	HYPOTHESIS_PROFILE=verify $(PYTEST)
 	$(BIN)/python tests/explore.py --depth 12 --monitor-depth 4 --progress
 
+# Every shipped scenario, those of faults/ and presets/ too (tests/test_scenarios.py runs them).
+SCENARIOS := $(sort $(wildcard tests/scenarios/*.json tests/scenarios/*/*.json))
 scenarios: $(STAMP)  ## run every shipped scenario and check its expectations
-	@for f in tests/scenarios/*.json; do echo "$$f"; $(BIN)/laserctl scenario $$f || exit 1; done
+	@$(foreach f,$(SCENARIOS),echo "$(f)" && $(BIN)/laserctl scenario $(f) &&) true
 
 # Copy the firmware's filesystem files (boot.py, main.py, the board file, the presets, the
 # integrity manifest) to an ESP32 running this checkout's image (make image, make flash), and
 # check its identity (laserctl deploy, docs/deploying.md):
-#   make deploy PORT=/dev/ttyUSB0 [BOARD=esp32-devkitc] [DRY_RUN=1]
+#   make deploy PORT=/dev/ttyUSB0 [BOARD=esp32-devkitc] [PIN=...] [DRY_RUN=1]
+# PIN: the service PIN, for a device whose firmware runs (passed as $LASERCTL_PIN, not on the
+# command line); without it and without a terminal to ask on, deploy says how to give it.
 # MPY=1: the development path for a board with PSRAM on a stock MicroPython: firmware/lib as
 # .mpy files (too big for an ESP32 without PSRAM). The 64-bit virtual device is such a board:
 # `laserctl vdevice --pty /tmp/ttyV` in one terminal, then make deploy PORT=/tmp/ttyV BOARD=sim MPY=1
 deploy: $(STAMP)
 	@test -n "$(PORT)" || { echo "usage: make deploy PORT=/dev/ttyUSB0 [BOARD=esp32-devkitc]" \
-		"[DRY_RUN=1] [MPY=1] (virtual device: PORT=/tmp/ttyV BOARD=sim)"; exit 2; }
-	$(BIN)/laserctl deploy --port $(PORT) --board $(BOARD) $(if $(DRY_RUN),--dry-run) \
-		$(if $(MPY),--mpy)
+		"[PIN=...] [DRY_RUN=1] [MPY=1] (virtual device: PORT=/tmp/ttyV BOARD=sim)"; exit 2; }
+	$(if $(PIN),@LASERCTL_PIN='$(PIN)') $(BIN)/laserctl deploy --port $(PORT) --board $(BOARD) \
+		$(if $(DRY_RUN),--dry-run) $(if $(MPY),--mpy)
 
 # Write the ESP32 image to a board with esptool (the flash extra: pip install -e '.[flash]'):
 # make flash PORT=/dev/ttyUSB0 [IMAGE=build/image/firmware.bin]; then make deploy (docs/flashing.md)

@@ -31,7 +31,7 @@ import time
 from collections import deque
 from pathlib import Path
 
-from host_tools import device_lines, display, paths, vdevice
+from host_tools import device_lines, display, paths, scenario, vdevice
 from host_tools.terminal import RawTerminal, Screen, color_wanted
 
 HELP = ("k key", "i interlock", "e e-stop", "a arm", "r reset", "s silence/ack",
@@ -1026,6 +1026,11 @@ def main(args):
     speed = float(getattr(args, "speed", 1.0))
     if not 0 < speed <= MAX_SPEED:
         print("laserctl run: --speed must be > 0 and <= %g, got %g" % (MAX_SPEED, speed),
+              file=sys.stderr)
+        return 2
+    low, high = scenario.AMBIENT_RANGE_C  # the rooms a scenario may give, the same here
+    if not low <= args.ambient <= high:
+        print("laserctl run: --ambient must be within %g..%g C, got %g" % (low, high, args.ambient),
               file=sys.stderr)
         return 2
     try:

@@ -8,9 +8,11 @@ device's reply to it back, with the device's event lines (status, state, ...) sk
 
 Works with a board and with the virtual device's port (`laserctl vdevice --pty PATH`)."""
 
+import errno
 import getpass
 import json
 import os
+import sys
 import time
 
 import serial
@@ -23,8 +25,19 @@ CLOCK_SLACK_S = 2  # a device clock this close to the computer's is left alone (
 
 
 def service_pin(given=None):
-    """The service PIN: `given` (a --pin option), else $LASERCTL_PIN, else asked for (hidden)."""
-    return given or os.environ.get(PIN_ENV) or getpass.getpass("service PIN: ")
+    """The service PIN: `given` (a --pin option), else $LASERCTL_PIN, else asked for (hidden) on
+    a terminal. Without any of them, DeviceError says how to give it."""
+    pin = given or os.environ.get(PIN_ENV)
+    if pin:
+        return pin
+    how = ("the service PIN is needed: give --pin PIN, set $%s (make deploy: PIN=...), or run "
+           "it from a terminal to be asked" % PIN_ENV)
+    if not sys.stdin.isatty():
+        raise DeviceError(how)
+    try:
+        return getpass.getpass("service PIN: ")
+    except EOFError:
+        raise DeviceError(how) from None
 MAX_PARTIAL = 4096  # bytes kept of a line without its end: the device's lines are far shorter
 
 
@@ -42,6 +55,10 @@ class SerialLink:
             # exclusive: a second tool on the same port would steal the replies (POSIX lock)
             self._port = serial.Serial(port, BAUD, timeout=0.1, exclusive=True)
         except (serial.SerialException, OSError) as e:
+            if getattr(e, "errno", None) == errno.EAGAIN or "exclusively lock" in str(e):
+                raise DeviceError("cannot open %s: another program has it open (a serial "
+                                  "console, mpremote, another laserctl): close that first"
+                                  % port) from e
             raise DeviceError("cannot open %s: %s" % (port, e)) from e
         self.timeout_s = timeout_s
         self.events = []  # the event lines seen while waiting for replies (or in poll)

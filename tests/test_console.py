@@ -438,6 +438,11 @@ def test_bad_options_are_refused_before_the_terminal_is_touched(console):
     assert term.wait() == 2
     term.expect(r"--speed must be > 0")
 
+    term = console("--ambient", "90")  # a room no scenario may give either
+    assert term.wait() == 2
+    term.expect(r"--ambient must be within -20\.\.60 C, got 90")
+    assert term.interpreters() == []
+
 
 def test_without_a_terminal_it_says_so():
     proc = subprocess.run([sys.executable, "-m", "host_tools.cli", "run"], cwd=REPO,

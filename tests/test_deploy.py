@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 from argparse import Namespace
+from pathlib import Path
 
 import pytest
 from test_vdevice_mpremote import REPO, Device, start_device  # noqa: F401 - a fixture
@@ -323,3 +324,14 @@ def test_a_device_not_reporting_the_deployed_manifest_is_not_confirmed(start_dev
     with pytest.raises(deploy.NotConfirmed, match="image none, manifest %s; deployed %s, image "
                        "%s" % (reported, FIRMWARE_VERSION, IMAGE)):
         deploy.confirm(dev.port, FIRMWARE_VERSION, reported, IMAGE)
+
+
+def test_make_deploy_takes_the_pin_in_the_environment_not_on_the_command_line():
+    stamp = Path(sys.prefix) / ".installed-stamp"  # -o: never reinstall the tools from a test
+    out = subprocess.run(["make", "-n", "-o", str(stamp), "deploy", "PORT=/dev/ttyV",
+                          "BOARD=sim", "PIN=4321"], cwd=REPO, text=True, capture_output=True,
+                         check=True).stdout
+    assert "LASERCTL_PIN='4321' " in out and "--pin" not in out
+    usage = subprocess.run(["make", "-o", str(stamp), "deploy"], cwd=REPO, text=True,
+                           capture_output=True)
+    assert usage.returncode == 2 and "[PIN=...]" in usage.stdout

@@ -10,6 +10,7 @@ import pytest
 
 from host_tools import scenario
 
+REPO = Path(__file__).resolve().parent.parent
 SCENARIOS = sorted((Path(__file__).parent / "scenarios").glob("*.json"))
 START = [{"at_s": 0.5, "input": "key", "value": True},
          {"at_s": 1.0, "input": "arm", "value": True},
@@ -338,3 +339,14 @@ def test_the_panel_alone_gives_the_knee_preset_at_skin_type_v_read_from_its_pixe
     records = [r for r in report["journal"]["records"] if r["ev"] in ("arm", "session")]
     assert [(r["ev"], r["protocol"], r["skin_type"], r["eyewear"]) for r in records] == [
         ("arm", "knee", 5, True), ("session", "knee", 5, True)]
+
+
+def test_make_scenarios_runs_every_shipped_scenario_those_in_folders_too():
+    stamp = Path(sys.prefix) / ".installed-stamp"  # -o: never reinstall the tools from a test
+    out = subprocess.run(["make", "-n", "-o", str(stamp), "scenarios"], cwd=REPO, text=True,
+                         capture_output=True, check=True).stdout
+    shipped = sorted(p.relative_to(REPO).as_posix() for p in
+                     (REPO / "tests" / "scenarios").rglob("*.json"))
+    assert any("/faults/" in p for p in shipped) and any("/presets/" in p for p in shipped)
+    for path in shipped:
+        assert "laserctl scenario %s " % path in out, path
