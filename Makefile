@@ -80,14 +80,16 @@ scenarios: $(STAMP)  ## run every shipped scenario and check its expectations
 #   make deploy PORT=/dev/ttyUSB0 [BOARD=esp32-devkitc] [PIN=...] [DRY_RUN=1]
 # PIN: the service PIN, for a device whose firmware runs (passed as $LASERCTL_PIN, not on the
 # command line); without it and without a terminal to ask on, deploy says how to give it.
+# REPLACE_BOARD=1: put BOARD in place of another board on a calibrated device (else refused).
 # MPY=1: the development path for a board with PSRAM on a stock MicroPython: firmware/lib as
 # .mpy files (too big for an ESP32 without PSRAM). The 64-bit virtual device is such a board:
 # `laserctl vdevice --pty /tmp/ttyV` in one terminal, then make deploy PORT=/tmp/ttyV BOARD=sim MPY=1
 deploy: $(STAMP)
 	@test -n "$(PORT)" || { echo "usage: make deploy PORT=/dev/ttyUSB0 [BOARD=esp32-devkitc]" \
-		"[PIN=...] [DRY_RUN=1] [MPY=1] (virtual device: PORT=/tmp/ttyV BOARD=sim)"; exit 2; }
+		"[PIN=...] [DRY_RUN=1] [MPY=1] [REPLACE_BOARD=1] (virtual device: PORT=/tmp/ttyV" \
+		"BOARD=sim)"; exit 2; }
 	$(if $(PIN),@LASERCTL_PIN='$(PIN)') $(BIN)/laserctl deploy --port $(PORT) --board $(BOARD) \
-		$(if $(DRY_RUN),--dry-run) $(if $(MPY),--mpy)
+		$(if $(DRY_RUN),--dry-run) $(if $(MPY),--mpy) $(if $(REPLACE_BOARD),--replace-board)
 
 # Write the ESP32 image to a board with esptool (the flash extra: pip install -e '.[flash]'):
 # make flash PORT=/dev/ttyUSB0 [IMAGE=build/image/firmware.bin]; then make deploy (docs/flashing.md)

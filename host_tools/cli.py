@@ -242,6 +242,9 @@ def main(argv=None):
     p.add_argument("--board", default="esp32-devkitc",
                    help="board name (boards/NAME.json) or a file (default: esp32-devkitc)")
     p.add_argument("--dry-run", action="store_true", help="list what would change; change nothing")
+    p.add_argument("--replace-board", action="store_true",
+                   help="put --board in place of another board on a calibrated device (refused "
+                   "without it: its calibration belongs to the board it has)")
     p.add_argument("--pin", help="the service PIN, needed when the firmware runs (default: "
                    "$LASERCTL_PIN, else asked for)")
     p.add_argument("--mpy", action="store_true",

@@ -233,6 +233,24 @@ def copy(port, out_dir, to_copy, to_remove, device):
     _mpremote(port, *args)
 
 
+def check_board(port, device, to_copy, out_dir):
+    """Raise DeployError if the deploy would put another board (by name) in place of the one a
+    calibrated device has: its settings.json (calibration, limits) were measured on that board's
+    diode and pins. A changed file of the same board passes."""
+    if "settings.json" not in device["files"] or ("board.json", "changed") not in to_copy:
+        return
+    new = json.loads((out_dir / "board.json").read_text())["name"]
+    try:
+        current = json.loads(_mpremote(port, "fs", "cat", ":board.json")).get("name")
+    except (ValueError, AttributeError):
+        current = None  # unreadable: not the same board as far as anyone can tell
+    if current != new:
+        raise DeployError("the device has board %r and its own calibration (settings.json); this "
+                          "deploy would put board %r in its place. Check BOARD= (the virtual "
+                          "device is BOARD=sim), or give --replace-board (make deploy "
+                          "REPLACE_BOARD=1) to replace it" % (current, new))
+
+
 def check_device(device, image_id, mpy):
     """Print what the device runs; raise DeployError unless it can take this deploy: the image
     this checkout builds (`image_id`), or for --mpy a stock MicroPython reading mpy-cross's .mpy
@@ -322,6 +340,12 @@ def main(args):
                 leave_as_found(args.port, in_maintenance)  # nothing written: it runs as before
                 raise
             to_copy, to_remove, unchanged = plan(files, device["files"])
+            if not getattr(args, "replace_board", False):
+                try:
+                    check_board(args.port, device, to_copy, out_dir)
+                except DeployError:
+                    leave_as_found(args.port, in_maintenance)  # nothing written
+                    raise
             changed = bool(to_copy or to_remove) or \
                 device["files"].get(manifest.MANIFEST_NAME) != manifest_sha
             verb = "would " if args.dry_run else ""

@@ -41,6 +41,10 @@ def service_pin(given=None):
 MAX_PARTIAL = 4096  # bytes kept of a line without its end: the device's lines are far shorter
 
 
+def _to_stderr(text):
+    print(text, file=sys.stderr, flush=True)
+
+
 class DeviceError(Exception):
     """The device refused a request, or did not answer; the message is for the user."""
 
@@ -164,17 +168,34 @@ class SerialLink:
         return "the device's clock was %s: set to this computer's (%s UTC)" % (
             was, time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(now_s)))
 
-    def wait_ready(self, timeout_s=20.0):
-        """Wait until the firmware answers (it may be booting); returns its status."""
+    def wait_ready(self, timeout_s=20.0, waiting=None):
+        """Wait until the firmware answers (it may be booting); returns its status. When its first
+        request goes unanswered, `waiting` (default: a line on stderr) is told at once what is
+        awaited and what to do; after `timeout_s`, DeviceError says it again."""
         deadline = time.monotonic() + timeout_s
         saved, self.timeout_s = self.timeout_s, 1.0
+        port = self._port.port
+        told = False
         try:
             while True:
                 try:
                     return self.call("status")
                 except DeviceError as e:
                     # A halted firmware (firmware/lib/halt.py) stays halted: no use waiting.
-                    if time.monotonic() > deadline or str(e).startswith("halted: "):
+                    if str(e).startswith("halted: "):
                         raise
+                    if time.monotonic() > deadline:
+                        raise DeviceError(
+                            "no answer from the firmware on %s within %.0f s: it is not running "
+                            "its loop (at the REPL, in a maintenance boot, or on another port?). "
+                            "`mpremote connect %s reset` restarts it; a maintenance boot ends "
+                            "when its flag file is removed (docs/troubleshooting.md)"
+                            % (port, timeout_s, port)) from None
+                    if not told:
+                        told = True
+                        (waiting or _to_stderr)(
+                            "waiting up to %.0f s for the firmware on %s to answer (it may be "
+                            "booting); at the REPL or in a maintenance boot it never will: "
+                            "`mpremote connect %s reset` restarts it" % (timeout_s, port, port))
         finally:
             self.timeout_s = saved

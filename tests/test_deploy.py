@@ -335,3 +335,37 @@ def test_make_deploy_takes_the_pin_in_the_environment_not_on_the_command_line():
     usage = subprocess.run(["make", "-o", str(stamp), "deploy"], cwd=REPO, text=True,
                            capture_output=True)
     assert usage.returncode == 2 and "[PIN=...]" in usage.stdout
+
+
+def test_another_board_over_a_calibrated_device_is_refused_unless_asked(start_chip_device,
+                                                                      tmp_path):
+    """Forgetting BOARD=sim: the device's calibration (settings.json) belongs to its board."""
+    flash = tmp_path / "chip-flash"
+    vdevice.make_image(flash, "sim")  # a calibrated device on the sim board
+    dev = start_chip_device(flash)
+    before = files_of(flash)
+    refused = subprocess.run([sys.executable, "-m", "host_tools.cli", "deploy", "--port",
+                              dev.port, "--board", "sim-devkitc", "--pin", "000000"], cwd=REPO,
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "the device has board 'sim' and its own calibration (settings.json); this deploy " \
+        "would put board 'sim-devkitc' in its place" in refused.stderr
+    assert files_of(flash) == before  # nothing written
+    assert status(dev.port)["state"] == "STANDBY"  # and it runs as before
+    asked = subprocess.run([sys.executable, "-m", "host_tools.cli", "deploy", "--port", dev.port,
+                            "--board", "sim-devkitc", "--pin", "000000", "--replace-board",
+                            "--dry-run"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert asked.returncode == 0, asked.stdout + asked.stderr
+    assert "would copy   board.json (changed)" in asked.stdout
+
+
+def test_a_preset_a_lowered_limit_forbids_is_not_called_selected(start_chip_device, tmp_path):
+    """The service lowered limits.max_power_w below the selected preset's power: after the boot
+    status names no selection (arming would say nothing is selected)."""
+    flash = tmp_path / "chip-flash"
+    board = vdevice.make_image(flash, "sim", {"protocol": "knee"})
+    (flash / "settings.json").write_bytes(vdevice.factory_settings(board, {"max_power_w": 5.0}))
+    dev = start_chip_device(flash)
+    found = status(dev.port)
+    assert found["selected"] is None and found["target_j"] is None
+    # (the error line's words: tests/firmware/test_app.py, on both interpreters)

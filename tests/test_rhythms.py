@@ -598,6 +598,14 @@ HOLES = {
     # 4. 110 Hz hardware-gated pulses, the pedal chattering: each resume restarts the gate HIGH,
     #    and the count of the average missed the light of the first period.
     "4-gated-pulses-chatter": Scenario(treatment="hw110", run_s=20, pedal=(30, 10)),
+    # 5. (Found by test_no_rhythm_or_plant_fault_defeats_a_safety_check in issue 17's session.)
+    #    The dose-count bug, the pedal pressed 0.93 s and lifted 3.16 s, an arm command every
+    #    10 s: an arm during a pause, the pedal pressed again 1.2 s later, restarted the
+    #    supervisor's budget, because its delay ran from the light going off, not from the arm.
+    "5-budget-rearmed-in-a-pause": Scenario(treatment="cw10", ambient_c=15.0, heatsink_c=15.0,
+                                            run_s=100, pedal=(933, 3162),
+                                            serial=(("arm", 10000, 0),),
+                                            faults=(("dose_bug", 0),)),
     # 7. The driver's enable stuck high during 1 kHz hardware-gated pulses: unseen while they ran.
     "7-enable-stuck-gated": Scenario(treatment="hw1000", run_s=12, faults=(("enable_stuck",
                                                                             5000),)),

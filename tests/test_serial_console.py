@@ -227,8 +227,16 @@ def test_a_device_silent_from_the_start_exits_2(device):
     finally:
         os.kill(device.proc.pid, signal.SIGCONT)
     assert result.returncode == 2, result.stdout + result.stderr
-    assert result.stderr == "laserctl console: no reply to 'status' within 1 s: is the firmware " \
-        "running (not at the REPL, not in a maintenance boot)?\n"
+    # At once, what it waits for and what to do; at the end, the same.
+    port = device.port
+    assert result.stderr.splitlines() == [
+        "waiting up to 2 s for the firmware on %s to answer (it may be booting); at the REPL "
+        "or in a maintenance boot it never will: `mpremote connect %s reset` restarts it"
+        % (port, port),
+        "laserctl console: no answer from the firmware on %s within 2 s: it is not running its "
+        "loop (at the REPL, in a maintenance boot, or on another port?). `mpremote connect %s "
+        "reset` restarts it; a maintenance boot ends when its flag file is removed "
+        "(docs/troubleshooting.md)" % (port, port)]
 
 
 def test_a_port_that_cannot_be_opened_exits_2_with_one_line(tmp_path):

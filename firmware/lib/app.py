@@ -508,7 +508,9 @@ def assemble(hw, board, treatment_path="treatment.json"):
     for where, error in problems:
         app.recorder.error_text(where, error)
     app.flash, app.settings, app.journal, app.logbook = flash, settings, journal, logbook
-    app.selection = selection_of(treatment_path)
+    # Named only if it loaded: a preset this device can no longer give (a limit lowered since)
+    # is not what status calls selected, and arming says nothing is.
+    app.selection = selection_of(treatment_path) if treatment is not None else None
     app.treatment_path = treatment_path
     heap.collect()
     app.commands = Commands(app, hw.read_serial_byte, app.outbox, time.ticks_ms(),

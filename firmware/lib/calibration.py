@@ -50,9 +50,13 @@ class Calibration:
         """The aligned duty that gives `power_w`; ValueError if the board cannot give it.
         Never clamped: above the maximum or below the lowest measured lasing power is refused."""
         lowest = self.lowest_lasing_w()
-        if not (lowest <= power_w <= self.max_power_w):
-            raise ValueError("power %.4f W is outside %.3f..%.3f W, the range this board's "
-                             "calibration measured" % (power_w, lowest, self.max_power_w))
+        if power_w > self.max_power_w:
+            raise ValueError("power %.4f W is above this device's maximum of %.3f W "
+                             "(diode.max_power_w, or the lower limits.max_power_w the service "
+                             "set)" % (power_w, self.max_power_w))
+        if power_w < lowest:
+            raise ValueError("power %.4f W is below %.3f W, the lowest power this board's "
+                             "calibration measured" % (power_w, lowest))
         d, w = self.duties, self.watts_at
         for i in range(1, len(d)):
             if w[i - 1] < power_w <= w[i]:

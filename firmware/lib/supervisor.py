@@ -6,8 +6,10 @@
 # Besides the instantaneous conditions it keeps an energy budget of its own: the light it let
 # through, counted from its own evaluation of the calibration curve, against the prescribed dose.
 # A new budget begins only where a new session can: an arm press seen with the light off, and
-# the light then off for at least the emission delay. No button restarts it while light flows:
-# the arm that the state machine ignores during emission must not re-arm this second channel.
+# the light off from then for at least the emission delay (READY's warning lasts that long; an
+# arm pressed during a pause, with the pedal pressed again sooner, starts nothing: the light it
+# precedes is the old session's). No button restarts it while light flows: the arm that the
+# state machine ignores during emission must not re-arm this second channel.
 # Four checks trip it (latched until a reset press): the budget spent (DOSE_BUDGET), light above
 # the diode's maximum or light while the outputs were off (power monitor boards), the enable
 # line stuck high (boards with a sense pin): read back high while driven low, or high with no
@@ -72,7 +74,7 @@ class Supervisor:
         self._enabled_was = False  # False, True, or _GATED_OUT: what the last tick applied
         self._light_uw = 0  # the light it let through this tick while the enable line is high
         self._dark_since_ms = None  # the light has been off since (None: it is on)
-        self._armed_in_dark = False  # an arm press was seen since the light went off
+        self._armed_ms = None  # the last arm press seen since the light went off (None: none)
         self._arm_was = self._reset_was = True  # held at boot is not a press
         self.permitted = False
         self.why = "booting"
@@ -142,7 +144,7 @@ class Supervisor:
         self._light_uw = uw
         if out.laser_enable:
             self._dark_since_ms = None
-            self._armed_in_dark = False
+            self._armed_ms = None
         elif self._dark_since_ms is None:
             self._dark_since_ms = now
         self._enabled_was = _GATED_OUT if out.laser_enable and out.gate_hz else out.laser_enable
@@ -167,16 +169,16 @@ class Supervisor:
 
     def _new_session(self, now):
         """Light is about to flow: a new budget if a new session can have begun since the last
-        light (an arm press in the dark, and the dark at least the emission delay long)."""
-        if self._armed_in_dark and \
-                ticks_diff(now, self._dark_since_ms) >= self._emission_delay_ms:
+        light (an arm press in the dark, at least the emission delay ago)."""
+        if self._armed_ms is not None and \
+                ticks_diff(now, self._armed_ms) >= self._emission_delay_ms:
             self.dose.clear()  # docs/hazards.md H12
 
     def _watch(self, inp):
         """The arm and reset presses, and the trips that need the last tick's outputs."""
         if ((inp.arm_pressed and not self._arm_was) or inp.command == ARM) and \
                 self._dark_since_ms is not None:
-            self._armed_in_dark = True
+            self._armed_ms = inp.t_ms  # the last one: the warning runs from it
         if (inp.reset_pressed and not self._reset_was) or inp.command == RESET:
             self.trip = None  # re-trips at once if its cause persists
         self._arm_was, self._reset_was = inp.arm_pressed, inp.reset_pressed

@@ -71,13 +71,15 @@ def make_image(root, board_name, treatment=None, frozen=False):
     return board
 
 
-def factory_settings(board):
-    """The contents of a settings.json holding the board's own calibration."""
+def factory_settings(board, limits=None):
+    """The contents of a settings.json holding the board's own calibration (and `limits`, as a
+    service would lower them: {"max_power_w": 5.0})."""
     paths.firmware_import_path()
     import settings as settings_module
 
     values = {"calibration": board["diode"]["calibration"],
-              "calibrated_on": FACTORY_CALIBRATION_DATE, "due_days": 365, "limits": {},
+              "calibrated_on": FACTORY_CALIBRATION_DATE, "due_days": 365,
+              "limits": dict(limits or {}),
               "pin": {"salt": "00" * 16,
                       "hash": settings_module.hash_pin(settings_module.FACTORY_PIN, bytes(16))}}
     return settings_module.encode(values)

@@ -34,3 +34,18 @@ def test_a_bad_selection_loads_nothing():
     assert _load({"protocol": "knee", "skin_type": 9}) is None
     assert _load({"power_w": 99.0, "dose_j_cm2": 4.0, "area_cm2": 25.0}) is None
     assert load_treatment("/tmp/no/such/file.json", load_board(), _LIBRARY) is None
+
+
+def test_a_preset_above_a_lowered_limit_says_so_and_is_not_selected():
+    """A service lowered limits.max_power_w below the selected preset's power: at the next boot
+    the treatment is not loaded, the reason names the limit (not the calibration), and status
+    does not name the preset as selected (assemble selects only what loaded)."""
+    board = load_board()
+    board["diode"]["max_power_w"] = 5.0  # as the settings' effective board has it
+    with open(_PATH, "w") as f:
+        f.write(json.dumps({"protocol": "knee"}))
+    errors = []
+    assert load_treatment(_PATH, board, _LIBRARY, lambda where, e: errors.append(e)) is None
+    assert errors == ["treatment.power_w: power 10.0000 W is above this device's maximum of "
+                      "5.000 W (diode.max_power_w, or the lower limits.max_power_w the service "
+                      "set)"]
