@@ -31,9 +31,8 @@ $(CHIP): $(STAMP) $(CHIP_INPUTS)
 	$(BIN)/python -m host_tools.chip --out $@
 
 # After CHIP's definition: a rule's prerequisites are expanded when make reads it.
-# On every core (pytest-xdist). A module's tests stay on one worker, so that a module-scoped
-# fixture (the exhaustive search, the bench) runs once. (`--dist loadgroup` does not group
-# anything with pytest 9.2 and pytest-xdist 3.8: checked, tests of one group ran on both workers.)
+# On every core (pytest-xdist): each test its own unit of work, but a module with a module-scoped
+# fixture (the exhaustive search, the bench) stays on one worker (tests/conftest.py).
 PYTEST := $(BIN)/pytest -q -n auto --dist loadscope
 pytest: $(STAMP) $(CHIP)
 	$(PYTEST)

@@ -1,3 +1,4 @@
+import functools
 import os
 import sys
 import tempfile
@@ -27,3 +28,26 @@ _COMMON = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
 settings.register_profile("default", max_examples=100, **_COMMON)
 settings.register_profile("verify", max_examples=1000, **_COMMON)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+# pytest-xdist (make test: `-n auto --dist loadscope`) sends work to the cores a unit at a time.
+# xdist's own unit is a whole module, which left one core running the long scenario modules alone
+# while the other had finished. Here each test is its own unit, except in a module with a
+# module-scoped fixture (the exhaustive search, the bench): its tests stay together, so that the
+# fixture runs once. (`--dist loadgroup` would say this with marks, but does not group anything
+# with pytest 9.2 and pytest-xdist 3.8: checked, tests of one group ran on both workers.)
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Scheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            module = nodeid.split("::", 1)[0]
+            return module if _shares_a_module_fixture(module) else nodeid
+
+    return Scheduling(config, log)
+
+
+@functools.cache
+def _shares_a_module_fixture(module):
+    path = REPO / module
+    return path.suffix == ".py" and 'scope="module"' in path.read_text()

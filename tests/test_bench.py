@@ -55,7 +55,11 @@ def test_allocation_per_tick_and_its_stages(run):
         stages = state["stages"]
         assert [s["stage"] for s in stages] == STAGES
         quiet = sum(s["quiet_bytes"] for s in stages)
-        assert quiet == pytest.approx(state["quiet_tick_bytes_max"], rel=0.05, abs=32)
+        # (Mean against mean: the simulated plant allocates on the first tick after its clock
+        # moved, when the thermistor's voltage is worked out anew, and not on the next ones.)
+        histogram = state["tick_bytes_histogram"]["quiet"]
+        quiet_mean = sum(int(b) * n for b, n in histogram.items()) / sum(histogram.values())
+        assert quiet == pytest.approx(quiet_mean, rel=0.05, abs=32)
         # The simulated machine's share and the firmware's share make up the quiet tick.
         assert state["quiet_tick_sim_bytes"] + state["quiet_tick_firmware_bytes"] == \
             pytest.approx(quiet)

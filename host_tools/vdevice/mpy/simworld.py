@@ -306,6 +306,7 @@ class World:
         # _integrate's state: distances from the steady state, and what it last wrote.
         self._dj = self._dh = self._sink_ss = self._junction_ss = 0.0
         self._junction_out = self._sink_out = None
+        self._ss_heat = self._ss_ambient = self._ss_r_ambient = None  # what _sink_ss was for
         self._emitted_error_j = 0.0
         self.c_junction = float(plant["junction_capacity_j_per_c"])
         self.r_junction = float(plant["junction_to_heatsink_c_per_w"])
@@ -333,6 +334,9 @@ class World:
         self.thermistor_fault = None  # None or one of the thermistor_* FAULTS
         self._adc_last_uv = None  # what the thermistor's ADC channel returned last
         self._segment = 1  # the thermistor table's segment of the last reading
+        # thermistor_uv's node voltage, its floor, and the heatsink temperature it is for
+        self._ntc_uv, self._ntc_uv_floor, self._ntc_at_c = 0.0, 0, None
+        self._monitor_uv_floor, self._monitor_at_w = 0, None  # the same for the photodiode
         self.max_true_c = self.heatsink_c
         self.max_junction_c = self.junction_c
         self._next_temp_trace_us = 0
@@ -389,13 +393,20 @@ class World:
         decays by multiplication: in the chip interpreter's single floats a temperature stored
         whole would stop moving once a step's change fell under half its last digit (about
         0.02 C short of the steady state here), a distance keeps its precision as it shrinks."""
-        if self._gate is None:
-            self._add_emitted(self.optical_w * dt_us / 1e6)
-        else:  # light only while the gate PWM is high: its exact on-time in this step
+        # (Floats are heap objects on the 64-bit interpreter: what needs none is not worked out,
+        # so that the simulator's garbage does not set the pace of the firmware's collections.)
+        if self._gate is not None:  # light only while the gate PWM is high: its exact on-time
             self._add_emitted(self.peak_w * self._gate_on_us(self.now_us + dt_us) / 1e6)
-        heat = self.heat_w
-        sink_ss = self.ambient_c + heat * self.r_ambient
-        junction_ss = sink_ss + heat * self.r_junction
+        elif self.optical_w:
+            self._add_emitted(self.optical_w * dt_us / 1e6)
+        heat, ambient_c, r_ambient = self.heat_w, self.ambient_c, self.r_ambient
+        if heat is self._ss_heat and ambient_c is self._ss_ambient and \
+                r_ambient is self._ss_r_ambient:
+            sink_ss, junction_ss = self._sink_ss, self._junction_ss
+        else:
+            sink_ss = ambient_c + heat * r_ambient
+            junction_ss = sink_ss + heat * self.r_junction
+            self._ss_heat, self._ss_ambient, self._ss_r_ambient = heat, ambient_c, r_ambient
         if self.junction_c is not self._junction_out or self.heatsink_c is not self._sink_out:
             # Set from outside (a test, the first step): the distances start from there.
             self._dj = self.junction_c - junction_ss
@@ -604,21 +615,29 @@ class World:
         self._hog = hog
 
     def thermistor_uv(self):
-        """The divider's node voltage: the thermistor at the heatsink's temperature."""
+        """The divider's node voltage: the thermistor at the heatsink's temperature. Worked out
+        once for each heatsink temperature the plant reaches (the firmware reads several samples
+        a tick, and the temperature moves only when virtual time does): the simulator's floats
+        would otherwise fill the heap several times faster than the firmware's own garbage, and
+        the firmware's gc.threshold would collect for the simulator (docs/chip.md)."""
         fault = self.thermistor_fault
         if fault == "thermistor_open":  # infinite resistance
             return self.supply_uv if self.ntc_bottom else 0.0
         if fault == "thermistor_short":  # zero resistance
             return 0.0 if self.ntc_bottom else self.supply_uv
-        r = self._thermistor_ohm()
-        if self.ntc_bottom:
-            return self.supply_uv * r / (self.fixed_ohm + r)
-        return self.supply_uv * self.fixed_ohm / (self.fixed_ohm + r)
+        heatsink_c = self.heatsink_c
+        if heatsink_c is not self._ntc_at_c:  # a new temperature (also one a test set)
+            r = self._thermistor_ohm()
+            if self.ntc_bottom:
+                uv = self.supply_uv * r / (self.fixed_ohm + r)
+            else:
+                uv = self.supply_uv * self.fixed_ohm / (self.fixed_ohm + r)
+            self._ntc_uv, self._ntc_uv_floor, self._ntc_at_c = uv, math.floor(uv), heatsink_c
+        return self._ntc_uv
 
     def _thermistor_ohm(self):
-        """table_ohm at the heatsink's temperature, the search starting from the last segment:
-        the firmware reads several samples a tick and the temperature moves slowly. (Not a cache
-        of the result: every reading allocates the same, which the bench's accounting needs.)"""
+        """table_ohm at the heatsink's temperature, the search starting from the last segment
+        (the temperature moves slowly)."""
         table = self.table
         x = 1.0 / (self.heatsink_c + _KELVIN)
         i = self._segment
@@ -633,24 +652,34 @@ class World:
 
     def adc_uv(self, pin, atten_db):
         if self.monitor is not None and pin == self.monitor["adc_pin"]:
-            return self._convert(self._photodiode_uv(), atten_db)
+            optical_w = self.optical_w
+            if optical_w is not self._monitor_at_w:
+                self._monitor_uv_floor = math.floor(self._photodiode_uv())
+                self._monitor_at_w = optical_w
+            return self._convert(self._monitor_uv_floor, atten_db)
         if pin != self.adc_pin:
-            return self._convert(0.0, atten_db)
-        if self.thermistor_fault == "thermistor_stuck":
+            return self._convert(0, atten_db)
+        fault = self.thermistor_fault
+        if fault == "thermistor_stuck":
             return self._adc_last_uv
-        self._adc_last_uv = self._convert(self.thermistor_uv(), atten_db)
+        uv = self.thermistor_uv()
+        floor_uv = self._ntc_uv_floor if fault is None else math.floor(uv)
+        self._adc_last_uv = self._convert(floor_uv, atten_db)
         return self._adc_last_uv
 
-    def _convert(self, uv, atten_db):
-        """The ESP32 ADC on a node at uv: noise, the 100 mV floor, full scale, 1 mV steps."""
+    def _convert(self, floor_uv, atten_db):
+        """The ESP32 ADC on a node at uv (given as floor(uv), an int: the fraction cannot change
+        the result): noise, the 100 mV floor, full scale, 1 mV steps. Integers only, so that a
+        reading allocates nothing."""
         if self.noise_uv:
             self._seed = _next_noise(self._seed)
-            uv += ((self._seed >> 8) % (2 * self.noise_uv + 1)) - self.noise_uv
-        full = _ADC_FULL_SCALE_UV[atten_db]
-        if uv < _ADC_FLOOR_UV:
+            floor_uv += ((self._seed >> 8) % (2 * self.noise_uv + 1)) - self.noise_uv
+        if floor_uv < _ADC_FLOOR_UV:  # uv < floor exactly when floor(uv) < floor (an int)
             return 0
-        uv = min(uv, full)
-        return int(uv / 1000 + 0.5) * 1000  # millivolt resolution, like read_uv() on the chip
+        full = _ADC_FULL_SCALE_UV[atten_db]
+        if floor_uv >= full:
+            return full
+        return (floor_uv + 500) // 1000 * 1000  # millivolt resolution, like read_uv() on the chip
 
     # -- inputs --------------------------------------------------------------------------------
 
@@ -724,6 +753,8 @@ class World:
     # -- outputs -------------------------------------------------------------------------------
 
     def set_output(self, pin, level):
+        if self.outputs.get(pin) == level and pin in self.outputs:
+            return  # as it was: no edge, the same light (and no float garbage every tick)
         self.outputs[pin] = level
         self._update_optics()
         self._levels_changed()
@@ -997,6 +1028,8 @@ class World:
     def _next_timer(self, limit_us):
         """(due_us, timer) of the earliest timer due by limit_us, or None."""
         best = None
+        if not self.timers:
+            return None
         for timer, entry in self.timers.items():
             if entry[0] <= limit_us and (best is None or entry[0] < best[0]):
                 best = (entry[0], timer)
