@@ -1,26 +1,10 @@
-"""Every single fault of docs/hazards.md injected into the virtual device during emission
-(host_tools/fault_injection.py): each scenario's bounds hold (emission off in time, the right
-fault code), and every fault the simulator can inject has a scenario."""
+"""Every single fault of docs/hazards.md has a scenario that injects it into the virtual device
+during emission (host_tools/fault_injection.py, `make bench`'s table). Each scenario runs once, in
+tests/test_scenarios.py, which holds its bounds (emission off in time, the right fault code)."""
 
 import json
 
-import pytest
-
 from host_tools import fault_injection, scenario
-
-
-@pytest.fixture(scope="module")
-def rows():
-    result = fault_injection.run_all()
-    print("\n" + fault_injection.format_table(result))
-    return result
-
-
-def test_every_injected_fault_ends_in_the_safe_state_within_its_bound(rows):
-    assert len(rows) == len(fault_injection.scenario_files())
-    for row in rows:
-        assert row["passed"], (row["scenario"], row["failures"])
-        assert row["light_off_ms"] is not None, row  # the light always went off
 
 
 def test_every_fault_scenario_names_its_bound_and_its_outcome():
@@ -32,6 +16,14 @@ def test_every_fault_scenario_names_its_bound_and_its_outcome():
             "emission_intervals.1" in expect, path.name
 
 
-def test_every_fault_the_simulator_injects_has_a_scenario(rows):
-    injected = {row["fault"] for row in rows}
+def test_every_fault_the_simulator_injects_has_a_scenario():
+    injected = set()
+    for path in fault_injection.scenario_files():
+        data, _ = scenario.load(path)
+        injected |= {e["fault"] for e in data["events"] if "fault" in e}
     assert set(scenario.FAULTS) <= injected, set(scenario.FAULTS) - injected
+
+
+def test_every_fault_scenario_is_a_shipped_scenario_run_by_the_tests():
+    shipped = {p.resolve() for p in (fault_injection.SCENARIOS).rglob("*.json")}
+    assert {p.resolve() for p in fault_injection.scenario_files()} <= shipped
