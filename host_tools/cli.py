@@ -279,6 +279,8 @@ def main(argv=None):
     p.add_argument("report", help="REPORT.json (laserctl scenario --report) or FILE.jsonl")
     p.add_argument("--out", required=True, metavar="FILE.png")
     p.add_argument("--title", help="the figure's title (default: the report's description)")
+    p.add_argument("--board", help="the board whose thermal limits to draw, a name "
+                   "(boards/NAME.json) or a file (default: the one the input names)")
     p.set_defaults(func=_plot)
 
     p = sub.add_parser("calibrate", help="guided diode calibration with a power meter over "

@@ -32,6 +32,7 @@ from collections import deque
 from pathlib import Path
 
 from host_tools import device_lines, display, paths, scenario, vdevice
+from host_tools.device_lines import selection_name
 from host_tools.terminal import RawTerminal, Screen, color_wanted
 
 HELP = ("k key", "i interlock", "e e-stop", "a arm", "r reset", "s silence/ack",
@@ -799,23 +800,6 @@ def _styled_frame(screen, lines):
 
 
 # -- the operator's line -------------------------------------------------------------------------
-
-SKIN_TYPES = ("I", "II", "III", "IV", "V", "VI")  # Fitzpatrick
-
-
-def selection_name(selection):
-    """The treatment the device keeps selected (its treatment file), in words: "knee, skin type
-    V", "custom treatment", or None where there is none."""
-    if not isinstance(selection, dict):
-        return None
-    name = selection.get("protocol")
-    if not isinstance(name, str):
-        return "custom treatment"  # a spec of its own (power_w, dose_j_cm2, ...)
-    skin = selection.get("skin_type")
-    if isinstance(skin, int) and 1 <= skin <= len(SKIN_TYPES):
-        return "%s, skin type %s" % (name, SKIN_TYPES[skin - 1])
-    return name
-
 
 def operator_parts(s, name, ready_left_s=None, footswitch=False, paused_w=None):
     """The operator's line from the firmware's latest state/status line `s`: [(text, sgr)], to

@@ -42,3 +42,21 @@ def parse(line):
     except (ValueError, RecursionError):
         return None
 
+
+
+SKIN_TYPES = ("I", "II", "III", "IV", "V", "VI")  # Fitzpatrick (firmware/lib/protocols.py's)
+
+
+def selection_name(selection):
+    """A selected treatment in words, as a `status` reply's "selected" (and the device's
+    treatment file) has it: {"protocol": name, "skin_type": n} -> "knee, skin type V", a spec of
+    its own -> "custom treatment"; None where there is none."""
+    if not isinstance(selection, dict):
+        return None
+    name = selection.get("protocol")
+    if not isinstance(name, str):
+        return "custom treatment"  # a spec of its own (power_w, dose_j_cm2, ...)
+    skin = selection.get("skin_type")
+    if isinstance(skin, int) and 1 <= skin <= len(SKIN_TYPES):
+        return "%s, skin type %s" % (name, SKIN_TYPES[skin - 1])
+    return name
