@@ -29,7 +29,7 @@ from matplotlib.patches import Patch
 from matplotlib.transforms import ScaledTranslation
 
 from host_tools import device_lines, vdevice
-from host_tools.scenario import MEASURED_EVENTS, dose_bound, parse_lines
+from host_tools.report import dose_bound
 
 # No display: draw straight to files. Figure needs no pyplot; this covers anything that
 # imports pyplot later in the same process.
@@ -92,7 +92,7 @@ class Session:
 
 
 def from_report(report, path):
-    """A Session from a scenario report (host_tools.scenario.build_report) read from `path`."""
+    """A Session from a scenario report (host_tools.report.build_report) read from `path`."""
     if not isinstance(report, dict) or not isinstance(report.get("trace"), dict):
         raise PlotError("%s: not a scenario report (it has no \"trace\")" % path)
     trace = report["trace"]
@@ -174,7 +174,7 @@ def _whole(value):
 def from_lines(text, path):
     """A Session from the device's serial output read from `path`: one JSON object per line.
     Replies ({"ok": ...}) and what is not a JSON object (a traceback, a banner) are skipped."""
-    lines = parse_lines(text)[0]
+    lines = device_lines.split(text)[0]
     objects = [obj for obj in map(device_lines.parse, device_lines.text(text).splitlines())
                if isinstance(obj, dict)]  # events and replies, in order: what the session was
     identity = _identity(objects)
@@ -203,7 +203,7 @@ def from_lines(text, path):
     measured, states, faults, target_j = [], [], [], None
     for obj in events:
         try:
-            if obj["ev"] in MEASURED_EVENTS:
+            if obj["ev"] in device_lines.STATUS_EVENTS:
                 row = _measured(t_s(obj), obj["state"], obj["power_w"], obj.get("temp_c"),
                                 obj["delivered_j"])
                 measured.append(row)
@@ -261,7 +261,7 @@ def load(path, board=None):
     try:
         document = None if Path(path).suffix.lower() == ".jsonl" else json.loads(text)
     except ValueError as e:
-        if not any(parse_lines(text)[:2]):  # no JSON lines either: say what is wrong
+        if not any(device_lines.split(text)[:2]):  # no JSON lines either: say what is wrong
             raise PlotError("%s: neither a JSON report nor the device's JSON lines (%s)"
                             % (path, e)) from e
         document = None

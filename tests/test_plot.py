@@ -9,6 +9,7 @@ import struct
 import pytest
 
 from host_tools import paths, plot, scenario
+from host_tools import report as report_mod
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 START = [{"at_s": 0.5, "input": "key", "value": True},
@@ -33,9 +34,9 @@ def run():
         captured["stdout"] = stdout
         return real_build_report(data, stdout, world, journal)
 
-    real_build_report = scenario.build_report
+    real_build_report = report_mod.build_report
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(scenario, "build_report", build_report)
+        mp.setattr(report_mod, "build_report", build_report)
         report = scenario.run(*scenario.validate(FAULTING))
     assert report["fault_codes"] == ["THERMISTOR_OPEN"] and report["final_state"] == "FAULT"
     return report, captured["stdout"]
@@ -313,14 +314,14 @@ def test_a_session_cut_by_a_watchdog_reset_is_plotted_with_its_dose_bound_never_
     # The loop hangs at 10 s: RTC memory kept the dose to the last tick, and the hang may have
     # added 0.51 s of 10 W. The report and the device's own lines say so; neither says 0.0 J.
     captured = {}
-    real_build_report = scenario.build_report
+    real_build_report = report_mod.build_report
 
     def build_report(data, stdout, world, journal=None):
         captured["stdout"] = stdout
         return real_build_report(data, stdout, world, journal)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(scenario, "build_report", build_report)
+        mp.setattr(report_mod, "build_report", build_report)
         report = scenario.run(*scenario.load(
             paths.REPO / "tests" / "scenarios" / "faults" / "loop_hang.json"))
     path = tmp_path / "report.json"
