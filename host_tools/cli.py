@@ -20,8 +20,7 @@ def _protocol(text):
         pass
     from host_tools import paths
 
-    paths.firmware_import_path()
-    import protocols
+    protocols = paths.firmware_module("protocols")
 
     library = protocols.load(str(paths.FIRMWARE / "protocols.json"))
     if text in protocols.names(library):

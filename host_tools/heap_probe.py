@@ -121,9 +121,8 @@ def fill_journal(root):
     """A journal.log in `root` written by the firmware's own journal module (its chain valid),
     holding a boot and then treatment sessions up to JOURNAL_FILL_BYTES short of its rotation
     size. Returns its size in bytes."""
-    paths.firmware_import_path()
-    import flash
-    import journal
+    flash = paths.firmware_module("flash")
+    journal = paths.firmware_module("journal")
 
     log = journal.Journal(flash.Flash(), str(Path(root) / "journal.log"),
                           str(Path(root) / "journal.old"))

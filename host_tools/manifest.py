@@ -34,10 +34,7 @@ def deploy_files(board_name, frozen=False):
 
 
 def firmware_version():
-    paths.firmware_import_path()
-    import app
-
-    return app.VERSION
+    return paths.firmware_module("app").VERSION
 
 
 def manifest(files, image=None):

@@ -228,8 +228,7 @@ def treatment_spec(data):
     skin_type = data.get("skin_type")
     if (protocol is None or isinstance(protocol, dict)) and skin_type is None:
         return protocol  # checked as a treatment by vdevice.check_treatment
-    paths.firmware_import_path()
-    import protocols
+    protocols = paths.firmware_module("protocols")
 
     library = None
     if isinstance(protocol, str):
@@ -322,8 +321,7 @@ def run(scenario, board, heap=vdevice.DEFAULT_HEAP, chip=False):
 def device_journal(root):
     """What the device's journal holds at the end (its files under `root`), verified by the
     firmware's own journal.verify: {"records": [bodies], "problems": ["line N: ..."]}."""
-    paths.firmware_import_path()
-    import journal
+    journal = paths.firmware_module("journal")
 
     lines = []
     for name in ("journal.old", "journal.log"):

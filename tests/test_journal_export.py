@@ -91,9 +91,8 @@ def _doc_check():
 
 def _exported(tmp_path, monkeypatch):
     """A real journal (the firmware's own module, on a directory), exported as JSON."""
-    paths.firmware_import_path()
-    import journal as journal_module
-    from flash import Flash
+    journal_module = paths.firmware_module("journal")
+    Flash = paths.firmware_module("flash").Flash
 
     monkeypatch.chdir(tmp_path)
     log = journal_module.Journal(Flash())

@@ -21,8 +21,7 @@ DEFAULT_HEAP = "2M"  # the simulator shares the heap; the bench measures the fir
 
 def load_board(name):
     """Read and validate a board with the firmware's own checks; returns (path, board dict)."""
-    paths.firmware_import_path()
-    import board as board_file
+    board_file = paths.firmware_module("board")
 
     path = paths.board_path(name)
     return path, board_file.load(str(path))
@@ -32,8 +31,7 @@ def check_treatment(spec, board):
     """Check a treatment with the firmware's own code, as the device will when it loads it.
 
     Raises ValueError naming the field, in the host's words ("protocol.power_w: ...")."""
-    paths.firmware_import_path()
-    import treatment as treatment_module
+    treatment_module = paths.firmware_module("treatment")
 
     if not isinstance(spec, dict):
         raise ValueError("protocol: missing (power_w, dose_j_cm2, area_cm2)")
@@ -74,8 +72,7 @@ def make_image(root, board_name, treatment=None, frozen=False):
 def factory_settings(board, limits=None):
     """The contents of a settings.json holding the board's own calibration (and `limits`, as a
     service would lower them: {"max_power_w": 5.0})."""
-    paths.firmware_import_path()
-    import settings as settings_module
+    settings_module = paths.firmware_module("settings")
 
     values = {"calibration": board["diode"]["calibration"],
               "calibrated_on": FACTORY_CALIBRATION_DATE, "due_days": 365,
