@@ -1,7 +1,6 @@
-"""laserctl: the host-side command line for the therapy-laser firmware.
-
-Shared: the command line. One module per subcommand, named after it, holds what it does and its
-`main(args)` (host_tools/vdevice/ for `vdevice`); this module holds only the options.
+"""Shared: the `laserctl` command line, its options only. Each subcommand is one module named after
+it (host_tools/vdevice/ for `vdevice`), holding what it does and its `main(args)`; this module
+imports it when the subcommand runs.
 """
 
 import argparse
@@ -9,6 +8,7 @@ import importlib
 import json
 import sys
 
+DESCRIPTION = "laserctl: the host-side command line for the therapy-laser firmware."
 DEFAULT_PROTOCOL = '{"power_w": 5.0, "dose_j_cm2": 4.0, "area_cm2": 25.0}'
 
 
@@ -21,7 +21,6 @@ def _protocol(text):
     from host_tools import paths
 
     protocols = paths.firmware_module("protocols")
-
     library = protocols.load(str(paths.FIRMWARE / "protocols.json"))
     if text in protocols.names(library):
         return protocols.spec_for(library, text)
@@ -42,11 +41,13 @@ def _command(module):
     def run(args):
         return importlib.import_module("host_tools." + module).main(args)
 
+    run.module = module
     return run
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="laserctl", description=__doc__)
+def build_parser():
+    """The command line: one subparser per subcommand, its handler `func` (its `module`)."""
+    parser = argparse.ArgumentParser(prog="laserctl", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", help="the virtual device with an operator console (make run)")
@@ -201,7 +202,11 @@ def main(argv=None):
     c.add_argument("boards", nargs="+", help="board names (boards/NAME.json) or paths")
     c.set_defaults(func=_command('board'))
 
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     return args.func(args)
 
 

@@ -44,15 +44,13 @@ device's image or MicroPython, the PIN, the port).
 
 import hashlib
 import json
-import re
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from host_tools import device_lines, image, manifest, paths, vdevice
+from host_tools import device_lines, image, manifest, vdevice
 from host_tools.serial_link import DeviceError, SerialLink, service_pin
 
 MAINTENANCE_FLAG = "maintenance"  # firmware/lib/app.py's MAINTENANCE_FLAG
@@ -138,49 +136,6 @@ def _mpremote(port, *args, timeout_s=300, resume=False):
         raise DeployError("mpremote %s failed: %s" % (args[0], (proc.stderr or proc.stdout)
                                                       .strip()[-800:]))
     return proc.stdout
-
-
-# -- build ---------------------------------------------------------------------------------------
-
-
-def mpy_cross_version():
-    """(major, minor) of the .mpy format this mpy-cross writes ("... emitting mpy v6.3")."""
-    out = subprocess.run([paths.mpy_cross_executable(), "--version"], capture_output=True,
-                         text=True, check=True).stdout
-    found = re.search(r"mpy v(\d+)\.(\d+)", out)
-    if not found:
-        raise DeployError("cannot tell which .mpy version mpy-cross writes: %r" % out.strip())
-    return int(found.group(1)), int(found.group(2))
-
-
-def mpy_version_of(mpy):
-    """(major, minor) from MicroPython's sys.implementation._mpy."""
-    return mpy & 0xFF, mpy >> 8 & 3
-
-
-def compile_module(source, name, dest):
-    """mpy-cross one module; `name` is its path on the device (in tracebacks)."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run([paths.mpy_cross_executable(), "-s", name, "-o", str(dest),
-                           str(source)], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise DeployError("mpy-cross failed on %s:\n%s" % (source, proc.stderr))
-
-
-def build(board_name, out_dir, frozen=True):
-    """The device's files in out_dir, by their names on the device; returns {name: path}.
-    frozen=False: with firmware/lib compiled to lib/NAME.mpy (the --mpy path)."""
-    out_dir = Path(out_dir)
-    files = {}
-    for name, source in manifest.deploy_files(board_name, frozen).items():
-        if name.startswith("lib/") and name.endswith(".py"):
-            name = name[:-3] + ".mpy"
-            compile_module(source, name, out_dir / name)
-        else:
-            (out_dir / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(source, out_dir / name)
-        files[name] = out_dir / name
-    return files
 
 
 # -- compare -------------------------------------------------------------------------------------
@@ -291,6 +246,11 @@ def check_board(port, device, to_copy, out_dir, resume=False):
                           "REPLACE_BOARD=1) to replace it" % (current, new))
 
 
+def mpy_version_of(mpy):
+    """(major, minor) from MicroPython's sys.implementation._mpy."""
+    return mpy & 0xFF, mpy >> 8 & 3
+
+
 def check_device(device, image_id, mpy):
     """Print what the device runs; raise DeployError unless it can take this deploy: the image
     this checkout builds (`image_id`), or for --mpy a stock MicroPython reading mpy-cross's .mpy
@@ -305,7 +265,7 @@ def check_device(device, image_id, mpy):
     if device["mpy"] is None:
         raise DeployError("the device's MicroPython does not say which .mpy files it reads (no "
                           "sys.implementation._mpy)")
-    wanted, found = mpy_cross_version(), mpy_version_of(device["mpy"])
+    wanted, found = manifest.mpy_cross_version(), mpy_version_of(device["mpy"])
     print("device reads .mpy v%d.%d; mpy-cross writes v%d.%d" % (*found, *wanted))
     if found != wanted:
         raise DeployError("this mpy-cross writes .mpy v%d.%d, the device reads v%d.%d: flash a "
@@ -443,7 +403,7 @@ def main(args):
         image_id = None if mpy else image.build_id()
         with tempfile.TemporaryDirectory(prefix="laserctl-deploy-") as tmp:
             out_dir = Path(tmp)
-            files = build(args.board, out_dir, frozen=not mpy)
+            files = manifest.build(args.board, out_dir, frozen=not mpy, compile_modules=True)
             manifest_text = json.dumps(manifest.manifest(files, image_id), indent=1) + "\n"
             (out_dir / manifest.MANIFEST_NAME).write_text(manifest_text)
             manifest_sha = hashlib.sha256(manifest_text.encode()).hexdigest()
@@ -470,7 +430,7 @@ def main(args):
     except NotConfirmed as e:
         print("laserctl deploy: %s" % e, file=sys.stderr)
         return 1
-    except (DeployError, DeviceError, ValueError, FileNotFoundError) as e:
+    except (DeployError, DeviceError, ValueError, FileNotFoundError, manifest.BuildError) as e:
         print("laserctl deploy: %s" % e, file=sys.stderr)
         return 2
     print("deployed in %.0f s: the device reports firmware %s, image %s, manifest %s"

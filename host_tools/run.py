@@ -1,9 +1,10 @@
-"""The operator console (`laserctl run`, `make run`): the virtual device in real time, driven from
+"""`laserctl run` (`make run`): the operator console: the virtual device in real time, driven from
 the keyboard like the device's front panel.
 
 The unmodified firmware runs on the real MicroPython interpreter in a temporary device image. The
 console reads the firmware's JSON lines (its serial port) for the state, power, dose and measured
-temperature, and talks to the simulated world over a local UDP control channel: it drives the
+temperature, and talks to the simulated world over its UDP control channel (the virtual panel,
+host_tools/virtual_panel.py): it drives the
 operator inputs (key switch, interlock, e-stop, footswitch, arm and reset buttons; where the board
 has an operator panel, its encoder and its select and back buttons) and receives snapshots of the
 plant (optical power, true heatsink temperature, emission LED, buzzer, the input levels the device
@@ -23,7 +24,6 @@ import math
 import os
 import select
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +34,7 @@ from pathlib import Path
 from host_tools import device_lines, display, paths, scenario, vdevice
 from host_tools.device_lines import selection_name
 from host_tools.terminal import RawTerminal, Screen, color_wanted
+from host_tools.virtual_panel import VirtualPanel
 
 HELP = ("k key", "i interlock", "e e-stop", "a arm", "r reset", "s silence/ack",
         "f/space footswitch", "d details", "q quit")
@@ -91,16 +92,14 @@ class Device:
         self.board = board
         self.tmp = tempfile.TemporaryDirectory(prefix="laserctl-run-")
         self.proc = None
-        self.sock = None
+        self.panel = None  # the world's control channel: the operator's inputs, its snapshots
         try:
             tmp = Path(self.tmp.name)
             root = self.root = tmp / "device"
             vdevice.make_image(root, board_name, protocol)
-            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            self.sock.bind(("127.0.0.1", 0))
-            self.sock.setblocking(False)
+            self.panel = VirtualPanel()
             config = vdevice.sim_config(board, realtime=True, speed=speed, ambient_c=ambient_c,
-                                        control_port=self.sock.getsockname()[1])
+                                        control_port=self.panel.port)
             config_path = tmp / "vdev.json"
             config_path.write_text(json.dumps(config))
             argv, env, cwd = vdevice.command(root, config_path)
@@ -111,7 +110,6 @@ class Device:
         except BaseException:
             self.close()
             raise
-        self.world = None  # the world's address, from its hello
         self._selection = (None, None)  # (the treatment file's mtime and size, its contents)
         self._partial = {self.proc.stdout.fileno(): b"", self.proc.stderr.fileno(): b""}
         for fd in self._partial:
@@ -129,43 +127,27 @@ class Device:
             return [], False
         if not data:
             rest = self._partial.pop(fd)
-            return ([rest.decode("utf-8", "replace")] if rest.strip() else []), True
+            return ([device_lines.text(rest)] if rest.strip() else []), True
         data = self._partial[fd] + data
         *lines, self._partial[fd] = data.split(b"\n")
-        return [line.decode("utf-8", "replace").rstrip("\r") for line in lines], False
+        return [device_lines.text(line).rstrip("\r") for line in lines], False
 
     def is_stdout(self, fd):
         return fd == self.proc.stdout.fileno()
 
+    @property
+    def world(self):
+        """The world's address, once it has said hello (None until then)."""
+        return self.panel.world
+
     def datagrams(self):
-        msgs = []
-        while True:
-            try:
-                data, addr = self.sock.recvfrom(65536)  # a snapshot with a display: ~2.5 KB
-            except (BlockingIOError, InterruptedError):
-                return msgs
-            except OSError:
-                return msgs  # e.g. ECONNREFUSED echoes on some systems: nothing to read
-            try:
-                msg = json.loads(data)
-            except ValueError:
-                continue
-            if isinstance(msg, dict):
-                if "hello" in msg:
-                    self.world = addr
-                msgs.append(msg)
+        """The world's messages since the last call: its hello, snapshots, errors."""
+        return self.panel.messages()
 
     def send(self, name, value):
         """Drive input `name`: a level (True/False), or for "encoder" the detents turned now
         (an int, clockwise positive)."""
-        if self.world is None:
-            return False
-        value = int(value) if name == "encoder" else bool(value)
-        try:
-            self.sock.sendto(json.dumps({"input": name, "value": value}).encode(), self.world)
-        except OSError:
-            return False
-        return True
+        return self.panel.send(name, value)
 
     def selection(self):
         """What the device keeps selected: its treatment file, as the firmware writes it (the
@@ -203,8 +185,8 @@ class Device:
             for pipe in (proc.stdout, proc.stderr):
                 if pipe is not None:
                     pipe.close()
-        if self.sock is not None:
-            self.sock.close()
+        if self.panel is not None:
+            self.panel.close()
         self.tmp.cleanup()
 
 
@@ -673,7 +655,7 @@ class Console:
         it ended by itself, else None."""
         dev = self.device
         while self.quit is None:
-            fds = dev.pipes() + [dev.sock, stdin_fd]
+            fds = dev.pipes() + [dev.panel, stdin_fd]
             try:
                 ready, _, _ = select.select(fds, [], [], REDRAW_S)
             except InterruptedError:
@@ -681,7 +663,7 @@ class Console:
             for item in ready:
                 if item == stdin_fd:
                     self.keys(stdin_fd)
-                elif item is dev.sock:
+                elif item is dev.panel:
                     for msg in dev.datagrams():
                         self.datagram(msg)
                 else:

@@ -41,8 +41,6 @@ invalid scenario file (the message names the field).
 
 import ast
 import json
-import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -296,20 +294,15 @@ def run(scenario, board, heap=vdevice.DEFAULT_HEAP, chip=False):
             initial=scenario.get("initial", {}), ambient_c=scenario.get("ambient_c", 25.0),
             clock_start_ms=scenario.get("clock_start_ms", 0), trace_path=str(trace_path))
         config_path = tmp / "vdev.json"
-        config_path.write_text(json.dumps(config))
-        argv, env, cwd = vdevice.command(root, config_path, heap=heap, chip=chip)
-        # The serial port: the device reads the pipe as its stdin; the world writes the
-        # scenario's lines into it at their virtual times (simworld.World.set_input).
-        serial_in, serial_out = os.pipe()
-        config["serial_fd"] = serial_out
-        config_path.write_text(json.dumps(config))
-        try:
-            # errors="replace": the port may carry any bytes, and the report must still come.
-            proc = subprocess.run(argv, env=env, cwd=cwd, stdin=serial_in, pass_fds=(serial_out,),
-                                  capture_output=True, text=True, errors="replace", timeout=600)
-        finally:
-            os.close(serial_in)
-            os.close(serial_out)
+
+        def serial(fd):
+            # The serial port: the device reads the pipe as its stdin; the world writes the
+            # scenario's lines into it at their virtual times (simworld.World.set_input).
+            config["serial_fd"] = fd
+            config_path.write_text(json.dumps(config))
+
+        proc = vdevice.run(vdevice.command(root, config_path, heap=heap, chip=chip),
+                           serial=serial)
         if proc.returncode != 0 or not trace_path.exists():
             raise RuntimeError("the virtual device failed (exit %d):\n%s%s"
                                % (proc.returncode, proc.stdout[-3000:], proc.stderr[-3000:]))

@@ -31,6 +31,7 @@ import pytest
 from host_tools import display, vdevice
 from host_tools import run as run_mod
 from host_tools.terminal import Screen
+from host_tools.virtual_panel import VirtualPanel
 
 REPO = Path(__file__).resolve().parent.parent
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -692,12 +693,15 @@ def test_without_a_panel_no_panel_keys():
 
 
 def test_the_encoder_goes_over_the_control_channel_as_a_number():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as world, \
-            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as world, VirtualPanel() as panel:
         world.bind(("127.0.0.1", 0))
         world.settimeout(5)
         device = run_mod.Device.__new__(run_mod.Device)  # the channel, no interpreter
-        device.sock, device.world = sock, world.getsockname()
+        device.panel = panel
+        assert device.world is None and not device.send("key", True)  # nobody to send to yet
+        world.sendto(b'{"hello": 1}', ("127.0.0.1", panel.port))
+        select.select([panel], [], [], 5)
+        assert device.datagrams() == [{"hello": 1}] and device.world == world.getsockname()
         assert device.send("encoder", -3) and device.send("select", 1)
         assert json.loads(world.recv(512)) == {"input": "encoder", "value": -3}
         assert json.loads(world.recv(512)) == {"input": "select", "value": True}
