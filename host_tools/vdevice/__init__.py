@@ -134,7 +134,7 @@ def command(root, config_path=None, script="vdev", *, interactive=False, heap=DE
             argv += ["-m", script]
         else:
             argv.append(str(paths.SIM_MPY / (script + ".py")))
-        if config_path is not None:
+        if config_path is not None and CONFIG_VARIABLES[script] is not None:
             env[CONFIG_VARIABLES[script]] = str(config_path)
     else:
         argv.append(str(script))
