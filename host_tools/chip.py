@@ -1,4 +1,4 @@
-"""Build the chip-shaped interpreter: `make chip` -> build/chip/micropython.
+"""Shared: `make chip` builds the chip-shaped interpreter -> build/chip/micropython.
 
 MicroPython v1.28.0's unix port built as the ESP32 lays out its heap: 32-bit objects (a static
 i386 binary, musl libc), single-precision floats, 31-bit small ints; `-X heapsize=57344` then
@@ -253,9 +253,10 @@ def check_interpreter(binary, build_id):
              "print(sys.maxsize, repr(1.1 + 2.2), sys.implementation.version[:3])\n"
              "print('image', image_id.BUILD_ID)\n"
              "micropython.mem_info()\n")
-    proc = subprocess.run([str(binary), "-X", "heapsize=57344", "-c", probe],
-                          capture_output=True, text=True, timeout=30,
-                          env=dict(os.environ, MICROPYPATH=".frozen"))
+    from host_tools import vdevice  # which needs this module (manifest: the driver's file)
+
+    proc = vdevice.run(vdevice.command(None, script=("-c", probe), heap=57344, interpreter=binary,
+                                       path=[".frozen"]), timeout_s=30)
     if proc.returncode != 0:
         raise BuildError("the new interpreter does not run: %s" % (proc.stderr or proc.stdout))
     first = proc.stdout.splitlines()[0]

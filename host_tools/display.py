@@ -1,4 +1,5 @@
-"""The operator panel's screen as the virtual device recorded it: images, their text, PNG files.
+"""Shared: the operator panel's screen as the virtual device recorded it: images, their text, PNG
+files (`laserctl scenario`'s report and --frames, `laserctl run`'s screen).
 
 An image is the 128x64 display as a person sees it (host_tools/vdevice/mpy/sim_display.py), 1024
 bytes laid out as MicroPython's framebuf.MONO_VLSB: byte page * 128 + x holds the column x of
@@ -22,12 +23,11 @@ import json
 import os
 import re
 import struct
-import subprocess
 import tempfile
 import zlib
 from pathlib import Path
 
-from host_tools import paths
+from host_tools import paths, vdevice
 
 WIDTH, HEIGHT = 128, 64
 BYTES = WIDTH * HEIGHT // 8
@@ -109,8 +109,7 @@ def _font_hex():
             return cached["glyphs"]
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    proc = subprocess.run([str(executable), "-c", _DRAW_FONT], capture_output=True, text=True,
-                          timeout=60, check=True)
+    proc = vdevice.run(vdevice.command(None, script=("-c", _DRAW_FONT), path=()), timeout_s=60)
     font = proc.stdout.split()
     if len(font) != LAST_CHAR + 1 - FIRST_CHAR or not all(len(h) == 16 for h in font):
         raise RuntimeError("MicroPython drew no font: %r" % (proc.stdout + proc.stderr))

@@ -1,5 +1,6 @@
-"""The firmware's heap on the chip-shaped interpreter: after boot, the smallest heap that boots,
-and what is left after a treatment. `python -m host_tools.heap_probe --help`.
+"""Shared: the firmware's heap on the chip-shaped interpreter, for `laserctl bench`'s chip block:
+after boot, the smallest heap that boots, and what is left after a treatment. `python -m
+host_tools.heap_probe --help`.
 
 Runs the firmware's real boot (boot.py, then main.py: the board file, the settings, a journal a
 few records short of its rotation size, the self-test) on `build/chip/micropython` with hw.py over
@@ -25,15 +26,13 @@ counted in the firmware's figure: hw.py creates them; on the chip they are nativ
 
 import argparse
 import json
-import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from host_tools import image, manifest, paths, vdevice
+from host_tools import device_lines, image, paths, vdevice
 
 BOARD = "esp32-devkitc"  # what the firmware boots on
 WORLD_BOARD = "sim-devkitc"  # the same parts with a plant, for the simulated world
@@ -94,26 +93,10 @@ _FREE_RUN = re.compile(r"\.+")
 
 def make_image(root, form):
     """A device filesystem for `form` ("frozen" or "mpy"), its manifest over what it holds."""
-    root = Path(root)
-    vdevice.make_image(root, BOARD, TREATMENT)
-    shutil.rmtree(root / "lib")
-    if form == "mpy":
-        from host_tools import bench
-
-        out = Path(tempfile.mkdtemp(prefix="heap-probe-mpy-"))
-        try:
-            bench.compile_mpy(out)
-            shutil.copytree(out / "lib", root / "lib")
-        finally:
-            shutil.rmtree(out)
-    files = {name: path for name, path in manifest.deploy_files(BOARD).items()
-             if not name.startswith("lib/")}
-    if form == "mpy":
-        files.update({"lib/" + p.name: p for p in sorted((root / "lib").glob("*.mpy"))})
-    # The chip interpreter carries the frozen image: the manifest names it (the .mpy files on
-    # lib/ come ahead of the frozen modules on the path: MICROPYPATH, run()).
-    identity = manifest.manifest(files, image=image.build_id())
-    (root / manifest.MANIFEST_NAME).write_text(json.dumps(identity))
+    # The chip interpreter carries the frozen image: the manifest names it, also over the .mpy
+    # files (on lib/, ahead of the frozen modules on the path: MICROPYPATH, run()).
+    vdevice.make_image(root, BOARD, TREATMENT, frozen=form == "frozen", mpy=form == "mpy",
+                       image_id=image.build_id())
     fill_journal(root)
 
 
@@ -121,9 +104,8 @@ def fill_journal(root):
     """A journal.log in `root` written by the firmware's own journal module (its chain valid),
     holding a boot and then treatment sessions up to JOURNAL_FILL_BYTES short of its rotation
     size. Returns its size in bytes."""
-    paths.firmware_import_path()
-    import flash
-    import journal
+    flash = paths.firmware_module("flash")
+    journal = paths.firmware_module("journal")
 
     log = journal.Journal(flash.Flash(), str(Path(root) / "journal.log"),
                           str(Path(root) / "journal.old"))
@@ -161,22 +143,14 @@ def run(image, form, heap, interpreter=None, until_s=UNTIL_S):
     sim = vdevice.sim_config(world_board, until_s=until_s, events=EVENTS,
                              ambient_c=world_board["thermal"]["max_ambient_c"])
     config_path = root.parent / ("probe-%s.json" % root.name)
-    serial_in, serial_out = os.pipe()
-    sim["serial_fd"] = serial_out
-    config_path.write_text(json.dumps({"sim": sim, "world_board": world_board}))
-    argv = [interpreter or paths.chip_executable(), "-X", "heapsize=%d" % heap,
-            str(paths.SIM_MPY / "heap_probe.py")]
-    env = dict(os.environ)
-    # The .mpy form: lib/ ahead of the frozen modules, so that its files are the ones imported.
-    env["MICROPYPATH"] = "lib:.frozen" if form == "mpy" else ".frozen"
-    env["PROBE_CONFIG"] = str(config_path)
-    try:
-        proc = subprocess.run(argv, env=env, cwd=str(root), stdin=serial_in,
-                              pass_fds=(serial_out,), capture_output=True, text=True,
-                              errors="replace", timeout=900)
-    finally:
-        os.close(serial_in)
-        os.close(serial_out)
+
+    def serial(fd):  # the workload's requests, written by the world at their times
+        sim["serial_fd"] = fd
+        config_path.write_text(json.dumps({"sim": sim, "world_board": world_board}))
+
+    proc = vdevice.run(vdevice.command(root, config_path, "heap_probe", heap=heap, chip=True,
+                                       path=_path(form), interpreter=interpreter),
+                       timeout_s=900, serial=serial)
     result = parse(proc.stdout, proc.stderr, proc.returncode)
     result["journal_bytes"] = {name: (root / name).stat().st_size
                                for name in ("journal.log", "journal.old")
@@ -207,13 +181,8 @@ def parse(stdout, stderr="", returncode=0):
         elif line.startswith("PROBE-STATE "):
             result["final_state"] = int(line.split()[1])
         elif line.startswith("{"):
-            try:
-                record = json.loads(line)
-            except ValueError:
-                record = None
-            if not isinstance(record, dict):
-                record = {}
-            ev = record.get("ev")
+            record = device_lines.parse(line)
+            ev = record["ev"] if device_lines.is_event(record) else None
             if ev == "error":
                 result["firmware_errors"].append(record.get("error"))
             elif ev == "fault":
@@ -226,7 +195,7 @@ def parse(stdout, stderr="", returncode=0):
                 result["status_lines"] += 1
             elif ev == "halted":
                 result["halted"] = record.get("reason")
-            elif ev is None and "ok" in record:
+            elif device_lines.is_reply(record):
                 result["replies"].append(record)
         i += 1
     if returncode != 0 and result["failed"] is None:
@@ -293,12 +262,21 @@ def booted(result):
         result["failed"] and "MemoryError" in result["failed"])
 
 
+def _path(form):
+    """The module search path of a probe: the .mpy form has lib/ ahead of the frozen modules, so
+    that its files are the ones imported."""
+    return ["lib", ".frozen"] if form == "mpy" else [".frozen"]
+
+
 def gc_total(heapsize, interpreter=None):
     """(GC total, bytes in use) of the interpreter alone at `-X heapsize=heapsize`."""
-    proc = subprocess.run([interpreter or paths.chip_executable(), "-X", "heapsize=%d" % heapsize,
-                           "-c", "import gc; gc.collect(); print(gc.mem_alloc() + gc.mem_free(), "
-                                 "gc.mem_alloc())"],
-                          capture_output=True, text=True, check=True)
+    proc = vdevice.run(vdevice.command(
+        None, script=("-c", "import gc; gc.collect(); print(gc.mem_alloc() + gc.mem_free(), "
+                            "gc.mem_alloc())"),
+        heap=heapsize, chip=True, path=(), interpreter=interpreter), timeout_s=60)
+    if proc.returncode != 0:
+        raise RuntimeError("the interpreter alone failed (exit %d): %s"
+                           % (proc.returncode, proc.stderr[-500:]))
     total, used = proc.stdout.split()
     return int(total), int(used)
 
@@ -396,11 +374,10 @@ def firmware_alone(form="frozen"):
     with tempfile.TemporaryDirectory(prefix="heap-probe-") as tmp:
         root = Path(tmp) / "device"
         make_image(root, form)
-        env = dict(os.environ, MICROPYPATH="lib:.frozen" if form == "mpy" else ".frozen")
-        argv = [paths.chip_executable(), "-X", "heapsize=%d" % ESP32_HEAP,
-                str(paths.SIM_MPY / "firmware_alone.py")]
-        proc = subprocess.run(argv, env=env, cwd=str(root), capture_output=True, text=True,
-                              timeout=300)
+        command = vdevice.command(root, script="firmware_alone", heap=ESP32_HEAP, chip=True,
+                                  path=_path(form))
+        proc = vdevice.run(command, timeout_s=300)
+        argv = command[0]
     for line in proc.stdout.splitlines():
         if line.startswith("PAUSE "):
             result = json.loads(line[len("PAUSE "):])

@@ -1,5 +1,5 @@
-"""The firmware image: its identity, and `make image` (the ESP32 image, built with ESP-IDF inside
-Espressif's container).
+"""Shared: the firmware image: its identity, and `make image` (the ESP32 image, built with ESP-IDF
+inside Espressif's container).
 
 **Identity.** An image carries image_id.py, frozen beside firmware/lib (firmware/manifest.py):
 VERSION (app.VERSION) and BUILD_ID, the first 16 hex digits of a SHA-256 over the MicroPython

@@ -1,9 +1,12 @@
-"""Where things are in the checkout, and the firmware's own modules for host-side checks.
+"""Shared: where things are in the checkout, and the one place that imports the firmware's own
+modules on the host (`firmware_module`).
 
 The host validates boards and treatments with the firmware's own code (firmware/lib), so that
-what the host accepts is exactly what the device accepts.
+what the host accepts is exactly what the device accepts: no other host module puts firmware/lib
+on sys.path (tests/test_host_structure.py).
 """
 
+import importlib
 import sys
 from pathlib import Path
 
@@ -74,3 +77,10 @@ def rel(path):
         return str(Path(path).resolve().relative_to(REPO))
     except ValueError:
         return str(path)
+
+
+def firmware_module(name):
+    """The firmware's module `name` (firmware/lib/NAME.py) imported on CPython: the one way host
+    tools use the firmware's own code ("board", "treatment", "protocols", "journal", ...)."""
+    firmware_import_path()
+    return importlib.import_module(name)

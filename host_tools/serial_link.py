@@ -1,5 +1,6 @@
-"""The host's end of the serial protocol (docs/serial.md): one JSON request per line out, the
-device's reply to it back, with the device's event lines (status, state, ...) skipped or kept.
+"""Shared: the host's end of the serial protocol (docs/serial.md): one JSON request per line out,
+the device's reply to it back, with the device's event lines (status, state, ...) skipped or
+kept.
 
     with SerialLink("/dev/ttyUSB0") as link:
         link.call("status")                   # -> the reply dict; DeviceError if "ok" is false

@@ -1,5 +1,5 @@
-"""The console's terminal: a raw keyboard and a plain-ANSI screen whose bottom lines are redrawn
-in place while a log scrolls above them. Standard library only."""
+"""Shared: `laserctl run`'s terminal: a raw keyboard and a plain-ANSI screen whose bottom lines
+are redrawn in place while a log scrolls above them. Standard library only."""
 
 import contextlib
 import errno

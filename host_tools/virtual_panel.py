@@ -1,18 +1,25 @@
-"""The virtual device's panel: the technician's hands and a perfect power meter, on the virtual
-device only (`laserctl vdevice --panel UDP_PORT`). A board has real switches and a real meter.
+"""Shared: the one client of the virtual device's panel: the operator's hands on its switches
+and a perfect power meter, over the world's UDP control channel, on the virtual device only. A
+board has real switches and a real meter. `laserctl run` drives its world through it,
+`laserctl calibrate --virtual-panel` the world of `laserctl vdevice --panel UDP_PORT`.
 
 The simulated world (host_tools/vdevice/mpy/simworld.py, `_open_control`) sends `{"hello": 1}`
-and then a snapshot every 100 ms of virtual time to 127.0.0.1:UDP_PORT, and takes
-`{"input": NAME, "value": bool}` for the operator inputs (key, interlock, estop, footswitch, arm,
-reset, ack). A snapshot's `optical_w` is the plant's true optical power.
+and then a snapshot every 100 ms of virtual time to 127.0.0.1:UDP_PORT (the plant's true optical
+power `optical_w`, the true temperatures, the input levels the device sees, the emission LED and
+buzzer, the panel's display), `{"error": ...}` for an input it refused, and takes `{"input":
+NAME, "value": bool}` for the operator inputs (key, interlock, estop, footswitch, arm, reset,
+ack; on a board with a panel select and back) and `{"input": "encoder", "value": detents}`.
 
     with VirtualPanel(port) as panel:
-        panel.set("key", True)
+        panel.set("key", True)              # and wait until a snapshot shows it
         panel.snapshot()["optical_w"]
+        panel.send("encoder", 2)            # at once, not waited for
+        panel.messages()                    # every message since the last call
 
 The panel may be opened before or after the device starts, and every reset of the device starts
 a new world from a new address: the latest sender of any datagram is the world."""
 
+import collections
 import json
 import select
 import socket
@@ -20,6 +27,8 @@ import time
 
 SET_TIMEOUT_S = 3.0
 RESEND_EVERY_S = 0.5  # a datagram sent to a world that has just reset is lost: send it again
+KEPT = 1000  # messages kept for poll() and messages(): 100 s of snapshots, if nobody reads them
+DATAGRAM_BYTES = 65536  # a snapshot with the panel's display is about 2.5 KB
 
 
 class PanelError(Exception):
@@ -28,14 +37,15 @@ class PanelError(Exception):
 
 class VirtualPanel:
     """The UDP end the world reports to. `port`: the UDP port on 127.0.0.1 to bind (the one
-    given to `laserctl vdevice --panel`)."""
+    given to `laserctl vdevice --panel`); 0 for any free one (then `port` is the one bound, to
+    give to the world's configuration as its control_port)."""
 
-    def __init__(self, port):
-        self.port = port
+    def __init__(self, port=0):
         self.world = None  # the address the latest datagram came from
         self.latest = None  # the latest snapshot
         self.errors = []  # the world's {"error": ...} answers, in its words
-        self._new = []  # snapshots not yet handed out by poll()
+        self._new = collections.deque(maxlen=KEPT)  # snapshots not yet handed out by poll()
+        self._messages = collections.deque(maxlen=KEPT)  # every message, for messages()
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             self._sock.bind(("127.0.0.1", port))
@@ -44,6 +54,11 @@ class VirtualPanel:
             raise PanelError("cannot bind UDP 127.0.0.1:%d for the virtual panel: %s"
                              % (port, e)) from e
         self._sock.setblocking(False)
+        self.port = self._sock.getsockname()[1]
+
+    def fileno(self):
+        """The socket's: a panel can wait in select() beside other files."""
+        return self._sock.fileno()
 
     def close(self):
         self._sock.close()
@@ -61,7 +76,7 @@ class VirtualPanel:
         while select.select([self._sock], [], [], wait_s)[0]:
             wait_s = 0
             try:
-                data, sender = self._sock.recvfrom(4096)
+                data, sender = self._sock.recvfrom(DATAGRAM_BYTES)
             except (BlockingIOError, InterruptedError):
                 continue
             except OSError:
@@ -73,6 +88,7 @@ class VirtualPanel:
             if not isinstance(msg, dict):
                 continue
             self.world = sender
+            self._messages.append(msg)
             if "error" in msg:
                 self.errors.append(str(msg["error"]))
             elif "optical_w" in msg:
@@ -84,8 +100,30 @@ class VirtualPanel:
     def poll(self):
         """The snapshots received since the last poll (oldest first), without waiting."""
         self._receive(0)
-        new, self._new = self._new, []
+        new = list(self._new)
+        self._new.clear()
         return new
+
+    def messages(self):
+        """Every message received since the last call (oldest first: hellos, snapshots, errors),
+        without waiting."""
+        self._receive(0)
+        new = list(self._messages)
+        self._messages.clear()
+        return new
+
+    def send(self, name, value):
+        """Drive input `name` at once, without waiting to see it: a level (True/False), or for
+        "encoder" the detents turned now (a whole number, clockwise positive). False if no world
+        has been heard from yet, or the datagram could not go."""
+        if self.world is None:
+            return False
+        value = int(value) if name == "encoder" else bool(value)
+        try:
+            self._sock.sendto(json.dumps({"input": name, "value": value}).encode(), self.world)
+        except OSError:
+            return False
+        return True
 
     def snapshot(self, timeout_s=2.0):
         """A snapshot received after this call: the world's present state. `timeout_s`: how
@@ -112,7 +150,7 @@ class VirtualPanel:
             if self.world is None:
                 self._receive(min(RESEND_EVERY_S, max(deadline - time.monotonic(), 0)))
                 continue
-            self._sock.sendto(json.dumps({"input": name, "value": value}).encode(), self.world)
+            self.send(name, value)
             resend_at = time.monotonic() + RESEND_EVERY_S
             while time.monotonic() < min(resend_at, deadline):
                 self._receive(max(min(resend_at, deadline) - time.monotonic(), 0))

@@ -78,8 +78,7 @@ def test_a_good_curve_passes_both_checks_and_a_far_off_reading_only_warns():
 
 
 def test_the_default_duties_span_the_design_curve_and_the_firmware_arms_each():
-    paths.firmware_import_path()
-    from treatment import CalibrationPoint
+    CalibrationPoint = paths.firmware_module("treatment").CalibrationPoint
 
     duties = calibrate.default_duties(SIM, MAX_W)
     assert len(duties) == calibrate.DEFAULT_POINTS and duties == sorted(duties)
@@ -211,9 +210,8 @@ def reported_and_true_w(port, panel_port, duty):
 
 def stored_settings(root):
     """The settings on the device's flash, read by the firmware's own module."""
-    paths.firmware_import_path()
-    import flash
-    import settings
+    flash = paths.firmware_module("flash")
+    settings = paths.firmware_module("settings")
 
     return settings.Settings(flash.Flash(), SIM, str(root / "settings.json"),
                              str(root / "settings.prev"))

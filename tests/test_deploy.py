@@ -76,6 +76,18 @@ def files_of(flash):
             if p.is_file() and not p.name.startswith("journal.") and p.name != "boot_count"}
 
 
+def everything(flash):
+    """Every file on the device's flash, the journal and the boot count too: what a dry run must
+    leave as it found it (a service session, a restart or a clock setting writes records; a boot
+    counts)."""
+    return {str(p.relative_to(flash)): p.read_bytes() for p in sorted(flash.rglob("*"))
+            if p.is_file()}
+
+
+def journal_records(flash):
+    return (flash / "journal.log").read_text().splitlines()
+
+
 def status(port):
     with SerialLink(port) as link:
         return link.wait_ready()
@@ -142,6 +154,13 @@ def test_frozen_deploy_copies_only_the_filesystem_files(start_chip_device, tmp_p
     last_boot = boot_records(flash)[-1]
     assert (last_boot["version"], last_boot["image"]) == (FIRMWARE_VERSION, IMAGE)
     assert "selftest" not in last_boot
+    # Now a dry run needs no maintenance boot: the device runs this very image and manifest.
+    untouched = everything(flash)
+    dry = laserctl_deploy(dev.port, "--dry-run")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert "device: firmware image %s (version %s)" % (IMAGE, FIRMWARE_VERSION) in dry.stdout
+    assert "dry run: a deploy would copy nothing; nothing was changed on the device" in dry.stdout
+    assert everything(flash) == untouched
 
 
 def test_a_device_running_another_image_than_its_manifest_names_refuses_to_arm(
@@ -217,15 +236,21 @@ def test_deploy_then_tamper_then_refusal_then_redeploy(start_device, flash):  # 
     assert files_of(flash) == before
     assert status(dev.port)["state"] == "STANDBY"
 
-    dry = laserctl_deploy(dev.port, "--dry-run", "--mpy")
+    # A dry run on the running firmware: no service session, no restart, no clock: not a byte
+    # of the flash changes, the journal least of all. Which files differ it cannot tell (only a
+    # maintenance boot shows them), and it says so.
+    untouched, records = everything(flash), journal_records(flash)
+    dry = laserctl_deploy(dev.port, "--dry-run", "--mpy", pin="no PIN needed")
     assert dry.returncode == 0, dry.stdout + dry.stderr
     assert deploy.MPY_WARNING in dry.stderr
-    assert "restarting it into a maintenance boot" in dry.stdout
-    assert "would copy   lib/app.mpy (new)" in dry.stdout
-    assert "would remove lib/app.py (not part of this firmware)" in dry.stdout
-    assert "dry run: nothing was changed on the device" in dry.stdout
-    assert files_of(flash) == before  # not even the maintenance flag is left
-    assert status(dev.port)["state"] == "STANDBY"  # back to its firmware
+    assert "the firmware runs (version %s, state STANDBY): a dry run leaves it running" % (
+        FIRMWARE_VERSION) in dry.stdout
+    assert "restarting" not in dry.stdout and "would copy" not in dry.stdout
+    assert "dry run: stopped here; nothing was changed on the device" in dry.stdout
+    assert "only a maintenance boot shows" in dry.stdout
+    assert journal_records(flash) == records
+    assert everything(flash) == untouched
+    assert status(dev.port)["state"] == "STANDBY"
 
     done = laserctl_deploy(dev.port, "--mpy")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -245,6 +270,14 @@ def test_deploy_then_tamper_then_refusal_then_redeploy(start_device, flash):  # 
     reported = status(dev.port)
     assert (reported["version"], reported["image"], reported["manifest"], reported["locked"]) \
         == (FIRMWARE_VERSION, None, manifest_id, None)
+    # The device runs this very manifest and its self-test passed: nothing to copy, and the
+    # dry run can say so without a maintenance boot.
+    untouched = everything(flash)
+    dry = laserctl_deploy(dev.port, "--dry-run", "--mpy")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert "the device runs this deploy's manifest %s" % manifest_id in dry.stdout
+    assert "dry run: a deploy would copy nothing; nothing was changed on the device" in dry.stdout
+    assert everything(flash) == untouched
 
     # One byte appended to a module over mpremote (the REPL: a maintenance boot, through the
     # service PIN), as a careless or malicious hand with the PIN would.
@@ -256,10 +289,24 @@ def test_deploy_then_tamper_then_refusal_then_redeploy(start_device, flash):  # 
     assert refused["ok"] is False
     assert refused["error"] == "arm refused: firmware file altered: lib/dose.mpy"
 
+    # Running, the firmware's self-test names the file; the dry run passes that on and stops.
+    untouched = everything(flash)
+    dry = laserctl_deploy(dev.port, "--dry-run", "--mpy")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert "its boot self-test found: firmware file altered: lib/dose.mpy" in dry.stdout
+    assert "dry run: stopped here; nothing was changed on the device" in dry.stdout
+    assert everything(flash) == untouched
+    # In a maintenance boot (the REPL), a dry run reads the digests without a soft reset and
+    # finds exactly that file; the device stays in its maintenance boot, its flash as it was.
+    assert deploy.enter_maintenance(dev.port, "000000")
+    untouched = everything(flash)
     dry = laserctl_deploy(dev.port, "--dry-run", "--mpy")
     assert dry.returncode == 0, dry.stdout + dry.stderr
     assert [line for line in dry.stdout.splitlines() if line.startswith("would ")] == [
         "would copy   lib/dose.mpy (changed)", "would write  manifest.json (last)"]
+    assert "dry run: nothing was changed on the device" in dry.stdout
+    assert everything(flash) == untouched
+    assert deploy.probe(dev.port) is None  # still at its REPL
     done = laserctl_deploy(dev.port, "--mpy")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "self-test: ok" in done.stdout
@@ -293,7 +340,7 @@ def test_a_device_reading_another_mpy_version_is_refused_before_any_copy(monkeyp
     assert deploy.mpy_version_of(2822) == (6, 3)  # MicroPython 1.29 on x64: v6.3, arch 2
     copied = []
     monkeypatch.setattr(deploy, "enter_maintenance", lambda port, pin: False)
-    monkeypatch.setattr(deploy, "inspect", lambda port: {
+    monkeypatch.setattr(deploy, "inspect", lambda port, resume=False: {
         "mpy": 6 | 2 << 8 | 10 << 10, "micropython": "1.22.2", "image": None, "files": {},
         "dirs": []})
     monkeypatch.setattr(deploy, "copy", lambda *args: copied.append(args))
@@ -352,9 +399,17 @@ def test_another_board_over_a_calibrated_device_is_refused_unless_asked(start_ch
         "would put board 'sim-devkitc' in its place" in refused.stderr
     assert files_of(flash) == before  # nothing written
     assert status(dev.port)["state"] == "STANDBY"  # and it runs as before
+    # Which board the device has, only its REPL tells (a dry run restarts nothing): in a
+    # maintenance boot, a dry run refuses the other board too, unless asked.
+    assert deploy.enter_maintenance(dev.port, "000000")
+    refused = subprocess.run([sys.executable, "-m", "host_tools.cli", "deploy", "--port",
+                              dev.port, "--board", "sim-devkitc", "--dry-run"], cwd=REPO,
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "the device has board 'sim' and its own calibration" in refused.stderr
     asked = subprocess.run([sys.executable, "-m", "host_tools.cli", "deploy", "--port", dev.port,
-                            "--board", "sim-devkitc", "--pin", "000000", "--replace-board",
-                            "--dry-run"], cwd=REPO, capture_output=True, text=True, timeout=120)
+                            "--board", "sim-devkitc", "--replace-board", "--dry-run"], cwd=REPO,
+                           capture_output=True, text=True, timeout=120)
     assert asked.returncode == 0, asked.stdout + asked.stderr
     assert "would copy   board.json (changed)" in asked.stdout
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from host_tools import console, deploy, device_lines, serial_console, serial_link
+from host_tools import console, deploy, device_lines, serial_link
 
 any_char = st.characters() | st.integers(0xD800, 0xDFFF).map(chr) | st.sampled_from("\x00\x03\xe9")
 json_lines = st.dictionaries(st.sampled_from(["ev", "ok", "id", "error", "why", "state", "x"]),
@@ -71,7 +71,7 @@ def test_serial_link_takes_any_bytes_and_hands_on_only_printable_text(monkeypatc
     for value in (events, seen):
         _printable(value)
     for event in events:
-        serial_console.event_text(event).encode("utf-8")
+        console.event_text(event).encode("utf-8")
 
 
 def test_a_reply_without_its_error_is_refused_in_words(monkeypatch):
@@ -80,10 +80,22 @@ def test_a_reply_without_its_error_is_refused_in_words(monkeypatch):
         link.call("status")
 
 
-def test_the_run_console_reads_lines_with_lone_surrogate_escapes():
-    obj = console._json_object('garbage {"ev": "error", "error": "\\ud800 \\udfff"}')
+def test_an_object_is_found_after_a_cut_line_with_lone_surrogate_escapes():
+    obj = device_lines.object_in('garbage {"ev": "error", "error": "\\ud800 \\udfff"}')
     assert obj == {"ev": "error", "error": "\ufffd \ufffd"}
-    assert console._json_object("{" * 3000) is None
+    assert device_lines.object_in('{"ev": "sta{"ev": "state", "state": "READY"}') == \
+        {"ev": "state", "state": "READY"}
+    assert device_lines.object_in("{" * 3000) is None
+    assert device_lines.object_in("[1, 2]") is None
+
+
+def test_an_output_splits_into_events_replies_and_other_lines():
+    output = b'{"ev": "boot"}\r\n{"ok": true, "id": 1}\nMPY: soft reboot\nTraceback\xff\n\n' \
+        b'virtual device: reset\n{"ev": "status", "ok": 1}\n[1]\n'
+    events, replies, other = device_lines.split(output)
+    assert events == [{"ev": "boot"}, {"ev": "status", "ok": 1}]
+    assert replies == [{"ok": True, "id": 1}]
+    assert other == ["Traceback\ufffd", "[1]"]
 
 
 def test_deploy_reads_mpremote_output_that_is_not_utf8(monkeypatch):

@@ -23,7 +23,7 @@ MONITORS = ("stuck reading", "rate of rise", "runaway", "energy budget", "footsw
             "power monitor windows", "enable line", "overruns", "watchdog")
 # Scenario folders and the test that runs every file in them.
 SCENARIO_RUNNERS = {"tests/scenarios": "tests/test_scenarios.py",
-                    "tests/scenarios/faults": "tests/test_fault_injection.py",
+                    "tests/scenarios/faults": "tests/test_faults.py",
                     "tests/scenarios/presets": "tests/test_presets.py"}
 
 

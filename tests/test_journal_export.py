@@ -1,4 +1,4 @@
-"""`laserctl journal`'s file (host_tools/journal_export.py): one column per field, values a
+"""`laserctl journal`'s file (host_tools/journal.py): one column per field, values a
 spreadsheet reads back, and a refusal of an --out it could not write as asked. The download and
 its verification against a device run in tests/test_vdevice_mpremote.py."""
 
@@ -8,7 +8,8 @@ import json
 
 import pytest
 
-from host_tools import journal_export, paths
+from host_tools import journal as journal_cmd
+from host_tools import paths
 
 RECORDS = [
     {"ev": "boot", "device": "240ac4000001", "utc_s": None, "boot": 3, "up_s": 0, "n": 1},
@@ -30,7 +31,7 @@ def _rows(path):
 
 def test_csv_has_one_column_per_field_what_and_when_first(tmp_path):
     out = tmp_path / "journal.csv"
-    journal_export.write(RECORDS, [], str(out), DEVICE)
+    journal_cmd.write(RECORDS, [], str(out), DEVICE)
     comment, rows = _rows(out)
     assert comment == "# device: device 240ac4000001, version 0.2.0, image -, manifest 8e3d\n"
     columns = list(rows[0])
@@ -42,7 +43,7 @@ def test_csv_has_one_column_per_field_what_and_when_first(tmp_path):
 
 def test_csv_cells_read_back_as_the_records_values(tmp_path):
     out = tmp_path / "journal.csv"
-    journal_export.write(RECORDS, [], str(out), DEVICE)
+    journal_cmd.write(RECORDS, [], str(out), DEVICE)
     _, rows = _rows(out)
     # The time in ISO 8601 beside the seconds it is read from; empty where none was known.
     assert (rows[0]["utc"], rows[0]["utc_s"]) == ("", "")
@@ -57,14 +58,14 @@ def test_csv_cells_read_back_as_the_records_values(tmp_path):
 def test_an_altered_records_impossible_time_is_written_as_found_not_a_crash(tmp_path):
     out = tmp_path / "journal.csv"
     altered = [dict(RECORDS[0], utc_s=10 ** 13), dict(RECORDS[1], utc_s=-(10 ** 12))]
-    journal_export.write(altered, [], str(out), DEVICE)
+    journal_cmd.write(altered, [], str(out), DEVICE)
     _, rows = _rows(out)
     assert [(r["utc"], r["utc_s"]) for r in rows] == [("", str(10 ** 13)), ("", str(-(10 ** 12)))]
 
 
 def test_json_keeps_the_records_as_the_device_wrote_them(tmp_path):
     out = tmp_path / "journal.JSON"  # the extension in any case
-    journal_export.write(RECORDS, ["line"], str(out), DEVICE)
+    journal_cmd.write(RECORDS, ["line"], str(out), DEVICE)
     saved = json.loads(out.read_text())
     assert saved == {"device": DEVICE, "records": RECORDS, "lines": ["line"]}
 
@@ -74,7 +75,7 @@ def test_an_unknown_out_extension_is_refused_before_the_device_is_touched(name, 
                                                                           capsys):
     out = tmp_path / name
     args = argparse.Namespace(port=str(tmp_path / "no-such-port"), out=str(out), pin="1234")
-    assert journal_export.main(args) == 2
+    assert journal_cmd.main(args) == 2
     err = capsys.readouterr().err
     assert ".csv or .json" in err and name in err
     assert not out.exists() and list(tmp_path.iterdir()) == []
@@ -90,9 +91,8 @@ def _doc_check():
 
 def _exported(tmp_path, monkeypatch):
     """A real journal (the firmware's own module, on a directory), exported as JSON."""
-    paths.firmware_import_path()
-    import journal as journal_module
-    from flash import Flash
+    journal_module = paths.firmware_module("journal")
+    Flash = paths.firmware_module("flash").Flash
 
     monkeypatch.chdir(tmp_path)
     log = journal_module.Journal(Flash())
@@ -101,7 +101,7 @@ def _exported(tmp_path, monkeypatch):
     lines = log.read(1, 100)
     records, problems = journal_module.verify(lines, journal_module.GENESIS)
     assert problems == []
-    journal_export.write(records, lines, "journal.json", DEVICE)
+    journal_cmd.write(records, lines, "journal.json", DEVICE)
     return json.loads((tmp_path / "journal.json").read_text())
 
 

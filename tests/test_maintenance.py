@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from host_tools import scenario, vdevice
+from host_tools import device_lines, vdevice
 
 TREATMENT = {"power_w": 10.0, "dose_j_cm2": 4.0, "area_cm2": 25.0}
 # An operator trying to treat: key, arm, pedal.
@@ -31,7 +31,7 @@ def _boot(tmp_path, flag=False, reset_held=False):
     argv, env, cwd = vdevice.command(root, config_path)
     proc = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    lines, _, _ = scenario.parse_lines(proc.stdout)
+    lines, _, _ = device_lines.split(proc.stdout)
     world = json.loads(trace.read_text())
     return {line["ev"] for line in lines}, lines, world
 

@@ -9,6 +9,7 @@ import struct
 import pytest
 
 from host_tools import paths, plot, scenario
+from host_tools import report as report_mod
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 START = [{"at_s": 0.5, "input": "key", "value": True},
@@ -33,16 +34,16 @@ def run():
         captured["stdout"] = stdout
         return real_build_report(data, stdout, world, journal)
 
-    real_build_report = scenario.build_report
+    real_build_report = report_mod.build_report
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(scenario, "build_report", build_report)
+        mp.setattr(report_mod, "build_report", build_report)
         report = scenario.run(*scenario.validate(FAULTING))
     assert report["fault_codes"] == ["THERMISTOR_OPEN"] and report["final_state"] == "FAULT"
     return report, captured["stdout"]
 
 
 def _main(report, out, title=None):
-    return plot.main(argparse.Namespace(report=str(report), out=str(out), title=title))
+    return plot.main(argparse.Namespace(report=str(report), out=str(out), title=title, board=None))
 
 
 def _by_gid(ax, gid):
@@ -118,12 +119,133 @@ def test_the_panels_hold_the_reports_series(run, tmp_path):
     assert legend == ["STANDBY", "READY", "EMITTING", "FAULT"]
 
 
-def test_title_is_the_option_else_the_description_else_the_file_name(run, tmp_path):
-    session = plot.from_report(run[0], tmp_path / "r.json")
-    assert plot.draw(session, "Bench 3, 2026-05-01").get_suptitle() == "Bench 3, 2026-05-01"
-    assert plot.draw(session).get_suptitle() == "thermistor opens at 8 s"
+def test_title_is_the_option_else_the_description_over_what_the_session_was(run, tmp_path):
+    report = run[0]
+    session = plot.from_report(report, tmp_path / "r.json")
+    [boot] = [r for r in report["journal"]["records"] if r["ev"] == "boot"]
+    # The scenario's treatment, the firmware and device its journal names, its board.
+    what = "10 W, 8 J/cm² over 100 cm² · firmware %s · device %s · board sim" % (
+        boot["version"], boot["device"])
+    assert plot.draw(session, "Bench 3").get_suptitle() == "Bench 3\n" + what
+    assert plot.draw(session).get_suptitle() == "thermistor opens at 8 s\n" + what
     session.description = ""
-    assert plot.draw(session).get_suptitle() == "r.json"
+    assert plot.draw(session).get_suptitle() == what
+    # A preset is named as the panel names it; a report that tells nothing: the file's name.
+    named = plot.from_report(dict(report, protocol_name="knee", skin_type=5), "r.json")
+    assert plot.draw(named).get_suptitle().splitlines()[1].startswith("knee, skin type V · ")
+    bare = plot.from_report({"trace": report["trace"]}, tmp_path / "r.json")
+    assert plot.draw(bare).get_suptitle() == "r.json"
+
+
+def test_a_device_logs_title_says_when_what_and_on_which_device(run, tmp_path):
+    """What `laserctl console --log` records first: the status reply (the device, its firmware,
+    the selected preset) and the clock's replies (the wall clock); the boot line names the
+    board."""
+    stdout = run[1]
+    utc_s = 1777644180  # 2026-05-01 14:03 UTC
+    log = tmp_path / "console.jsonl"
+    log.write_text("\n".join(json.dumps(obj) for obj in [
+        {"ok": True, "cmd": "status", "id": 1, "state": "STANDBY", "device": "240ac4000001",
+         "version": "0.2.0", "selected": None},
+        {"ok": True, "cmd": "clock", "id": 2, "utc_s": None},
+        {"ok": True, "cmd": "clock", "id": 3, "utc_s": utc_s, "set": True, "from_s": None},
+        {"ok": True, "cmd": "select", "id": 4, "selected": {"protocol": "knee", "skin_type": 5}},
+        {"ok": True, "cmd": "journal", "id": 5, "records": [
+            {"n": 7, "ev": "clock", "utc_s": utc_s - 86400, "device": "240ac4000001"}]},
+    ]) + "\n" + stdout)
+    [boot] = [json.loads(line) for line in stdout.splitlines() if '"ev": "boot"' in line]
+    title = plot.draw(plot.load(log)).get_suptitle()
+    assert title == "2026-05-01 14:03 UTC · knee, skin type V · firmware %s · device " \
+        "240ac4000001 · board %s" % (boot["version"], boot["board"])
+    # Without the clock's reply, the latest journal record's time; without anything, the name.
+    lines = log.read_text().splitlines()
+    log.write_text("\n".join(lines[:2] + lines[3:]))
+    assert plot.draw(plot.load(log)).get_suptitle().startswith("2026-04-30 14:03 UTC · ")
+    bare = tmp_path / "bare.jsonl"
+    bare.write_text("\n".join(line for line in stdout.splitlines() if '"ev": "boot"' not in line))
+    assert plot.draw(plot.load(bare)).get_suptitle() == "bare.jsonl"
+
+
+def _limits(ax):
+    return {artist.get_gid()[len("limit:"):]: list(artist.get_ydata())
+            for artist in ax.get_children() if (artist.get_gid() or "").startswith("limit:")}
+
+
+def test_the_boards_thermal_limits_are_drawn_on_the_temperature_axis(run, tmp_path, capsys):
+    thermal = json.loads((paths.BOARDS / "sim.json").read_text())["thermal"]
+    wanted = {"warning": [thermal["warning_c"]] * 2, "derate": [thermal["derate_start_c"]] * 2,
+              "shutdown": [thermal["shutdown_c"]] * 2}
+    # A scenario report names its board.
+    ax_power, ax_temp, ax_dose = plot.draw(plot.from_report(run[0], "r.json")).axes
+    assert _limits(ax_temp) == {}  # from_report alone does not read the board: load() does
+    report_path = tmp_path / "report.json"
+    report_path.write_text(json.dumps(run[0]))
+    ax_power, ax_temp, ax_dose = plot.draw(plot.load(report_path)).axes
+    assert _limits(ax_temp) == wanted
+    assert _limits(ax_power) == _limits(ax_dose) == {}
+    labels = ax_temp.get_legend_handles_labels()[1]
+    assert labels[-3:] == ["warning 40 °C", "derating from 42 °C", "shutdown 45 °C"]
+    assert ax_temp.get_ylim()[1] > thermal["shutdown_c"]  # in sight, however cool the session
+    # A device's log: the board its boot line names, else the one given.
+    stdout = run[1]
+    log = tmp_path / "device.jsonl"
+    log.write_text(stdout)
+    assert _limits(plot.draw(plot.load(log)).axes[1]) == wanted
+    log.write_text("\n".join(line for line in stdout.splitlines() if '"ev": "boot"' not in line))
+    assert _limits(plot.draw(plot.load(log)).axes[1]) == {}
+    assert _main(log, tmp_path / "a.png") == 0
+    assert "thermal limits not drawn: the input names no board: give --board NAME" in \
+        capsys.readouterr().out
+    devkit = json.loads((paths.BOARDS / "esp32-devkitc.json").read_text())["thermal"]
+    session = plot.load(log, "esp32-devkitc")
+    assert _limits(plot.draw(session).axes[1])["shutdown"] == [devkit["shutdown_c"]] * 2
+    assert plot.identity(session).endswith("board esp32-devkitc")
+    assert plot.main(argparse.Namespace(report=str(log), out=str(tmp_path / "b.png"), title=None,
+                                        board="no-such-board")) == 2
+    assert "unknown board 'no-such-board'" in capsys.readouterr().err
+    assert not (tmp_path / "b.png").exists()
+
+
+def _names(fig):
+    return [text for text in fig.axes[0].texts
+            if text.get_gid() in ("fault_label", "injected_label")]
+
+
+def test_fault_names_sit_above_the_panels_clear_of_the_traces_and_of_each_other(run):
+    report = run[0]
+    session = plot.from_report(report, "r.json")
+    # More faults close together than one row holds: a chain of codes within 0.3 s.
+    t_s = report["faults"][0]["at_s"]
+    session.faults += [(t_s + 0.1, "THERMISTOR_SHORT"), (t_s + 0.2, "OVER_TEMPERATURE"),
+                       (11.9, "FOOTSWITCH_MISMATCH"), (0.05, "ESTOP")]
+    fig = plot.draw(session)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    ax_power = fig.axes[0]
+    panel = ax_power.get_window_extent(renderer)
+    names = _names(fig)
+    assert sorted(text.get_text() for text in names) == sorted(
+        [code for _, code in session.faults] + ["injected: thermistor_open"])
+    boxes = [text.get_window_extent(renderer) for text in names]
+    for text, box in zip(names, boxes, strict=True):
+        # Above the power panel's top edge (every trace is clipped to the panel), within its
+        # width, over its own time unless it leans inwards at an end.
+        assert box.y0 >= panel.y1, text.get_text()
+        assert panel.x0 <= box.x0 and box.x1 <= panel.x1 + 1, text.get_text()
+        t = next(t for t, code in session.faults + [(i, "injected: " + f)
+                                                    for i, f in session.injected]
+                 if code == text.get_text())
+        x_px = ax_power.transData.transform((t, 0))[0]
+        assert box.x0 <= x_px <= box.x1 or box.x0 == panel.x0 or box.x1 >= panel.x1 - 1
+    for i, a in enumerate(boxes):  # no name over another
+        for b in boxes[i + 1:]:
+            assert not a.overlaps(b)
+    assert len({round(box.y0) for box in boxes}) >= 3  # the close ones went into rows
+    # The summary and the title stay clear of the names above them.
+    [summary] = [t for t in fig.texts if t.get_gid() == "summary"]
+    summary_box = summary.get_window_extent(renderer)
+    assert max(box.y1 for box in boxes) <= summary_box.y0
+    assert summary_box.y1 <= fig._suptitle.get_window_extent(renderer).y0
 
 
 def test_the_devices_own_lines_are_drawn_measured_only(run, tmp_path):
@@ -147,10 +269,9 @@ def test_the_devices_own_lines_are_drawn_measured_only(run, tmp_path):
     fig = plot.draw(session)
     ax_power, ax_temp, ax_dose = fig.axes
     assert not _by_gid(ax_power, "optical_w") and not _by_gid(ax_temp, "heatsink_c")
-    assert ax_temp.get_legend_handles_labels()[1] == ["measured only"]
+    assert ax_temp.get_legend_handles_labels()[1][0] == "measured only"
     assert _line(ax_dose, "delivered_j")[1][-1] == report["delivered_j"]
     assert "measured only" in [t for t in fig.texts if t.get_gid() == "summary"][0].get_text()
-    assert plot.draw(session).get_suptitle() == "console.jsonl"
     out = tmp_path / "console.png"
     assert _main(log, out) == 0 and out.read_bytes().startswith(PNG_SIGNATURE)
 
@@ -193,14 +314,14 @@ def test_a_session_cut_by_a_watchdog_reset_is_plotted_with_its_dose_bound_never_
     # The loop hangs at 10 s: RTC memory kept the dose to the last tick, and the hang may have
     # added 0.51 s of 10 W. The report and the device's own lines say so; neither says 0.0 J.
     captured = {}
-    real_build_report = scenario.build_report
+    real_build_report = report_mod.build_report
 
     def build_report(data, stdout, world, journal=None):
         captured["stdout"] = stdout
         return real_build_report(data, stdout, world, journal)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(scenario, "build_report", build_report)
+        mp.setattr(report_mod, "build_report", build_report)
         report = scenario.run(*scenario.load(
             paths.REPO / "tests" / "scenarios" / "faults" / "loop_hang.json"))
     path = tmp_path / "report.json"

@@ -10,8 +10,7 @@ import pytest
 
 from host_tools import paths, scenario, vdevice
 
-paths.firmware_import_path()
-import protocols  # noqa: E402 - the firmware's own loader, importable once the path is set
+protocols = paths.firmware_module("protocols")  # the firmware's own loader
 
 LIBRARY = protocols.load(str(paths.FIRMWARE / "protocols.json"))
 NAMES = protocols.names(LIBRARY)

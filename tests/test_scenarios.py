@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from host_tools import fault_injection, scenario
+from host_tools import faults, scenario
+from host_tools import report as report_mod
 
 REPO = Path(__file__).resolve().parent.parent
 SCENARIOS = Path(__file__).parent / "scenarios"
@@ -22,9 +23,9 @@ SHIPPED = sorted(SCENARIOS.rglob("*.json"))
 ON_THE_CHIP = ("pause_resume", "pulsed_5khz", "thermistor_open_during_emission", "estop",
                "serial_session", "faults/loop_hang", "faults/power_cut", "faults/tick_wrap",
                "faults/firmware_tampered", "faults/memory_exhaustion")
-# `make bench`'s fault table (host_tools/fault_injection.py) runs these: each must also stop the
+# `make bench`'s fault table (host_tools/faults.py) runs these: each must also stop the
 # light in time, as its row says.
-FAULT_INJECTION = {p.resolve() for p in fault_injection.scenario_files()}
+FAULT_INJECTION = {p.resolve() for p in faults.scenario_files()}
 START = [{"at_s": 0.5, "input": "key", "value": True},
          {"at_s": 1.0, "input": "arm", "value": True},
          {"at_s": 1.2, "input": "arm", "value": False},
@@ -55,7 +56,7 @@ def test_shipped_scenario_meets_its_expectations(path, chip):
     if not name.startswith("faults/"):  # an injected fault may make the firmware report one
         assert report["errors"] == []
     if path.resolve() in FAULT_INJECTION:
-        row = fault_injection.summarize(path, report)
+        row = faults.summarize(path, report)
         assert row["passed"] and row["light_off_ms"] is not None, row  # the light went off
     if report["final_state"] == "COMPLETE":
         # The firmware's count and the plant's integral describe the same light: the plant's
@@ -221,6 +222,21 @@ def test_cli_writes_the_report_and_fails_on_a_missed_expectation(tmp_path):
     assert "final_state: expected 'COMPLETE', got 'READY'" in proc.stderr
     report = json.loads(out.read_text())
     assert report["final_state"] == "READY" and report["expect"]["passed"] is False
+    # laserctl report: the saved verdict and the same summary line, without running again ...
+    again = _cli("report", str(out))
+    assert (again.returncode, again.stdout) == (1, proc.stdout)
+    assert "final_state: expected 'COMPLETE', got 'READY'" in again.stderr
+    # ... and a scenario file's expectations, checked against the saved report.
+    path.write_text(json.dumps({**GOOD, "expect": {"final_state": "READY",
+                                                   "delivered_j": {"max": 0.0}}}))
+    held = _cli("report", str(out), "--expect", str(path))
+    assert held.returncode == 0 and "expectations held" in held.stderr, held.stderr
+    path.write_text(json.dumps({"expect": {"target_j": {"approx": 99.0}}}))
+    missed = _cli("report", str(out), "--expect", str(path))
+    assert missed.returncode == 1 and "target_j: 10.0 is not within" in missed.stderr
+    for bad in (path, tmp_path / "missing.json"):
+        unread = _cli("report", str(bad))
+        assert unread.returncode == 2 and unread.stderr.startswith("laserctl report: ")
 
 
 # -- fault injection and ambient events ------------------------------------------------------------
@@ -308,7 +324,7 @@ def test_report_times_the_reaction_to_thermistor_faults_and_lists_the_injected_o
                                      11000000, "fault", "thermistor_short",  # never stops: None
                                      11500000, "key", False], 3),
                  "resets": []}}
-    report = scenario.build_report({"protocol": GOOD["protocol"], "until_s": 12}, "", world)
+    report = report_mod.build_report({"protocol": GOOD["protocol"], "until_s": 12}, "", world)
     assert report["reaction_ms"] == {"thermistor_open": 4.0, "thermistor_short": None,
                                      "key": None}
     assert report["faults_injected"] == [
@@ -331,7 +347,7 @@ def test_report_reaction_to_a_short_is_the_worst_of_its_injections():
                        "temperature": [], "resets": [],
                        "inputs": _stamped([2000000, "fault", "thermistor_short",
                                            4000000, "fault", "thermistor_short"], 3)}}
-    report = scenario.build_report({}, "", world)
+    report = report_mod.build_report({}, "", world)
     assert report["reaction_ms"] == {"thermistor_short": 8.0}
 
 

@@ -14,6 +14,7 @@ import pytest
 from micropython_runs import INTERPRETERS, assert_all_pass, ssd1306_folder
 
 from host_tools import cli, display, paths, scenario, vdevice
+from host_tools import report as report_mod
 
 SIM_TESTS = Path(__file__).resolve().parent / "sim"
 GOOD = {"protocol": {"power_w": 10.0, "dose_j_cm2": 1.0, "area_cm2": 10.0}, "until_s": 5}
@@ -80,7 +81,7 @@ def world():
 
 
 def test_the_report_reads_each_screen_back_from_its_pixels(world):
-    report = scenario.build_report({"board": "sim"}, "", world)
+    report = report_mod.build_report({"board": "sim"}, "", world)
     first = ["KNEE", "", "Skin type V", "", "", "", "\u2588\u2588\u2588\u2588\u2588 50%",
              " " * 15 + "?"]  # the bar's lit cells, a stray pixel in a cell of its own
     second = ["KNEE", "", "Skin type V", "", "", "", "\u2588" * 10, ""]
@@ -140,7 +141,7 @@ def _decode_png(data):
 
 
 def test_each_screen_is_a_png_of_the_same_pixels_4x(world, tmp_path):
-    screens = scenario.build_report({"board": "sim"}, "", world)["trace"]["display"]
+    screens = report_mod.build_report({"board": "sim"}, "", world)["trace"]["display"]
     frames = display.frames(screens)
     written = display.write_frames(frames, tmp_path / "frames")
     assert [p.name for p in written] == ["0001-0.500s.png", "0002-1.500s.png",
@@ -171,7 +172,7 @@ def test_laserctl_scenario_frames_writes_the_screens_and_refuses_a_file(world, t
 
     def run(data, board, chip=False):
         ran.append(data)
-        return scenario.build_report(data, "", world)
+        return report_mod.build_report(data, "", world)
 
     monkeypatch.setattr(scenario, "run", run)
     (tmp_path / "taken").write_text("")

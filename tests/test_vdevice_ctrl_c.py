@@ -1,4 +1,4 @@
-"""The virtual device's Ctrl-C (host_tools/pty_device.py): whether a 0x03 from the port becomes
+"""The virtual device's Ctrl-C (host_tools/vdevice/pty.py): whether a 0x03 from the port becomes
 SIGINT is decided while the interpreter cannot change its mind. Otherwise a supervisor descheduled
 between its look at the interpreter and its signal sends SIGINT to an interpreter that has turned
 the interrupt off since (as boot.py and main.py do first thing), and the default action of SIGINT
@@ -35,7 +35,8 @@ except KeyboardInterrupt:
 # acted on it (or for 0.5 s if it cannot run).
 SLOW_SUPERVISOR = """\
 import os, sys, time
-from host_tools import cli, pty_device
+from host_tools import cli
+from host_tools.vdevice import pty as pty_device
 
 look = pty_device.PtyDevice._interpreter_runs_code
 

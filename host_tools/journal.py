@@ -30,8 +30,7 @@ def download(link):
 
 
 def _number(line):
-    paths.firmware_import_path()
-    import journal
+    journal = paths.firmware_module("journal")
 
     try:
         return journal.parse(line)[2]["n"]
@@ -42,8 +41,7 @@ def _number(line):
 def verify(lines, head, first_n):
     """(records, problems) by the firmware's own journal.verify; a journal that still starts at
     record 1 is checked from the genesis hash, one whose start was released from its first line."""
-    paths.firmware_import_path()
-    import journal
+    journal = paths.firmware_module("journal")
 
     prev = journal.GENESIS if first_n == 1 else None
     return journal.verify(lines, prev, head)

@@ -14,8 +14,7 @@ _STATUS = {0: "ok", 1: "OPEN", 2: "SHORT", 3: "outside the ADC's linear range"}
 
 
 def _sensor(board):
-    paths.firmware_import_path()
-    import thermistor
+    thermistor = paths.firmware_module("thermistor")
 
     return thermistor, thermistor.Thermistor(board["thermistor"])
 

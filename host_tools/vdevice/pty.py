@@ -178,15 +178,13 @@ class PtyDevice:
             # ticks_ms runs on across soft resets, as on the chip; a hard reset restarts it.
             clock_start_ms=int((time.monotonic() - self.power_on_at) * 1000), **panel, **held)
         self.config_path.write_text(json.dumps(config))
-        argv, env, cwd = vdevice.command(self.root, self.config_path, interactive=True,
-                                         chip=self.chip)
-        if not self.chip:
-            # The simulator imports the firmware's calibration module for its plant model: from
-            # the checkout it was written with, not from the flash, which may be blank or hold
-            # another version. Once vdev.py has mounted the flash, the firmware sees only the
-            # board's path. (On the chip interpreter the frozen one comes first anyway.)
-            env["MICROPYPATH"] = os.pathsep.join([str(paths.SIM_MPY), ".frozen",
-                                                  str(paths.FIRMWARE_LIB)])
+        # The simulator imports the firmware's calibration module for its plant model: from the
+        # checkout it was written with, not from the flash, which may be blank or hold another
+        # version. Once vdev.py has mounted the flash, the firmware sees only the board's path.
+        # (On the chip interpreter the frozen one comes first anyway.)
+        argv, env, cwd = vdevice.command(
+            self.root, self.config_path, interactive=True, chip=self.chip,
+            path=None if self.chip else [paths.SIM_MPY, ".frozen", paths.FIRMWARE_LIB])
         pid, fd = pty.fork()  # the child gets its own session with the pty as controlling tty
         if pid == 0:
             try:

@@ -1,8 +1,8 @@
-"""Fault injection: every single fault of docs/hazards.md, injected into the virtual device during
+"""`laserctl faults`: every single fault of docs/hazards.md, injected into the virtual device during
 emission, one scenario each (tests/scenarios/faults/, plus the shipped scenarios that withdraw an
 input or break a sensor mid-treatment). `run_all` runs them and returns, per fault, what stopped
 the light, how fast, and which fault code the firmware latched; `make bench` prints the table and
-tests/test_fault_injection.py holds every scenario's bounds.
+tests/test_faults.py holds every scenario's bounds.
 """
 
 import json
@@ -69,8 +69,9 @@ def format_table(rows):
     return "\n".join(lines)
 
 
-def main(out=None):
+def main(args):
     """`laserctl faults [--out FILE]`: run them all, print the table; 1 if any bound missed."""
+    out = args.out
     rows = run_all()
     print(format_table(rows))
     if out:
