@@ -3,7 +3,7 @@
 # ESP32 does after a reset (boot.py, then main.py), again after every soft or hard reset. In
 # scenario mode it writes the world's trace to the config's trace_path when the scenario ends.
 #
-# Under the serial-port supervisor (host_tools/pty_device.py) the config also asks for:
+# Under the serial-port supervisor (host_tools/vdevice/pty.py) the config also asks for:
 #   world_board      the hardware the world simulates, from the host: the device may have a blank
 #                    flash, or someone may have copied another board file onto it
 #   mount_root       the device folder becomes "/", as the flash is on the board: `mpremote fs`
@@ -28,8 +28,8 @@ from simworld import HardReset, SimEnd, SoftReset
 simworld.install()  # the simulated machine and time, before anything imports the real ones
 _SIM_MODULES = ("simworld", "sim_machine", "sim_time", "sim_display", "machine", "time",
                 "calibration", "repl_uart")
-_HARD_RESET_STATUS = 75  # the exit status meaning machine.reset(); see host_tools/pty_device.py
-_STARTED = "\x1b_vdev started\x1b\\"  # APC strings, invisible on a terminal; pty_device.py
+_HARD_RESET_STATUS = 75  # the exit status meaning machine.reset(); see host_tools/vdevice/pty.py
+_STARTED = "\x1b_vdev started\x1b\\"  # APC strings, invisible on a terminal; host_tools/vdevice/pty.py
 _RESETTING = "\x1b_vdev resetting\x1b\\"
 
 
@@ -45,7 +45,7 @@ def _run_file(name):
     # boot.py and main.py: compiled, then run with Ctrl-C turned on, which the file may turn off
     # (the firmware does, first thing), and off again after it. Outside the files a 0x03 on the
     # port is data (the unix port raises KeyboardInterrupt from SIGINT only while it catches it,
-    # and the supervisor sends SIGINT only then: host_tools/pty_device.py).
+    # and the supervisor sends SIGINT only then: host_tools/vdevice/pty.py).
     try:
         with open(name) as f:
             source = f.read()
