@@ -35,7 +35,7 @@ its dose stop (the dose-count bug). Then also, after every tick:
 - a thermistor whose samples are all one value is latched (THERMISTOR_STUCK) within stuck_s + 1 s
   of emission, pauses left out (the quick board's windows are the shortest a board may set).
 
-It supersedes the former tests/test_controller_properties.py, every invariant of which is here."""
+It supersedes the former test_controller_properties.py, every invariant of which is here."""
 
 import math
 
