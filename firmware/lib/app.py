@@ -18,6 +18,7 @@ from controller import (
 )
 from dosimeter import Dosimeter
 from link import Outbox, dumps, send_line
+from micropython import const
 from recorder import Recorder
 from records import Inputs, Outputs
 from session import Session
@@ -25,14 +26,6 @@ from supervisor import Supervisor
 from thermal import median
 from thermistor import OK
 from ticks import ticks_add, ticks_diff
-
-try:
-    from micropython import const
-except ImportError:
-
-    def const(x):
-        return x
-
 
 VERSION = "0.2.0"
 MAINTENANCE_FLAG = "maintenance"  # this file on the flash asks for a maintenance boot

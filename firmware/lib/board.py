@@ -4,15 +4,8 @@
 import json
 
 import heap
+from micropython import const
 from thermistor import Thermistor, linear_range_uv, share
-
-try:
-    from micropython import const
-except ImportError:
-
-    def const(x):
-        return x
-
 
 # ESP32 (WROOM/WROVER) GPIO facts, from the ESP32 datasheet.
 _GPIOS = (0, 1, 2, 3, 4, 5, 12, 13, 14, 15, 16, 17, 18, 19, 21, 22, 23, 25, 26, 27, 32, 33, 34,

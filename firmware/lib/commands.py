@@ -15,16 +15,9 @@ import heap
 from controller import COMPLETE, EMITTING, FAULT, PAUSED, READY, STANDBY, STATE_NAMES
 from flash import write_atomic
 from link import NOT_TEXT, TOO_LONG, LineReader, dumps
+from micropython import const
 from records import ACK, ARM, DISARM, RESET
 from ticks import ticks_diff
-
-try:
-    from micropython import const
-except ImportError:
-
-    def const(x):
-        return x
-
 
 SERVICE_IDLE_MS = const(300000)  # a service session left idle this long closes
 MAX_PIN_TRIES = const(5)  # wrong PINs in a row before the lockout ...

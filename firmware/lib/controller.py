@@ -11,19 +11,12 @@
 #   BOOT --self-test done--> STANDBY (arming locked if it failed), or FAULT after a watchdog reset
 import alarms
 from footswitch import Footswitch
+from micropython import const
 from power_monitor import PowerMonitor
 from records import ACK, ARM, DISARM, RESET
 from thermal import NORMAL, ThermalMonitor
 from thermistor import OK
 from ticks import ticks_add, ticks_diff
-
-try:
-    from micropython import const
-except ImportError:
-
-    def const(x):
-        return x
-
 
 BOOT = const(0)  # until the loop's boot self-test has run (App.self_test)
 STANDBY = const(1)

@@ -16,6 +16,7 @@
 #   however much of the screen changes: a whole new screen takes 40 ticks.
 import screens
 from controller import BOOT, COMPLETE, EMITTING, FAULT, PAUSED, READY, STANDBY
+from micropython import const
 from records import ACK, ARM, DISARM, RESET
 from screens import (
     CONDITION,
@@ -31,14 +32,6 @@ from screens import (
 )
 from textgrid import COLS, ROWS, TextGrid
 from ticks import ticks_diff
-
-try:
-    from micropython import const
-except ImportError:
-
-    def const(x):
-        return x
-
 
 _NOTICE_MS = const(4000)  # a refusal or a notice stays this long
 _DEBOUNCE_MS = const(30)  # a button's level must hold this long to count

@@ -5,15 +5,8 @@
 from commands import CommandError, _check_fields, _journal_of, _page, _whole
 from controller import STANDBY, STATE_NAMES
 from flash import write_atomic
+from micropython import const
 from records import ARM
-
-try:
-    from micropython import const
-except ImportError:
-
-    def const(x):
-        return x
-
 
 MAX_POINT_S = const(60)  # the longest calibration point: a thermal power meter settles in ~10 s
 
