@@ -10,10 +10,13 @@ try:
 except KeyboardInterrupt:
     pass
 try:
-    import app
     import hw
+    import startup
 
-    app.main(hw)  # returns only in a maintenance boot
+    app = startup.main(hw)  # the App, booted; None in a maintenance boot
+    del startup  # the boot's code (startup.main dropped it from the modules) is garbage now
+    if app is not None:
+        app.run()  # the loop: returns never
 except (Exception, KeyboardInterrupt) as e:  # whatever stops the loop, the port stays JSON
     try:
         import halt

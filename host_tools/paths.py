@@ -20,11 +20,15 @@ CHIP_MICROPYTHON = REPO / "build" / "chip" / "micropython"  # `make chip`: host_
 CHIP_MPY_CROSS = REPO / "build" / "chip" / "mpy-cross" / "mpy-cross"  # v1.28.0's, built with it
 
 
+CPYTHON_STUBS = Path(__file__).resolve().parent / "cpython_stubs"  # micropython.const, for CPython
+
+
 def firmware_import_path():
-    """Make firmware/lib importable on CPython (idempotent)."""
-    lib = str(FIRMWARE_LIB)
-    if lib not in sys.path:
-        sys.path.insert(0, lib)
+    """Make firmware/lib importable on CPython (idempotent), with the stand-ins for MicroPython's
+    built-in modules it imports (cpython_stubs: `from micropython import const`)."""
+    for folder in (str(CPYTHON_STUBS), str(FIRMWARE_LIB)):
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
 
 
 def micropython_executable():

@@ -8,8 +8,10 @@ from hypothesis import HealthCheck, settings
 
 REPO = Path(__file__).resolve().parent.parent
 # The firmware's modules and the dual-interpreter tests import each other by bare name, as on the
-# device (where /lib is on sys.path).
-for path in (REPO / "firmware" / "lib", REPO / "tests" / "firmware"):
+# device (where /lib is on sys.path); on CPython with the stand-ins for MicroPython's built-in
+# modules they import (host_tools/cpython_stubs: micropython.const).
+for path in (REPO / "host_tools" / "cpython_stubs", REPO / "firmware" / "lib",
+             REPO / "tests" / "firmware"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 

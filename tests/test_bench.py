@@ -8,9 +8,13 @@ from host_tools import bench, bench_chip, cli, heap_probe, paths
 
 TICKS = 200
 HEAP_STEP = 16384  # the coarsest the bench takes (make bench: 256 B): fewer runs of the search
-STAGES = ["sense", "commands.poll", "panel.sense", "dosimeter.account", "controller.step",
-          "supervisor.veto", "actuate", "dosimeter.applied", "recorder.record", "logbook.record",
-          "commands.finish", "panel.update", "outbox.drain"]
+
+
+def _stages():
+    """The tick's stages as the App runs them (app.App.STAGES), which the bench times."""
+    from app import App  # firmware/lib is on sys.path (conftest)
+
+    return [stage.__name__.lstrip("_") for stage in App.STAGES]
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +57,7 @@ def test_allocation_per_tick_and_its_stages(run):
         assert total == pytest.approx(state["bytes_per_tick_mean"])
         assert check["sum_of_stages_bytes_per_tick"] == pytest.approx(total, rel=0.05, abs=32)
         stages = state["stages"]
-        assert [s["stage"] for s in stages] == STAGES
+        assert [s["stage"] for s in stages] == _stages()
         quiet = sum(s["quiet_bytes"] for s in stages)
         # (Mean against mean: the simulated plant allocates on the first tick after its clock
         # moved, when the thermistor's voltage is worked out anew, and not on the next ones.)
@@ -68,8 +72,8 @@ def test_allocation_per_tick_and_its_stages(run):
         # The call-by-call probes reach into the firmware: each must still find what it probes.
         calls = {c["call"]: c for c in state["calls"]}
         assert [c for c in calls.values() if "error" in c] == []
-        assert calls["controller: Controller.step()"]["max"] == next(
-            s["quiet_bytes"] for s in stages if s["stage"] == "controller.step")
+        assert calls["controller: Controller.step()"]["max"] <= next(
+            s["quiet_bytes"] for s in stages if s["stage"] == "decide")  # the step is in it
 
 
 def test_heap_after_boot_is_the_firmware_share(run):

@@ -1,13 +1,7 @@
 # What the buzzer says, in the manner of IEC 60601-1-8: alarm priorities, each with its own burst
 # pattern, above the state tones (the warning before emission, the tone during it). One piezo
 # on a GPIO cannot change pitch, so the patterns differ in rhythm. Pure: the time comes in.
-try:
-    from micropython import const
-except ImportError:
-
-    def const(x):
-        return x
-
+from micropython import const
 
 NONE = const(0)
 LOW = const(1)  # information: the treatment is complete

@@ -1,12 +1,12 @@
-# The cyclic loop: sense -> decide -> actuate -> record, once per tick (board loop_ms, 10 ms by
-# default). No threads, no asyncio: one loop whose every tick ends with the outputs applied.
+# The cyclic loop: sense -> decide -> actuate -> record -> serial requests, once per tick (board
+# loop_ms, 10 ms by default; App.STAGES). No threads, no asyncio: one loop whose every tick
+# applies its outputs before it writes to the flash or takes a serial request. (The boot that
+# builds the App is startup.py's.)
 import gc
-import json
 import time
 from array import array
 
 import heap
-import treatment as treatment_module
 from controller import (
     EMITTING,
     FAULT,
@@ -17,7 +17,8 @@ from controller import (
     Controller,
 )
 from dosimeter import Dosimeter
-from link import Outbox, dumps, send_line
+from link import Outbox
+from micropython import const
 from recorder import Recorder
 from records import Inputs, Outputs
 from session import Session
@@ -26,16 +27,7 @@ from thermal import median
 from thermistor import OK
 from ticks import ticks_add, ticks_diff
 
-try:
-    from micropython import const
-except ImportError:
-
-    def const(x):
-        return x
-
-
 VERSION = "0.2.0"
-MAINTENANCE_FLAG = "maintenance"  # this file on the flash asks for a maintenance boot
 _PLAUSIBLE_MIN_C = 5.0  # the self-test's coldest believable heatsink in a treatment room
 _PLAUSIBLE_SPREAD_UV = 20000  # one tick's samples further apart than this: a noisy sensor
 # Garbage collection on the loop's terms (docs/memory.md). The heap is collected at the end of a
@@ -59,10 +51,9 @@ _GC_THRESHOLD_BYTES = const(8192)
 
 
 class App:
-    """Wires the pure logic to a hardware object (duck-typed: sense, actuate, safe_off,
-    check_shutdown_path, start_watchdog, feed_watchdog, write_serial, wall_clock_s, rtc_memory,
-    rtc_memory_free, keep_rtc_memory). Call self_test() once, then
-    step() every tick (or run(), which does both and feeds the watchdog).
+    """Wires the pure logic to a hardware object (duck-typed: what startup.HARDWARE and
+    startup.HARDWARE_ATTRIBUTES name). Call self_test() once, then step() every tick (or
+    run(), which does both and feeds the watchdog).
 
     Every line for the serial port goes into `outbox` (link.Outbox; by default one writing with
     hw.write_serial), which each tick ends by draining as far as the UART takes it without
@@ -86,10 +77,12 @@ class App:
         self.recorder = Recorder(timing["status_period_ms"], treatment, self.outbox)
         self.requested = False  # the state machine asked for emission this tick (before the veto)
         self.version = VERSION
-        self.manifest_id = None  # which deployment runs (integrity.manifest_id), set by main()
-        self.image = None  # the frozen image's build id (integrity.frozen_image()), set by main()
-        self.device_id = None  # the chip's unique id in hex (hw.device_id()), set by main()
-        # The device's memory and its serial link, where main() (or a test) attaches them.
+        # Set by the boot (startup.main): which deployment runs (integrity.manifest_id), the frozen
+        # image's build id (integrity.frozen_image()), the chip's unique id in hex (hw.device_id()).
+        self.manifest_id = None
+        self.image = None
+        self.device_id = None
+        # The device's memory and its serial link, where startup.py (or a test) attaches them.
         self.flash = None  # flash.Flash: where the treatment selection is kept
         self.settings = None  # settings.Settings
         self.journal = None  # journal.Journal
@@ -166,15 +159,25 @@ class App:
     # -- the tick ------------------------------------------------------------------------------
 
     def tick(self, now_ms):
-        inp, out = self.inputs, self.outputs
+        """One tick: the functions of STAGES, in their order."""
+        for stage in self.STAGES:
+            stage(self, now_ms)
+
+    # The tick's stages, each called with the App and the tick's time; App.STAGES (after the
+    # class) lists them in their order.
+
+    def _sense(self, now_ms):
+        """The inputs: the hardware's, then the panel's turns and presses. A serial button
+        command taken in the last tick is this step's: a panel press then waits a tick."""
+        inp = self.inputs
         self.hw.sense(inp, now_ms)
-        commands = self.commands
-        if commands is not None:
-            commands.poll(now_ms)  # may pass a button command to this tick's step
         panel = self.panel
         if panel is not None:
-            panel.sense(inp, now_ms)  # so may the panel, if the serial port did not
-        c = self.controller
+            panel.sense(inp, now_ms)
+
+    def _decide(self, now_ms):
+        """The state machine's outputs, then the supervisor's veto over them."""
+        inp, out, c = self.inputs, self.outputs, self.controller
         self.dosimeter.account(now_ms)
         c.step(inp, self.dosimeter, out)
         self.requested = out.laser_enable
@@ -183,18 +186,41 @@ class App:
         if supervisor.trip is not None and c.state != FAULT:
             c.fault(supervisor.trip, now_ms)  # where the operator sees it, with its alarm
             c.drive(out, now_ms)  # FAULT's outputs: dark
+
+    def _actuate(self, now_ms):
+        out = self.outputs
         self._count(out, self.hw.actuate(out))
+
+    def _record(self, now_ms):
+        """The tick on the serial port (status, events), in RTC memory and in the journal."""
         self.recorder.record(now_ms, self)
         session = self.session
         session.update(self, now_ms)
         if self.logbook is not None:
             self.logbook.record(self)
         session.keep(self)
+
+    def _serial(self, now_ms):
+        """After the outputs: the button commands this step had are answered (the serial
+        port's reply, the panel's notice of a refusal), then the serial port's next request is
+        taken. A request's flash writes (a journal record, a selection, settings) so never come
+        before this tick's outputs; a button command it gives goes to the next tick's step."""
+        commands, panel = self.commands, self.panel
         if commands is not None:
             commands.finish(now_ms)
         if panel is not None:
+            panel.answer()
+        if commands is not None:
+            commands.poll(now_ms)
+
+    def _panel_update(self, now_ms):
+        panel = self.panel
+        if panel is not None:
             panel.update(now_ms)  # the screen: a bounded share of it per tick
-        if ticks_diff(now_ms, self._uptime_ms) >= 1000:  # bookkeeping, after the outputs
+
+    def _bookkeeping(self, now_ms):
+        """The uptime, the heap's collection, a restart the service asked for."""
+        if ticks_diff(now_ms, self._uptime_ms) >= 1000:
             self.uptime_s += 1
             self._uptime_ms = ticks_add(self._uptime_ms, 1000)
         self._collect(now_ms)
@@ -202,6 +228,8 @@ class App:
             self._stop_emission(now_ms)
             self.outbox.flush()  # the reply and everything queued, before the reset clears them
             self.hw.restart()  # does not return on the chip
+
+    def _drain(self, now_ms):
         self.outbox.drain()  # last: what the UART takes now, never waiting for it
 
     def _collect(self, now_ms):
@@ -235,7 +263,9 @@ class App:
     def _fail(self, now_ms, exc):
         # Outputs first: it allocates nothing, so it works even with the heap full.
         self._stop_emission(now_ms)
-        self.inputs.command = None  # a command of the failed tick is not carried into the next
+        # A button command, given to this tick's step or taken for the next one's, is not carried
+        # past a failure: abandon() answers it with an error.
+        self.inputs.command = None
         if self.commands is not None:
             self.commands.abandon()
         if self.panel is not None:
@@ -275,8 +305,7 @@ class App:
 
     def lock(self, reason):
         """Lock arming and emission until the next boot, saying why."""
-        if self.controller.locked is None:
-            self.controller.locked = reason
+        self.controller.lock(reason)
         self.supervisor.lock(reason)
 
     def overran(self, now_ms):
@@ -294,6 +323,7 @@ class App:
         """The loop, for ever: a tick every period; the watchdog fed after each tick that ran to
         its end. A hung tick is not fed, and the watchdog resets the chip into the safe state."""
         hw, period = self.hw, self.period_ms
+        heap.collect()  # what the boot left (startup.py's code too, dropped by now)
         hw.start_watchdog(self.watchdog_ms)
         next_ms = time.ticks_ms()
         try:
@@ -333,188 +363,12 @@ class App:
         self.supervisor.actuated(out, at_ms)
 
 
-def load_treatment(path, board, library_path="protocols.json", report=None):
-    """The selected treatment from `path`, or None if there is none or it is invalid. The file
-    holds a treatment spec, or names a preset: {"protocol": "knee", "skin_type": 5}. A problem
-    goes to `report(where, error)` (default: an error line straight to the serial port)."""
-    report = report or _report_error
-    try:
-        with open(path) as f:
-            spec = json.load(f)
-    except OSError:
-        return None
-    except ValueError as e:
-        report(path, "not valid JSON: %s" % e)
-        return None
-    try:
-        if isinstance(spec, dict) and "protocol" in spec:
-            import protocols
-
-            for key in spec:
-                if key not in ("protocol", "skin_type"):
-                    raise ValueError("%s: %s beside a preset's name: give the preset, or the whole "
-                                     "treatment" % (path, key))
-            spec = protocols.spec_for(protocols.load(library_path), spec["protocol"],
-                                      spec.get("skin_type"))
-        return treatment_module.for_board(spec, board)
-    except (ValueError, OSError) as e:
-        report(path, str(e))
-        return None
-    finally:
-        heap.forget("protocols")  # needed again only when a preset is chosen
-
-
-def _report_error(where, error):
-    send_line(dumps({"ev": "error", "where": where, "error": error}))
-
-
-def maintenance_requested(hw):
-    """Why this boot is a maintenance boot (no loop, no watchdog, nothing armed: the REPL and
-    mpremote stay reachable), or None: the flag file on the flash, or the reset button held."""
-    try:
-        with open(MAINTENANCE_FLAG):
-            return "flag file %s" % MAINTENANCE_FLAG
-    except OSError:
-        pass
-    return "reset button held at boot" if hw.maintenance_button_held() else None
-
-
-def selection_of(path):
-    """What the treatment file names, for the journal: {"protocol": ..., "skin_type": ...} for
-    a preset, or None (no file, or a custom treatment)."""
-    try:
-        with open(path) as f:
-            spec = json.load(f)
-    except (OSError, ValueError):
-        return None
-    # A preset by name; {"protocol": {...}} is a custom treatment, written out, not a preset.
-    return spec if isinstance(spec, dict) and isinstance(spec.get("protocol"), str) else None
-
-
-def open_memory(board, flash=None):
-    """The settings store and the journal on `flash` (default: the device's own files):
-    (flash, settings, logbook, journal, notes for the boot record). A journal that cannot be
-    opened is None (assemble then refuses arming: no treatment goes unrecorded)."""
-    from journal import Journal
-    from logbook import Logbook
-    from settings import Settings
-
-    if flash is None:
-        from flash import Flash
-
-        flash = Flash()
-    settings = Settings(flash, board)
-    logbook = Logbook(flash, board)
-    notes = {}
-    if settings.problem or settings.notice:
-        notes["settings"] = settings.problem or settings.notice
-    try:
-        journal = Journal(flash, on_record=logbook.on_record)
-    except OSError as e:
-        journal = None
-        notes["journal"] = "cannot be opened: %s" % e
-    else:
-        found = journal.problems[:]
-        if journal.repaired:
-            found.append(journal.repaired)
-        if found:
-            notes["journal"] = "; ".join(found)
-    logbook.attach(journal)
-    return flash, settings, logbook, journal, notes
-
-
-def main(hw_module, board_path="board.json", treatment_path="treatment.json"):
-    """Returns only in a maintenance boot; anything else that stops it raises (main.py halts)."""
-    board = _load_board(board_path)
-    heap.collect()  # each stage of the boot leaves garbage: collected before the next one's
-    hw = hw_module.Hardware(board)
-    why = maintenance_requested(hw)
-    if why is not None:
-        hw.safe_off()
-        send_line(dumps({"ev": "maintenance", "version": VERSION, "why": why,
-                         "leave": "remove the flag file (mpremote rm :%s), release the button, "
-                                  "reset" % MAINTENANCE_FLAG}))
-        return
-    clock_problem = hw.restore_wall_clock()  # before any record is stamped with the time
-    app, notes = assemble(hw, board, treatment_path)
-    # Its grid is built and the supervisor's limit taken: the loop reads only the grid.
-    app.controller.thermal.sensor.release_model()
-    if clock_problem is not None:
-        notes["rtc"] = clock_problem
-    if hw.display_problem is not None:
-        notes["panel"] = hw.display_problem
-    app.outbox.event_once(dumps({"ev": "boot", "version": VERSION, "board": app.board["name"],
-                                 "loop_ms": app.period_ms, "watchdog_ms": app.watchdog_ms}))
-    watchdog_reset = hw_module.reset_by_watchdog()
-    integrity_problem = _identify(app)
-    app.device_id = hw_module.device_id()
-    problem = app.self_test(time.ticks_ms(), integrity_problem, watchdog_reset,
-                            app.settings.problem)
-    if problem:
-        notes["selftest"] = problem
-    heap.collect()
-    app.logbook.boot(app, "WATCHDOG_RESET" if watchdog_reset else "RESET", notes,
-                    time.ticks_ms())
-    heap.collect()
-    app.run()
-
-
-# Modules the boot needs and the loop does not: imported where they are used and dropped after
-# (heap.forget), so that their functions and globals do not hold the chip's heap while the loop runs
-# (board.py's checks are imported again by a settings change, which validates the new board).
-def _load_board(path):
-    """The board file, validated (board.py); its error reported before it is raised."""
-    import board as board_file
-
-    try:
-        board = board_file.load(path)
-    except board_file.BoardError as e:
-        _report_error(path, str(e))
-        raise
-    finally:
-        heap.forget("board")
-    heap.collect()  # the parse's garbage first: the compact board's tuples go low in the heap
-    return board_file.compact(board)
-
-
-def _identify(app):
-    """Which deployment and image run (app.manifest_id, app.image), and the integrity check's
-    problem or None (integrity.py: only at boot)."""
-    import integrity
-
-    try:
-        app.manifest_id = integrity.manifest_id()
-        app.image = integrity.frozen_image()
-        return integrity.check(image=app.image)
-    finally:
-        heap.forget("integrity")
-        heap.forget("image_id")  # what frozen_image() imported: its BUILD_ID is in app.image
-
-
-def assemble(hw, board, treatment_path="treatment.json"):
-    """The App as the device runs it: on the effective board (the board file with this
-    device's settings), with its memory and the serial protocol. Returns (app, notes for the
-    boot record)."""
-    from commands import Commands
-
-    flash, settings, logbook, journal, notes = open_memory(board)
-    board = settings.board  # the board file with this device's calibration and limits
-    heap.collect()
-    problems = []  # the treatment file's, queued with the App's other lines
-    treatment = load_treatment(treatment_path, board,
-                               report=lambda where, error: problems.append((where, error)))
-    heap.collect()
-    app = App(hw, board, treatment, time.ticks_ms())
-    for where, error in problems:
-        app.recorder.error_text(where, error)
-    app.flash, app.settings, app.journal, app.logbook = flash, settings, journal, logbook
-    # Named only if it loaded: a preset this device can no longer give (a limit lowered since)
-    # is not what status calls selected, and arming says nothing is.
-    app.selection = selection_of(treatment_path) if treatment is not None else None
-    app.treatment_path = treatment_path
-    heap.collect()
-    app.commands = Commands(app, hw.read_serial_byte, app.outbox, time.ticks_ms(),
-                            logbook.pin_failures)
-    if journal is None:
-        app.controller.blocked = "journal cannot be opened: service needed"
-    return app, notes
+# The tick, defined once: App.tick runs these in this order, and `laserctl bench` times each one
+# by this same tuple (host_tools/vdevice/mpy/bench_tick.py; a stage's name is its function's,
+# without the underscore). Plain functions in one tuple, made once: a tick binds no method and
+# allocates nothing for them. The outputs are applied (_actuate) before anything in the tick may
+# write to the flash or take a serial request (_serial). (Assigned here, after the class: with the
+# tuple in the class body, the heap probe found board.py's bytecode, 15 KB, still held after the
+# boot of the firmware as .mpy files; why was not found. The frozen image showed no difference.)
+App.STAGES = (App._sense, App._decide, App._actuate, App._record, App._serial, App._panel_update,
+              App._bookkeeping, App._drain)

@@ -4,15 +4,9 @@
 import json
 
 import heap
+from fields import is_number, is_whole
+from micropython import const
 from thermistor import Thermistor, linear_range_uv, share
-
-try:
-    from micropython import const
-except ImportError:
-
-    def const(x):
-        return x
-
 
 # ESP32 (WROOM/WROVER) GPIO facts, from the ESP32 datasheet.
 _GPIOS = (0, 1, 2, 3, 4, 5, 12, 13, 14, 15, 16, 17, 18, 19, 21, 22, 23, 25, 26, 27, 32, 33, 34,
@@ -212,7 +206,7 @@ def validate(data, sensor=None):
     _number(data["limits"], "max_energy_j", "limits.max_energy_j", 1, 100000)
 
     _number(data, "loop_ms", "loop_ms", 1, 100, 10)
-    _expect(isinstance(data["loop_ms"], int), "loop_ms", "must be a whole number of ms")
+    _expect(is_whole(data["loop_ms"]), "loop_ms", "must be a whole number of ms")
     # The dosimeter multiplies microwatts by milliseconds: keep two ticks' worth within the
     # ESP32's small integers, or every tick would allocate a big integer.
     _expect(data["diode"]["max_power_w"] * 1e6 * data["loop_ms"] * 2 < (1 << 30), "loop_ms",
@@ -220,7 +214,7 @@ def validate(data, sensor=None):
             % (data["loop_ms"], data["diode"]["max_power_w"]))
     for key, default, low, high in _TIMING:
         _number(timing, key, "timing." + key, low, high, default)
-        _expect(isinstance(timing[key], int), "timing." + key, "must be a whole number of ms")
+        _expect(is_whole(timing[key]), "timing." + key, "must be a whole number of ms")
     _expect(timing["ready_timeout_ms"] > timing["emission_delay_ms"], "timing.ready_timeout_ms",
             "must be longer than timing.emission_delay_ms, or READY would end before it can emit")
     # A hung loop keeps the last outputs until the watchdog resets the chip: short, but never
@@ -230,7 +224,7 @@ def validate(data, sensor=None):
     _serial(data["serial"], timing["status_period_ms"])
     if "checkpoint_s" in journal:
         _number(journal, "checkpoint_s", "journal.checkpoint_s", 1, 600)
-        _expect(isinstance(journal["checkpoint_s"], int), "journal.checkpoint_s",
+        _expect(is_whole(journal["checkpoint_s"]), "journal.checkpoint_s",
                 "must be a whole number of seconds")
     share(data["thermistor"], _thermistor_range(data, sensor))
     return data
@@ -239,7 +233,7 @@ def validate(data, sensor=None):
 def _serial(serial, status_period_ms):
     _number(serial, "baud", "serial.baud", _MIN_BAUD, _MAX_BAUD)
     baud = serial["baud"]
-    _expect(isinstance(baud, int), "serial.baud", "must be a whole number of bits per second")
+    _expect(is_whole(baud), "serial.baud", "must be a whole number of bits per second")
     per_status = baud // 10 * status_period_ms // 1000  # 8N1: ten bits a byte
     _expect(per_status >= _STATUS_SHARE * _STATUS_LINE_BYTES, "serial.baud",
             "%d baud carries %d bytes in a status period (timing.status_period_ms %d): a status "
@@ -253,7 +247,7 @@ def _rtc(rtc, used):
     _expect(isinstance(rtc, dict), "rtc", "must be an object")
     _expect(rtc.get("part") == "DS3231", "rtc.part", 'must be "DS3231" (the part the firmware '
             "drives), got %r" % (rtc.get("part"),))
-    _expect(rtc.get("i2c") in (0, 1) and not isinstance(rtc.get("i2c"), bool), "rtc.i2c",
+    _expect(is_number(rtc.get("i2c")) and rtc["i2c"] in (0, 1), "rtc.i2c",
             "must be 0 or 1 (the ESP32's I2C controllers), got %r" % (rtc.get("i2c"),))
     _output_pin(rtc, "sda_pin", "rtc.sda_pin", used)
     _output_pin(rtc, "scl_pin", "rtc.scl_pin", used)
@@ -264,7 +258,7 @@ def _panel(panel, rtc, used):
     rotary encoder on the chip's pulse counter and two buttons. The display may share an I2C
     controller with the DS3231, on the same two lines (one bus, two addresses)."""
     _expect(isinstance(panel, dict), "panel", "must be an object")
-    _expect(panel.get("i2c") in (0, 1) and not isinstance(panel.get("i2c"), bool), "panel.i2c",
+    _expect(is_number(panel.get("i2c")) and panel["i2c"] in (0, 1), "panel.i2c",
             "must be 0 or 1 (the ESP32's I2C controllers), got %r" % (panel.get("i2c"),))
     if rtc is not None and rtc["i2c"] == panel["i2c"]:
         for key in ("sda_pin", "scl_pin"):
@@ -344,7 +338,7 @@ def _adc_input(section, name, used):
 def _thermistor(th, used):
     _adc_input(th, "thermistor", used)
     _number(th, "samples", "thermistor.samples", 1, 15, 5)
-    _expect(isinstance(th["samples"], int) and th["samples"] % 2 == 1, "thermistor.samples",
+    _expect(is_whole(th["samples"]) and th["samples"] % 2 == 1, "thermistor.samples",
             "must be an odd whole number (the median of the samples is used)")
     _section(th, "divider", "thermistor.")
     div = th["divider"]
@@ -386,7 +380,7 @@ def _power_monitor(pm, used, max_power_w):
             "must list at least two [read_uv, watts] points")
     for i, point in enumerate(points):
         where = "%s[%d]" % (field, i)
-        _expect(isinstance(point, _ROWS) and len(point) == 2 and isinstance(point[0], int)
+        _expect(isinstance(point, _ROWS) and len(point) == 2 and is_whole(point[0])
                 and _is_number(point[1]) and point[1] >= 0, where, "must be [read_uv, watts]")
         _expect(low_uv <= point[0] <= high_uv, where,
                 "%d uV is outside the ADC's linear range %d..%d uV" % (point[0], low_uv, high_uv))
@@ -398,7 +392,7 @@ def _power_monitor(pm, used, max_power_w):
     _number(pm, "tolerance_pct", "power_monitor.tolerance_pct", 1, 50, 10)
     _number(pm, "floor_w", "power_monitor.floor_w", 0, max_power_w / 10, 0.1)
     _number(pm, "window_ms", "power_monitor.window_ms", 50, 2000, 250)
-    _expect(isinstance(pm["window_ms"], int), "power_monitor.window_ms",
+    _expect(is_whole(pm["window_ms"]), "power_monitor.window_ms",
             "must be a whole number of ms")
 
 
@@ -439,7 +433,7 @@ def _thermal(thermal):
     field("stuck_s", 1, 60, 5)
     field("max_rise_c_per_s", 0.01, 10)
     for key in ("rise_window_s", "runaway_window_s"):
-        _expect(isinstance(field(key, 2, 120), int), "thermal." + key,
+        _expect(is_whole(field(key, 2, 120)), "thermal." + key,
                 "must be a whole number of seconds")
     field("heatsink_capacity_j_per_c", 1, 10000)
     field("cooling_c_per_w", 0.2, 10)  # with the heat bound below, keeps the tick's integers small
@@ -461,7 +455,7 @@ def _diode(diode):
         where = "%s[%d]" % (field, i)
         _expect(isinstance(point, _ROWS) and len(point) == 2, where, "must be [duty_u16, watts]")
         duty, watts = point
-        _expect(isinstance(duty, int) and not isinstance(duty, bool) and 0 <= duty <= 65535,
+        _expect(is_whole(duty) and 0 <= duty <= 65535,
                 where, "duty must be a whole number in 0..65535")
         _expect(_is_number(watts) and 0 <= watts <= diode["rating_w"], where,
                 "watts must be a number within 0..diode.rating_w (%g W)" % diode["rating_w"])
@@ -529,7 +523,7 @@ def _output_pin(section, key, where, used):
 
 
 def _gpio(pin, where):
-    _expect(isinstance(pin, int) and not isinstance(pin, bool) and pin in _GPIOS, where,
+    _expect(is_whole(pin) and pin in _GPIOS, where,
             "not an ESP32 GPIO usable here: %r" % (pin,))
     _expect(pin not in _UART0, where, "GPIO %d is the USB serial port (UART0)" % pin)
 
@@ -566,8 +560,9 @@ def _number(data, key, where, low, high, default=None):
 
 
 def _is_number(value):
-    # NaN and infinity fail the range check (every comparison with NaN is false).
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+    # Not NaN either (NaN and infinity fail a range check, where there is one: every comparison
+    # with NaN is false; the thermistor's coefficients have none).
+    return is_number(value) and value == value
 
 
 def _expect(ok, where, problem):

@@ -13,18 +13,12 @@ import json
 
 import heap
 from controller import COMPLETE, EMITTING, FAULT, PAUSED, READY, STANDBY, STATE_NAMES
+from fields import CommandError, check_fields, is_whole, text_field, whole_field
 from flash import write_atomic
 from link import NOT_TEXT, TOO_LONG, LineReader, dumps
+from micropython import const
 from records import ACK, ARM, DISARM, RESET
 from ticks import ticks_diff
-
-try:
-    from micropython import const
-except ImportError:
-
-    def const(x):
-        return x
-
 
 SERVICE_IDLE_MS = const(300000)  # a service session left idle this long closes
 MAX_PIN_TRIES = const(5)  # wrong PINs in a row before the lockout ...
@@ -33,10 +27,6 @@ JOURNAL_PAGE = const(4)  # records per journal reply: a reply stays short on a 1
 MAX_DEPTH = const(4)  # objects and lists in a request: {"points": [[duty, W], ...]} is 3 deep
 _IN_SESSION = (READY, EMITTING, PAUSED)
 _BUTTON_COMMANDS = {"arm": ARM, "disarm": DISARM, "ack": ACK, "reset": RESET}
-
-
-class CommandError(ValueError):
-    pass
 
 
 # Ctrl-C: what a terminal sends to stop a program; Ctrl-A, -B, -D, -E: the REPL's raw mode, friendly
@@ -70,28 +60,6 @@ def _check_request(request, escaped):
                     pending.append((item, key, depth + 1))
 
 
-def _check_fields(request, allowed):
-    for key in request:
-        if key not in allowed and key not in ("cmd", "id"):
-            raise CommandError("%s: unknown field %r (known: %s)" % (
-                request["cmd"], key, ", ".join(allowed) if allowed else "none"))
-
-
-def _whole(request, key, low, high, default=None):
-    value = request.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise CommandError("%s.%s: must be a whole number within %d..%d, got %r"
-                           % (request["cmd"], key, low, high, value))
-    return value
-
-
-def _text(request, key):
-    value = request.get(key)
-    if not isinstance(value, str) or not value:
-        raise CommandError("%s.%s: must be text, got %r" % (request["cmd"], key, value))
-    return value
-
-
 class Commands:
     """Reads requests with `read_byte` (see link.LineReader), acts on `app` (app.App), queues
     each reply as one line in `outbox` (link.Outbox). A request is taken only when the outbox is
@@ -117,9 +85,10 @@ class Commands:
     # -- the loop's two calls ------------------------------------------------------------------
 
     def poll(self, now_ms):
-        """Before the controller's step: end an idle or interrupted service session, then take
-        one request, if a whole line is waiting. A button command is passed to the step in
-        app.inputs.command and answered by finish(); every other request is answered here."""
+        """After the tick's outputs are applied (and finish()): end an idle or interrupted
+        service session, then take one request, if a whole line is waiting. A button command is
+        passed to the next tick's step in app.inputs.command and answered by that tick's
+        finish(); every other request is answered here."""
         state = self.app.controller.state
         if self._before_point is not None and state not in _IN_SESSION:
             self._end_point()
@@ -157,7 +126,8 @@ class Commands:
             self._reply(request, None, str(e))
 
     def finish(self, now_ms):
-        """After the step: answer the button command it was given, from what it did."""
+        """After the step and the outputs, before poll(): answer the button command the step
+        was given (the last tick's poll took it), from what it did."""
         if self._pending is None:
             return
         request, state_was, refusals_was, fault_was = self._pending
@@ -218,7 +188,7 @@ class Commands:
         if not isinstance(name, str):
             raise CommandError('cmd: missing or not text: {"cmd": "status"}')
         ident = request.get("id")
-        if ident is not None and (isinstance(ident, bool) or not isinstance(ident, (int, str))
+        if ident is not None and (not (is_whole(ident) or isinstance(ident, str))
                                   or len(str(ident)) > 32):
             raise CommandError("id: must be a number or text of at most 32 characters")
         return request
@@ -235,11 +205,11 @@ class Commands:
         if fields:
             reply.update(fields)
         # poll() takes a request only with the line queue empty: its reply fits, or goes as the
-        # long line; a button command's, answered after the step, is short.
+        # long line; a button command's, answered by the next tick's finish(), is short.
         self.outbox.line(dumps(reply))
 
     def _press(self, request, name):
-        _check_fields(request, ())
+        check_fields(request, ())
         c = self.app.controller
         if name == "arm" and c.state != STANDBY:
             raise CommandError("arm: only from STANDBY (the state is %s)" % STATE_NAMES[c.state])
@@ -249,7 +219,8 @@ class Commands:
         self._pass_to_step(request, _BUTTON_COMMANDS[name])
 
     def _pass_to_step(self, request, command):
-        """The step acts on `command` as on a button's edge; finish() answers `request`."""
+        """The next tick's step acts on `command` as on a button's edge; that tick's finish()
+        answers `request`."""
         c = self.app.controller
         self.app.inputs.command = command
         self._pending = (request, c.state, c.refusals, c.fault_code)
@@ -311,12 +282,29 @@ class Commands:
             raise CommandError("%s: only between sessions (the state is %s)"
                                % (request["cmd"], STATE_NAMES[state]))
 
+    def _journal_of(self, request):
+        journal = self.app.journal
+        if journal is None:
+            raise CommandError("%s: this device keeps no journal" % request["cmd"])
+        return journal
+
+    def _page(self, request, newest):
+        """The journal and the lines of one page: `count` (1..JOURNAL_PAGE) records from
+        `from`; by default the newest ones, or the oldest on the flash."""
+        check_fields(request, ("from", "count"))
+        journal = self._journal_of(request)
+        # Reading scans the files from their start (tens of ms on the chip): never in a session.
+        self._between_sessions(request)
+        count = whole_field(request, "count", 1, JOURNAL_PAGE, JOURNAL_PAGE)
+        default = max(1, journal.last_n - count + 1) if newest else journal.first_n or 1
+        return journal, journal.read(whole_field(request, "from", 1, 1 << 30, default), count)
+
 
 # -- operator commands -------------------------------------------------------------------------
 
 
 def _status(cmds, request, now_ms):
-    _check_fields(request, ())
+    check_fields(request, ())
     app = cmds.app
     fields = app.recorder.status_fields(app)
     fields["selected"] = app.selection
@@ -343,12 +331,12 @@ def _clock(cmds, request, now_ms):
     """Read the wall clock, or set it (`utc_s`, seconds since 1970-01-01 UTC) between sessions.
     A change of more than _CLOCK_SLACK_S, or the first setting since power-on, is journaled with
     the time it replaced (docs/serial.md, *The clock*)."""
-    _check_fields(request, ("utc_s",))
+    check_fields(request, ("utc_s",))
     app = cmds.app
     before_s = app.hw.wall_clock_s()
     if "utc_s" not in request:
         return {"utc_s": before_s}
-    utc_s = _whole(request, "utc_s", _CLOCK_MIN_S, _CLOCK_MAX_S)
+    utc_s = whole_field(request, "utc_s", _CLOCK_MIN_S, _CLOCK_MAX_S)
     cmds._between_sessions(request)
     if before_s is not None and -_CLOCK_SLACK_S <= utc_s - before_s <= _CLOCK_SLACK_S:
         return {"utc_s": before_s, "set": False}
@@ -371,7 +359,7 @@ def _clock(cmds, request, now_ms):
 
 
 def _list(cmds, request, now_ms):
-    _check_fields(request, ())
+    check_fields(request, ())
     import protocols
 
     try:
@@ -384,9 +372,9 @@ def _list(cmds, request, now_ms):
 
 
 def _select(cmds, request, now_ms):
-    _check_fields(request, ("protocol", "skin_type"))
-    name = _text(request, "protocol")
-    skin_type = _whole(request, "skin_type", 1, 6, 1) if "skin_type" in request else None
+    check_fields(request, ("protocol", "skin_type"))
+    name = text_field(request, "protocol")
+    skin_type = whole_field(request, "skin_type", 1, 6, 1) if "skin_type" in request else None
     app = cmds.app
     try:
         treatment = preview_preset(app, name, skin_type)
@@ -466,41 +454,20 @@ def _preset_spec(protocols, path, name, skin_type):
     return protocols.spec_for(protocols.load(path), name, skin_type)
 
 
-def _journal_of(cmds, request):
-    journal = cmds.app.journal
-    if journal is None:
-        raise CommandError("%s: this device keeps no journal" % request["cmd"])
-    return journal
-
-
-def _page(cmds, request, newest):
-    """The journal and the lines of one page: `count` (1..JOURNAL_PAGE) records from `from`;
-    by default the newest ones, or the oldest on the flash."""
-    _check_fields(request, ("from", "count"))
-    journal = _journal_of(cmds, request)
-    # Reading scans the files from their start (tens of ms on the chip): never during a session.
-    cmds._between_sessions(request)
-    count = _whole(request, "count", 1, JOURNAL_PAGE, JOURNAL_PAGE)
-    default = max(1, journal.last_n - count + 1) if newest else journal.first_n or 1
-    return journal, journal.read(_whole(request, "from", 1, 1 << 30, default), count)
-
-
 def _journal(cmds, request, now_ms):
     """The operator's view: the records' contents, a page at a time, newest last."""
     import journal as journal_module
 
-    journal, lines = _page(cmds, request, True)
+    journal, lines = cmds._page(request, True)
     return {"records": [journal_module.parse(line)[2] for line in lines],
             "last_n": journal.last_n}
-
-
 
 
 # -- the service session and its commands --------------------------------------------------------
 
 
 def _service(cmds, request, now_ms):
-    _check_fields(request, ("pin",))
+    check_fields(request, ("pin",))
     cmds.open_service(request.get("pin"), now_ms)
     return {"service": True, "idle_timeout_s": SERVICE_IDLE_MS // 1000}
 

@@ -11,19 +11,12 @@
 #   BOOT --self-test done--> STANDBY (arming locked if it failed), or FAULT after a watchdog reset
 import alarms
 from footswitch import Footswitch
+from micropython import const
 from power_monitor import PowerMonitor
 from records import ACK, ARM, DISARM, RESET
 from thermal import NORMAL, ThermalMonitor
 from thermistor import OK
 from ticks import ticks_add, ticks_diff
-
-try:
-    from micropython import const
-except ImportError:
-
-    def const(x):
-        return x
-
 
 BOOT = const(0)  # until the loop's boot self-test has run (App.self_test)
 STANDBY = const(1)
@@ -70,8 +63,11 @@ class Controller:
         self.half_tick_ms = board["loop_ms"] // 2 or 1
         self.treatment = treatment
         self.state = BOOT
-        self.locked = None  # why arming is locked until the next boot (the self-test), or None
-        self.blocked = None  # why arming is refused for now (the journal cannot take more)
+        # Why arming is locked until the next boot (the self-test; settings changed), or None;
+        # and why it is refused for now (the journal cannot take more), or None. Set only through
+        # booted(), lock(), block() and unblock(), so that which reason wins is decided here.
+        self.locked = None
+        self.blocked = None
         # Why only a service calibration point may arm (this device has no valid settings), or
         # None; the supervisor holds the same rule on its own.
         self.calibration_only = None
@@ -151,6 +147,20 @@ class Controller:
         self._enter(STANDBY, now_ms)
         if fault_code is not None:
             self.fault(fault_code, now_ms)
+
+    def lock(self, reason):
+        """Lock arming until the next boot, for `reason`; a lock already set keeps its own."""
+        if self.locked is None:
+            self.locked = reason
+
+    def block(self, reason):
+        """Refuse arming for now, for `reason`: the latest reason replaces any earlier one."""
+        self.blocked = reason
+
+    def unblock(self, reason):
+        """Arming no longer refused for `reason`; a block for another reason stays."""
+        if self.blocked == reason:
+            self.blocked = None
 
     def take_over(self, failed):
         """Carry on from a controller whose tick failed (it is latched in FAULT): its lock, its

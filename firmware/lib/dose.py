@@ -13,6 +13,8 @@
 # Pure: no clock, no hardware, no allocation beyond the result. Runs on CPython and MicroPython.
 import math
 
+from fields import is_number
+
 FIELDS = ("energy_j", "fluence_j_cm2", "irradiance_w_cm2", "time_s", "power_w", "area_cm2")
 UNITS = {"energy_j": "J", "fluence_j_cm2": "J/cm2", "irradiance_w_cm2": "W/cm2",
          "time_s": "s", "power_w": "W", "area_cm2": "cm2"}
@@ -93,7 +95,7 @@ def solve_dict(given, tol=TOLERANCE, where="dose", names=None):
 def check(key, value, where="dose", names=None):
     """`value` as a float if it is a real, finite number within LIMITS[key]; else ValueError."""
     name = _name(key, names)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not is_number(value):
         raise ValueError("%s.%s: must be a number, got %r" % (where, name, value))
     value = float(value)
     if not math.isfinite(value) or value <= 0:
@@ -116,8 +118,7 @@ def average_power_w(peak_w, duty_pct):
 
 
 def _duty(duty_pct):
-    if isinstance(duty_pct, bool) or not isinstance(duty_pct, (int, float)) or \
-            not DUTY_PCT_LIMITS[0] <= duty_pct <= DUTY_PCT_LIMITS[1]:
+    if not is_number(duty_pct) or not DUTY_PCT_LIMITS[0] <= duty_pct <= DUTY_PCT_LIMITS[1]:
         raise ValueError("dose.duty_pct: must be a number within %d..%d, got %r"
                          % (DUTY_PCT_LIMITS[0], DUTY_PCT_LIMITS[1], duty_pct))
     return float(duty_pct)

@@ -3,13 +3,7 @@
 # needs of it: read and set the date and time, and whether its time can be trusted. Registers
 # and bits from the Maxim DS3231 datasheet (19-5170). Runs on CPython and MicroPython: the I2C
 # object is passed in (machine.I2C on the chip; the tests' and the virtual device's stand-ins).
-try:
-    from micropython import const
-except ImportError:
-
-    def const(x):
-        return x
-
+from micropython import const
 
 ADDRESS = const(0x68)  # fixed in the part
 _TIME = const(0x00)  # seconds, minutes, hours, weekday, date, month, year: 7 BCD registers

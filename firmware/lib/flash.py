@@ -3,6 +3,11 @@
 # (tests/firmware/fakeflash.py). The settings store and the journal take one in their constructor.
 import os
 
+# This file on the flash asks for a maintenance boot (startup.py reads it, the service's restart
+# writes it, halt.py reads it too): here, where all three can import it without importing each
+# other.
+MAINTENANCE_FLAG = "maintenance"
+
 
 class Flash:
     """The filesystem the firmware runs from. On the ESP32 it is littlefs: a rename replaces its

@@ -1,5 +1,5 @@
 # The safe halt: where main.py goes when the control loop cannot run (an invalid board file, a
-# module that cannot be imported, anything that escapes app.main). It never returns to main.py,
+# module that cannot be imported, anything that escapes startup.main). It never returns to main.py,
 # so the board never falls through to its REPL: the serial port keeps carrying JSON only, and
 # every line received is answered with the reason. The outputs are off: gated again from the
 # board file if it can be read, else left to the laser lines' hardware pull-downs. The watchdog
@@ -15,9 +15,10 @@ import select
 import sys
 import time
 
+from fields import is_whole
+from flash import MAINTENANCE_FLAG
 from link import LineReader, dumps, send_line
 
-MAINTENANCE_FLAG = "maintenance"  # app.MAINTENANCE_FLAG (app.py may be what failed to import)
 _POLL_MS = 10
 
 
@@ -26,8 +27,8 @@ def reason_of(exc):
 
 
 def maintenance_why(hardware):
-    """Why this is a maintenance boot (as app.maintenance_requested, which may be what failed to
-    import), or None. `hardware`: the hw.Hardware the board file gave, or None."""
+    """Why this is a maintenance boot (as startup.maintenance_requested, which may be what failed
+    to import), or None. `hardware`: the hw.Hardware the board file gave, or None."""
     try:
         with open(MAINTENANCE_FLAG):
             return "flag file %s" % MAINTENANCE_FLAG
@@ -66,8 +67,7 @@ class Halt:
                 request = None
             ident = request.get("id") if isinstance(request, dict) else None
             # The id back, so that a host tool matches the refusal to its request and shows why.
-            if (isinstance(ident, int) and not isinstance(ident, bool)) or \
-                    (isinstance(ident, str) and len(ident) <= 32):
+            if is_whole(ident) or (isinstance(ident, str) and len(ident) <= 32):
                 reply["id"] = ident
         self._write(dumps(reply))
         return True

@@ -16,6 +16,8 @@ import hashlib
 import json
 from binascii import hexlify
 
+from fields import is_whole
+
 GENESIS = "0" * 64
 _HEX_DIGITS = "0123456789abcdef"
 _COPY_CHUNK_BYTES = 512  # the repair copies the file through the heap this much at a time
@@ -26,10 +28,6 @@ def _link(prev_hash, body):
     h = hashlib.sha256(prev_hash.encode())
     h.update(body.encode())
     return hexlify(h.digest()).decode()
-
-
-def _is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)  # MicroPython: True is no int
 
 
 def _text(raw):
@@ -57,7 +55,7 @@ def parse(line):
     if not isinstance(record, dict):
         raise ValueError("the body is not a JSON object")
     n = record.get("n")
-    if not _is_int(n) or n < 1:
+    if not is_whole(n) or n < 1:
         raise ValueError("the body has no record number n >= 1")
     if not isinstance(record.get("ev"), str):
         raise ValueError("record n=%d has no event kind ev" % n)
@@ -233,7 +231,7 @@ class Journal:
         """The host has saved every record through through_n: put that on record (with the
         fields of `stamp` beside it: the logbook's when and where), then free the old file if
         nothing in it is unsaved. Returns the release record's n."""
-        if not _is_int(through_n) or not self.released_n <= through_n <= self.last_n:
+        if not is_whole(through_n) or not self.released_n <= through_n <= self.last_n:
             raise ValueError("cannot release through n=%r: from n=%d (released already) to n=%d "
                              "(the latest record)" % (through_n, self.released_n, self.last_n))
         record = {"ev": "release", "through": through_n}
@@ -293,7 +291,7 @@ class Journal:
                 if problem is not None:
                     self.problems.append("%s line %d: %s" % (path, line_no, problem))
                     continue
-                if record["ev"] == "release" and _is_int(record.get("through")):
+                if record["ev"] == "release" and is_whole(record.get("through")):
                     self.released_n = record["through"]
                 if on_record is not None:
                     on_record(record)

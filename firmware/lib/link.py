@@ -13,13 +13,7 @@
 import json
 import sys
 
-try:
-    from micropython import const
-except ImportError:
-
-    def const(x):
-        return x
-
+from micropython import const
 
 TOO_LONG = "too long"
 NOT_TEXT = "not text"

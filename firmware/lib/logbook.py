@@ -8,6 +8,7 @@
 # while emitting every checkpoint_s of emission; never on a quiet tick, always after the tick's
 # outputs are applied.
 from controller import BOOT, EMITTING, FAULT, PAUSED, READY, STANDBY, STATE_NAMES
+from fields import is_whole
 from flash import read_bytes, write_atomic
 from thermal import DERATE_STEPS
 
@@ -51,7 +52,7 @@ class Logbook:
     def on_record(self, body):
         ev = body.get("ev")
         boot = body.get("boot")
-        if isinstance(boot, int) and self.boots < boot < _MAX_BOOT:
+        if is_whole(boot) and self.boots < boot < _MAX_BOOT:
             self.boots = boot
         if ev == "arm":
             self.open_session, self.checkpoint = body, None
@@ -238,9 +239,9 @@ class Logbook:
         """Refuse new sessions while the journal could not record them."""
         journal = self.journal
         if journal is not None and journal.full:
-            app.controller.blocked = JOURNAL_FULL
-        elif app.controller.blocked == JOURNAL_FULL:
-            app.controller.blocked = None
+            app.controller.block(JOURNAL_FULL)
+        else:
+            app.controller.unblock(JOURNAL_FULL)
 
     @staticmethod
     def _treatment_fields(app, record):
@@ -285,7 +286,7 @@ class Logbook:
         try:
             n = self.journal.append(record)
         except OSError as e:
-            app.controller.blocked = "journal cannot be written (%s): service needed" % e
+            app.controller.block("journal cannot be written (%s): service needed" % e)
             app.recorder.error_text("journal", "cannot append a %s record: %s"
                                     % (record.get("ev"), e))
             return None

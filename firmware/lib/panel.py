@@ -2,12 +2,15 @@
 # image), a rotary encoder with push ("select") and a back button. A clinician chooses a preset by
 # region, condition and skin type, confirms it, arms and follows the treatment without a computer.
 #
-# Outside the safety path, in two calls of the loop's tick:
+# Outside the safety path, in three calls of the loop's tick:
 # - sense(), before the controller's step: turns and presses move through the screens; a press
 #   that means a button (arm, disarm, ack, reset) becomes the step's command, exactly as the
-#   serial port's button commands do. The panel never starts emission: arming still needs the
-#   footswitch released and pressed after the warning.
-# - update(), after the outputs are applied: what reads or writes the flash (the preset library,
+#   serial port's button commands do (one taken in the last tick has this step: the press then
+#   waits for the next). The panel never starts emission: arming still needs the footswitch
+#   released and pressed after the warning.
+# - answer(), after the outputs are applied and before the serial port's next request: the
+#   step's command, if it was the panel's, is used up; a refusal shows.
+# - update(), after the serial request: what reads or writes the flash (the preset library,
 #   a selection, the PIN) runs here; then one row of the screen is composed (screens.py), or else
 #   one chunk of 4 cells drawn and sent (textgrid.py); neither in a tick that wrote a status
 #   line, took a serial request or wrote to the journal, nor while the loop's ticks take half
@@ -16,6 +19,7 @@
 #   however much of the screen changes: a whole new screen takes 40 ticks.
 import screens
 from controller import BOOT, COMPLETE, EMITTING, FAULT, PAUSED, READY, STANDBY
+from micropython import const
 from records import ACK, ARM, DISARM, RESET
 from screens import (
     CONDITION,
@@ -31,14 +35,6 @@ from screens import (
 )
 from textgrid import COLS, ROWS, TextGrid
 from ticks import ticks_diff
-
-try:
-    from micropython import const
-except ImportError:
-
-    def const(x):
-        return x
-
 
 _NOTICE_MS = const(4000)  # a refusal or a notice stays this long
 _DEBOUNCE_MS = const(30)  # a button's level must hold this long to count
@@ -288,8 +284,6 @@ class Panel:
         """After the outputs: what the presses asked for, then a bounded share of showing it."""
         app = self.app
         c = app.controller
-        if self._command is not None:
-            self._answer(c)
         self._watch(app, c, now_ms)
         if self._action is not None:
             action, self._action = self._action, None
@@ -323,10 +317,16 @@ class Panel:
         return busy or self.failed is not None or app.last_tick_ms >= self.slack_ms or \
             app.recorder.status_written(now_ms)
 
-    def _answer(self, c):
-        """The step had the panel's button command: the refusal shows, as for the buttons."""
-        command, self._command = self._command, None
-        self.app.inputs.command = None  # for that step only
+    def answer(self):
+        """After the outputs, before the serial port's next request (App._serial): if the step
+        had the panel's button command, it was for that step only; a refusal shows, as for the
+        buttons."""
+        command = self._command
+        if command is None:
+            return
+        self._command = None
+        self.app.inputs.command = None  # before a serial request may give the next step one
+        c = self.app.controller
         self._eyewear = False
         if command == ARM and c.state != READY:
             self.app.eyewear_confirmed = False  # _watch shows why

@@ -15,6 +15,7 @@ import json
 import calibration as calibration_module
 import dose
 import treatment as treatment_module
+from fields import is_number, is_whole
 
 FORMAT = 1
 MODES = ("cw", "pulsed")
@@ -237,13 +238,11 @@ def _check_mode(raw, preset, where):
                 raise ValueError("%s.%s: only for mode \"pulsed\"" % (where, key))
         return
     hz = raw.get("pulse_hz")
-    if isinstance(hz, bool) or not isinstance(hz, int) or \
-            not PULSE_HZ_LIMITS[0] <= hz <= PULSE_HZ_LIMITS[1]:
+    if not is_whole(hz) or not PULSE_HZ_LIMITS[0] <= hz <= PULSE_HZ_LIMITS[1]:
         raise ValueError("%s.pulse_hz: must be a whole number of Hz within %d..%d, got %r"
                          % (where, PULSE_HZ_LIMITS[0], PULSE_HZ_LIMITS[1], hz))
     duty = raw.get("duty_pct")
-    if isinstance(duty, bool) or not isinstance(duty, (int, float)) or \
-            not DUTY_PCT_LIMITS[0] <= duty <= DUTY_PCT_LIMITS[1]:
+    if not is_number(duty) or not DUTY_PCT_LIMITS[0] <= duty <= DUTY_PCT_LIMITS[1]:
         raise ValueError("%s.duty_pct: must be a number within %d..%d, got %r"
                          % (where, DUTY_PCT_LIMITS[0], DUTY_PCT_LIMITS[1], duty))
     preset["pulse_hz"] = hz
@@ -265,7 +264,7 @@ def _skin_factors(raw, where):
     low, high = SKIN_FACTOR_LIMITS
     for i in range(len(factors)):
         f = factors[i]
-        if isinstance(f, bool) or not isinstance(f, (int, float)) or not low <= f <= high:
+        if not is_number(f) or not low <= f <= high:
             raise ValueError("%s.%s[%d]: must be a number within %g..%g, got %r"
                              % (where, key, i, low, high, f))
         if i and f > factors[i - 1]:
@@ -279,8 +278,7 @@ def _adjusted(preset, skin_type):
     """The six dose quantities at `skin_type`'s power (the written power when None)."""
     power_w = preset["power_w"]
     if skin_type is not None:
-        if isinstance(skin_type, bool) or not isinstance(skin_type, int) or \
-                not 1 <= skin_type <= len(SKIN_TYPES):
+        if not is_whole(skin_type) or not 1 <= skin_type <= len(SKIN_TYPES):
             raise ValueError("skin_type: must be a Fitzpatrick skin type 1..6 (I..VI), got %r"
                              % (skin_type,))
         factor = preset["skin_power_factor"][skin_type - 1]

@@ -2,24 +2,17 @@
 # journal's export and release, a restart. commands.py takes the request, checks that a service
 # session is open (the PIN) and imports this module for it, dropping it from the modules again
 # after (heap.forget): its functions hold no heap between requests.
-from commands import CommandError, _check_fields, _journal_of, _page, _whole
 from controller import STANDBY, STATE_NAMES
-from flash import write_atomic
+from fields import CommandError, check_fields, whole_field
+from flash import MAINTENANCE_FLAG, write_atomic
+from micropython import const
 from records import ARM
-
-try:
-    from micropython import const
-except ImportError:
-
-    def const(x):
-        return x
-
 
 MAX_POINT_S = const(60)  # the longest calibration point: a thermal power meter settles in ~10 s
 
 
 def _logout(cmds, request, now_ms):
-    _check_fields(request, ())
+    check_fields(request, ())
     cmds.service_open = False
     return {"service": False}
 
@@ -46,7 +39,7 @@ def _save(cmds, request, changes, action):
 
 
 def _calibrate(cmds, request, now_ms):
-    _check_fields(request, ("points", "date", "due_days"))
+    check_fields(request, ("points", "date", "due_days"))
     changes = {"calibration": request.get("points"), "calibrated_on": request.get("date")}
     if "due_days" in request:
         changes["due_days"] = request["due_days"]
@@ -54,7 +47,7 @@ def _calibrate(cmds, request, now_ms):
 
 
 def _limits(cmds, request, now_ms):
-    _check_fields(request, ("max_power_w", "max_energy_j"))
+    check_fields(request, ("max_power_w", "max_energy_j"))
     limits = {}
     for key in ("max_power_w", "max_energy_j"):
         if key in request:
@@ -63,16 +56,16 @@ def _limits(cmds, request, now_ms):
 
 
 def _pin(cmds, request, now_ms):
-    _check_fields(request, ("new",))
+    check_fields(request, ("new",))
     return _save(cmds, request, {"pin": {"new": request.get("new")}}, "pin")
 
 
 def _cal_point(cmds, request, now_ms):
     """Arm a calibration point: `duty` held for `time_s` s of emission, for a power meter. The
     technician still needs the key, the interlock and the footswitch, as for a treatment."""
-    _check_fields(request, ("duty", "time_s"))
-    duty = _whole(request, "duty", 1, 65535)
-    time_s = _whole(request, "time_s", 1, MAX_POINT_S, 10)
+    check_fields(request, ("duty", "time_s"))
+    duty = whole_field(request, "duty", 1, 65535)
+    time_s = whole_field(request, "time_s", 1, MAX_POINT_S, 10)
     app = cmds.app
     if app.controller.state != STANDBY:
         raise CommandError("cal_point: only in STANDBY (the state is %s)"
@@ -90,16 +83,16 @@ def _cal_point(cmds, request, now_ms):
 
 def _journal_export(cmds, request, now_ms):
     """The raw records, hash and all, for the host to verify and keep."""
-    journal, lines = _page(cmds, request, False)
+    journal, lines = cmds._page(request, False)
     return {"lines": lines, "first_n": journal.first_n,
             "last_n": journal.last_n, "last_hash": journal.last_hash,
             "released_n": journal.released_n}
 
 
 def _journal_clear(cmds, request, now_ms):
-    _check_fields(request, ("through",))
-    journal = _journal_of(cmds, request)
-    through = _whole(request, "through", journal.released_n, journal.last_n)
+    check_fields(request, ("through",))
+    journal = cmds._journal_of(request)
+    through = whole_field(request, "through", journal.released_n, journal.last_n)
     logbook = cmds.app.logbook
     journal.release(through, None if logbook is None else logbook.stamp(cmds.app, {}))
     if logbook is not None:
@@ -110,7 +103,7 @@ def _journal_clear(cmds, request, now_ms):
 def _restart(cmds, request, now_ms):
     """Reset the chip; with "maintenance": true, into a maintenance boot (no loop, no watchdog),
     which is how `laserctl deploy` reaches a running board's REPL before its watchdog bites."""
-    _check_fields(request, ("maintenance",))
+    check_fields(request, ("maintenance",))
     maintenance = request.get("maintenance", False)
     if not isinstance(maintenance, bool):
         raise CommandError("restart.maintenance: must be true or false, got %r" % (maintenance,))
@@ -119,8 +112,6 @@ def _restart(cmds, request, now_ms):
     if maintenance:
         if app.flash is None:
             raise CommandError("restart: this device has no flash for the maintenance flag")
-        from app import MAINTENANCE_FLAG
-
         write_atomic(app.flash, MAINTENANCE_FLAG, b"laserctl\n")
         cmds._journal_append({"ev": "service", "action": "maintenance"})
     app.restart_requested = True  # the loop resets the chip after this reply is out

@@ -17,6 +17,7 @@ import os
 from binascii import hexlify, unhexlify
 
 import heap
+from fields import is_number, is_whole
 from flash import read_bytes, write_atomic
 from thermistor import shared
 
@@ -61,7 +62,7 @@ def due_on(calibrated_on, due_days):
     """The date "YYYY-MM-DD" `due_days` after `calibrated_on`, by whole months: no datetime on
     MicroPython, and its time epochs differ between ports."""
     year, month, day = _date(calibrated_on)
-    if isinstance(due_days, bool) or not isinstance(due_days, int) or not 1 <= due_days <= 3650:
+    if not is_whole(due_days) or not 1 <= due_days <= 3650:
         raise SettingsError("due_days: must be a whole number of days in 1..3650, got %r"
                             % (due_days,))
     day += due_days
@@ -227,7 +228,7 @@ def _effective(values, board):
                                 % (key, ", ".join(sorted(_LIMITS))))
         section, field, unit = _LIMITS[key]
         value, board_max = limits[key], board[section][field]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        if not is_number(value) or not value > 0:
             raise SettingsError("limits.%s: must be a number > 0, got %r" % (key, value))
         if value > board_max:
             raise SettingsError("limits.%s: must not exceed the board's %g %s"

@@ -20,18 +20,11 @@ from array import array
 
 import calibration
 from dosimeter import Dosimeter
+from micropython import const
 from records import ARM, RESET
 from thermal import median
 from thermistor import shared
 from ticks import ticks_diff
-
-try:
-    from micropython import const
-except ImportError:
-
-    def const(x):
-        return x
-
 
 # Trip codes: latched faults the loop reports through the controller (docs/states.md).
 DOSE_BUDGET = "DOSE_BUDGET"

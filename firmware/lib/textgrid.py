@@ -13,14 +13,7 @@
 # init: so `want`, `shown` and the chunk being drawn live in that buffer (memoryviews of it)
 # instead of beside it, on a chip whose heap has no kilobyte to spare (docs/chip.md).
 import framebuf
-
-try:
-    from micropython import const
-except ImportError:
-
-    def const(x):
-        return x
-
+from micropython import const
 
 ROWS = const(8)
 COLS = const(16)

@@ -10,16 +10,9 @@
 # restarts the history when it becomes valid again.
 from array import array
 
+from micropython import const
 from thermistor import OK, OPEN, RANGE, SHORT, shared
 from ticks import ticks_add, ticks_diff
-
-try:
-    from micropython import const
-except ImportError:
-
-    def const(x):
-        return x
-
 
 NORMAL = const(0)
 WARNING = const(1)

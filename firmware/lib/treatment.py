@@ -4,6 +4,7 @@ import math
 from array import array
 
 import calibration as calibration_module
+from fields import is_number
 from thermal import DERATE_STEPS
 
 _MIN_EMISSION_S = 1.0  # shorter than this is not a treatment, and the dose stop could not be exact
@@ -213,7 +214,7 @@ def _within(spec, key, low, high):
 
 def _positive(spec, key):
     value = spec.get(key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not is_number(value):
         raise ValueError("treatment.%s: must be a number, got %r" % (key, value))
     if not (math.isfinite(value) and value > 0):
         raise ValueError("treatment.%s: must be finite and > 0, got %r" % (key, value))

@@ -88,9 +88,9 @@ def ulps(x, n):
 
 
 class FakeHardware:
-    """Duck-typed stand-in for hw.Hardware: logical inputs in, applied outputs recorded. With a
-    board, its power monitor's photodiode reads the light the outputs command (`light_factor`
-    scales it: an aged or overdriven diode)."""
+    """Duck-typed stand-in for hw.Hardware (what startup.HARDWARE names): logical inputs in,
+    applied outputs recorded. With a board, its power monitor's photodiode reads the light the
+    outputs command (`light_factor` scales it: an aged or overdriven diode)."""
 
     def __init__(self, temp_uv=1650000, board=None):
         self.levels = {"key_on": False, "interlock_closed": True, "estop_pressed": False,
@@ -98,6 +98,7 @@ class FakeHardware:
                        "arm_pressed": False, "reset_pressed": False, "ack_pressed": False,
                        "select_pressed": False, "back_pressed": False}
         self.display = None  # a fakedisplay.FakeDisplay gives the App its panel
+        self.display_problem = None
         self.encoder_turns = 0  # detents turned before the next sense (clockwise > 0)
         self.thermistor_uv = temp_uv
         self.spread_uv = 1000  # samples spread around the value (the median stays the value)
@@ -250,6 +251,9 @@ class FakeHardware:
     def set_wall_clock(self, utc_s):
         self.clock_set_s, self.clock_set_at_ms = utc_s, self._now_ms
 
+    def restore_wall_clock(self):
+        return None  # no battery-backed clock: the time is what set_wall_clock set
+
     def restart(self):
         self.safe_off()
         self.restarts += 1
@@ -372,12 +376,12 @@ class Rig:
     # -- the device's memory and its serial port ------------------------------------------------
 
     def attach_memory(self, flash=None, store=True, reset="RESET"):
-        """Give the app what app.main gives it on the device: the settings store and the journal
+        """Give the app what startup.main gives it on the device: the settings store and the journal
         on a flash (a FakeFlash that can lose power), the logbook, and the serial protocol.
         `store`: save first settings (the board's calibration, PIN) if the flash has none."""
-        from app import open_memory
         from commands import Commands
         from fakeflash import FakeFlash
+        from startup import open_memory
 
         flash, settings, logbook, journal, _ = open_memory(self.board, flash or FakeFlash())
         self.flash = flash

@@ -2,7 +2,7 @@
 # device's protocol library. Runs on CPython and on MicroPython.
 import json
 
-from app import load_treatment
+from startup import load_treatment
 from support import REPO, load_board, scratch
 
 _PATH = scratch("laser_test_treatment.json")

@@ -34,7 +34,7 @@ def test_status_answers_with_the_state_and_echoes_the_id():
 
 
 def test_status_and_the_boot_record_name_the_device_and_what_it_runs():
-    # app.main sets app.image from integrity.frozen_image() (None for a firmware in files: the
+    # startup.main sets app.image from integrity.frozen_image() (None for a firmware in files: the
     # .mpy path, the 64-bit virtual device; the build id of the image it runs from otherwise),
     # app.manifest_id from the deployment's manifest and app.device_id from hw.device_id().
     rig = _rig()

@@ -310,3 +310,40 @@ def test_every_session_end_is_reported_with_its_reason_and_dose():
     ends = [e["end"] for e in rig.events("session")]
     assert ends == ["COMPLETE", "DISARMED", "INTERLOCK_OPEN"], ends
     assert rig.events("session")[0]["delivered_j"] > 9.9
+
+
+def test_the_arming_locks_keep_their_reasons_through_a_failed_tick():
+    """Controller.lock: until the next boot, the first reason kept. block: for now, the latest
+    reason. unblock: clears only its own reason. A lock is named before a block; a restart after
+    a failed tick carries both over."""
+    from logbook import JOURNAL_FULL
+
+    rig = Rig()
+    c = rig.app.controller
+    c.block(JOURNAL_FULL)
+    c.block("journal cannot be written (EIO): service needed")
+    c.unblock(JOURNAL_FULL)  # not the reason now: stays
+    assert c.blocked == "journal cannot be written (EIO): service needed"
+    rig.arm()
+    assert rig.state == "STANDBY" and rig.events("refused")[-1]["reason"] == c.blocked
+    rig.app.lock("settings changed: restart the device to apply them")
+    rig.app.lock("a later reason")
+    assert c.locked == rig.app.supervisor.locked == \
+        "settings changed: restart the device to apply them"
+    rig.press("arm_pressed")
+    assert rig.state == "STANDBY" and rig.events("refused")[-1]["reason"] == c.locked
+    rig.hw.fail_next_sense = True
+    rig.tick()
+    assert rig.state == "FAULT" and rig.app.controller is not c  # restarted ...
+    assert (rig.app.controller.locked, rig.app.controller.blocked) == (c.locked, c.blocked)
+    rig.press("reset_pressed")
+    rig.press("arm_pressed")
+    assert rig.state == "STANDBY" and rig.events("refused")[-1]["reason"] == c.locked
+    # A block for the journal's room goes when the room is back; a lock stays until a boot.
+    rig = Rig()
+    rig.app.controller.block(JOURNAL_FULL)
+    rig.arm()
+    assert rig.state == "STANDBY" and rig.events("refused")[-1]["reason"] == JOURNAL_FULL
+    rig.app.controller.unblock(JOURNAL_FULL)
+    rig.press("arm_pressed")
+    assert rig.state == "READY"

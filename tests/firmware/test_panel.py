@@ -274,14 +274,14 @@ def test_the_panel_draws_only_in_a_ticks_slack():
 
 def test_a_custom_treatment_in_the_treatment_file_shows_as_custom():
     """{"protocol": {...}} is a custom treatment written out, not a preset's name."""
-    import app as app_module
+    import startup
     from support import scratch
 
     path = scratch("treatment-custom.json")
     with open(path, "w") as f:
         f.write('{"protocol": {"power_w": 5, "dose_j_cm2": 4, "area_cm2": 10}}')
     rig = panel_rig(spec=True)
-    rig.app.selection = app_module.selection_of(path)
+    rig.app.selection = startup.selection_of(path)
     assert rig.app.selection is None
     rig.run_ms(1000)
     assert rig.state == "STANDBY" and screen(rig)[1] == "Custom treatment"
@@ -303,15 +303,27 @@ def test_a_dark_panel_chooses_nothing_and_still_stops():
 
 
 def _in_the_tick_a_press_lands(rig, button, line):
-    """Hold `button` and send `line` over the serial port so that both reach the same tick."""
+    """Hold `button` and send `line` (a button command that changes no state here) over the
+    serial port so that both reach the same tick's step: the command taken by the tick before,
+    after its outputs; the press landing (its debounce over) in this one. The press waits."""
+    from panel import _Button
+
+    panel = rig.app.panel
+    held = panel._select if button == "select_pressed" else panel._back
     rig.hw.levels[button] = True
-    panel_button = rig.app.panel._select if button == "select_pressed" else rig.app.panel._back
     for _ in range(10):
-        rig.hw.serial_in = line
+        probe = _Button()  # the button's debounce, run ahead on a copy
+        probe.level, probe._raw, probe._since_ms = held.level, held._raw, held._since_ms
+        assert not probe.pressed(True, rig.now_ms)
+        if probe.pressed(True, rig.now_ms + rig.period_ms):
+            break  # the press lands in the tick after the next one
         rig.tick()
-        if panel_button.level:
-            break
-    rig.hw.serial_in = b""
+    requests = rig.app.commands.requests
+    rig.hw.serial_in = line
+    rig.tick()
+    assert rig.app.commands.requests == requests + 1 and not held.level  # taken; no press yet
+    rig.tick()
+    assert held.level and panel._waiting is not None  # the press landed, and waits
     rig.hw.levels[button] = False
 
 

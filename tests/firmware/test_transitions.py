@@ -1016,7 +1016,7 @@ def test_T55_a_serial_disarm_ends_the_session_in_any_session_state():
 
 def test_T56_arming_is_refused_while_the_journal_cannot_record_the_session():
     rig = _in_state("STANDBY").attach_memory()
-    rig.app.controller.blocked = "journal full: export it and release it (service)"
+    rig.app.controller.block("journal full: export it and release it (service)")
     rig.press("arm_pressed")
     assert rig.state == "STANDBY" and _dark(rig)
     assert rig.events("refused")[-1]["reason"].startswith("journal full")

@@ -1,8 +1,9 @@
 # The device half of `laserctl bench`, run by the real MicroPython unix port with the device image
 # as the current directory and MICROPYPATH = the sim directory, .frozen, lib (host_tools/bench.py
 # starts it). It builds the virtual device's world as vdev.py does, then the firmware's Hardware
-# and App as app.main() does, drives them to a steady state in virtual time and measures the
-# control tick there. Everything it measured goes out as one line "BENCH-RESULT <json>" at the end;
+# and App as startup.main() does, drives them to a steady state in virtual time and measures the
+# control tick there, and each of its stages: the App's own list of them (App.stages), which
+# App.tick runs. Everything it measured goes out as one line "BENCH-RESULT <json>" at the end;
 # any other line on stdout is the firmware's own output.
 #
 # Two clocks: `time` is the simulated clock the firmware sees (virtual time); every duration below
@@ -44,9 +45,6 @@ import time  # noqa: E402 - the simulated clock
 
 _TICKS_MASK = (1 << 30) - 1  # the firmware's ticks wrap at 2**30, as on the ESP32
 _RESERVE = 32 * 1024  # collect between ticks when less than this is free (a tick takes < 2 KB)
-_STAGES = ("sense", "commands.poll", "panel.sense", "dosimeter.account", "controller.step",
-           "supervisor.veto", "actuate", "dosimeter.applied", "recorder.record", "logbook.record",
-           "commands.finish", "panel.update", "outbox.drain")
 
 with open(os.getenv("BENCH_CONFIG")) as f:
     CONFIG = json.load(f)
@@ -76,21 +74,23 @@ def _heap_step(name):
 
 
 _heap_step(None)
-import app as app_mod  # noqa: E402
 import board as board_file  # noqa: E402
 import hw  # noqa: E402
+import startup  # noqa: E402 - the boot's code, and the loop's modules it imports (app, ...)
 
 _heap_step("modules")
 BOARD = board_file.load("board.json")
 _heap_step("board")
 HARDWARE = hw.Hardware(BOARD)
 _heap_step("hardware")
-TREATMENT = app_mod.load_treatment("treatment.json", BOARD)
+TREATMENT = startup.load_treatment("treatment.json", BOARD)
 _heap_step("treatment")
-del TREATMENT  # measured alone; assemble() loads its own, as main() does
-APP, _ = app_mod.assemble(HARDWARE, BOARD)  # with the settings, the journal, the serial link
+del TREATMENT  # measured alone; assemble() loads its own, as startup.main() does
+APP, _ = startup.assemble(HARDWARE, BOARD)  # with the settings, the journal, the serial link
 APP.self_test(time.ticks_ms())
 _heap_step("app")
+# The tick's stages, as App.tick runs them: App.STAGES, named by their functions.
+_STAGES = tuple(stage.__name__.lstrip("_") for stage in APP.STAGES)
 heap["total"] = (heap["calibration_module"] + heap["modules"] + heap["board"] + heap["hardware"]
                  + heap["treatment"] + heap["app"])
 
@@ -259,20 +259,20 @@ def _wrap_machine(on):
 
 
 def _per_stage(n):
-    """App.tick's body stage by stage, GC disabled: bytes and µs of each stage, and the simulated
-    machine's bytes and µs inside it, summed separately over quiet ticks and ticks that printed a
-    status line. The host checks the stages' sum against app.tick() itself."""
-    k = len(_STAGES)
+    """App.tick stage by stage (App.STAGES: what App.tick runs, in its order), GC disabled:
+    bytes and µs of each stage, and the simulated machine's bytes and µs inside it, summed
+    separately over quiet ticks and ticks that printed a status line. The host checks the
+    stages' sum against app.tick() itself."""
+    stages, app = APP.STAGES, APP
+    k = len(stages)
     tick_b, tick_u, tick_sb, tick_su = [0] * k, [0] * k, [0] * k, [0] * k
     sums = {}
     for kind in ("quiet", "status"):
         sums[kind] = {"ticks": 0, "bytes": [0] * k, "us": [0] * k, "sim_bytes": [0] * k,
                       "sim_us": [0] * k, "min_bytes": [None] * k, "max_bytes": [None] * k}
-    app = APP
-    hw_, ctl, sup, dos, rec = app.hw, app.controller, app.supervisor, app.dosimeter, app.recorder
-    cmds, book, outbox, panel = app.commands, app.logbook, app.outbox, app.panel
-    inp, out = app.inputs, app.outputs
     now = time.ticks_ms()
+    # The loop's own collections (its bookkeeping stage) would free what this counts: none here.
+    collect, app.collect_garbage = app.collect_garbage, _Empty.nothing
     gc.collect()
     gc.disable()
     try:
@@ -280,38 +280,11 @@ def _per_stage(n):
             if gc.mem_free() < _RESERVE:
                 gc.collect()
             for s in range(k):
+                stage = stages[s]
                 sb, su = _SIM[0], _SIM[1]
                 a = gc.mem_alloc()
                 t = utime.ticks_us()
-                if s == 0:
-                    hw_.sense(inp, now)
-                elif s == 1:
-                    cmds.poll(now)
-                elif s == 2:
-                    if panel is not None:
-                        panel.sense(inp, now)
-                elif s == 3:
-                    dos.account(now)
-                elif s == 4:
-                    ctl.step(inp, dos, out)
-                elif s == 5:
-                    sup.veto(inp, out, False)
-                elif s == 6:
-                    hw_.actuate(out)
-                elif s == 7:
-                    treatment = ctl.treatment
-                    dos.applied(out.laser_enable, treatment.power_uw if treatment else 0, now)
-                elif s == 8:
-                    rec.record(now, app)
-                elif s == 9:
-                    book.record(app)
-                elif s == 10:
-                    cmds.finish(now)
-                elif s == 11:
-                    if panel is not None:
-                        panel.update(now)
-                else:
-                    outbox.drain()
+                stage(app, now)
                 t = utime.ticks_diff(utime.ticks_us(), t)
                 tick_b[s] = gc.mem_alloc() - a
                 tick_u[s] = t
@@ -334,6 +307,7 @@ def _per_stage(n):
             now = (now + PERIOD) & _TICKS_MASK
     finally:
         gc.enable()
+        app.collect_garbage = collect
     _catch_up(n)
     return sums
 

@@ -1,7 +1,7 @@
 # The firmware alone on the chip-shaped interpreter, timed: a collection's pause and the tick in
 # STANDBY and in EMITTING, in the ESP32's heap (`python -m host_tools.heap_probe` and
 # `laserctl bench` run this on build/chip/micropython -X heapsize=57344, GC total 56,000 bytes,
-# in a device image). The firmware's objects are built as app.assemble builds them (board,
+# in a device image). The firmware's objects are built as startup.assemble builds them (board,
 # settings, journal, App, serial protocol) over a stand-in for the hardware that is a few
 # attributes, no simulator: what is timed is the firmware's own work, on the host's clock.
 # Prints "PAUSE <json>" (µs: min, median, max over the timed calls of the least disturbed of five
@@ -46,9 +46,9 @@ class _Bus:
 
 
 class _Hardware:
-    """What app.App asks of hw.Hardware, and nothing more: a cool heatsink read by a live sensor,
-    the key, the arm button and the pedal as this script sets them, the laser's enable line
-    reading back what was commanded."""
+    """What the firmware asks of hw.Hardware (startup.HARDWARE), and nothing more: a cool
+    heatsink read by a live sensor, the key, the arm button and the pedal as this script sets
+    them, the laser's enable line reading back what was commanded."""
 
     key_on = False
     arm = False
@@ -63,6 +63,7 @@ class _Hardware:
         self.rtc_memory = bytearray(64)
         self.bus = _Bus()
         self.display = None
+        self.display_problem = None
         if "panel" in board:
             import ssd1306
 
@@ -95,6 +96,12 @@ class _Hardware:
     def check_shutdown_path(self):
         return None
 
+    def start_watchdog(self, timeout_ms):
+        pass
+
+    def feed_watchdog(self):
+        pass
+
     def maintenance_button_held(self):
         return False
 
@@ -109,6 +116,9 @@ class _Hardware:
 
     def set_wall_clock(self, utc_s):
         pass
+
+    def restore_wall_clock(self):
+        return None
 
     def keep_rtc_memory(self):
         pass  # on the chip a copy of 64 bytes into RTC memory: packing them is timed, not that
@@ -145,13 +155,16 @@ def _timed(fn, count, repeats=5, kind=None):
     return result
 
 
-import app  # noqa: E402
 import board as board_file  # noqa: E402
+import heap  # noqa: E402
+import startup  # noqa: E402
 from controller import STATE_NAMES  # noqa: E402
 
 board = board_file.load("board.json")
 hardware = _Hardware(board)
-application, notes = app.assemble(hardware, board)
+application, notes = startup.assemble(hardware, board)
+startup = None  # as on the device, the loop runs without the boot's code (startup.main)
+heap.forget("startup")
 application.self_test(utime.ticks_ms())
 application.logbook.boot(application, "RESET", notes, utime.ticks_ms())
 gc.collect()

@@ -93,8 +93,9 @@ def _run_file(name):
 
 
 def _boot():
-    """boot.py, then main.py, the loop measured as it starts (main.py imports app: it is
-    imported first here, as main.py would, to hook the start of its loop)."""
+    """boot.py, then main.py, the loop measured as it starts, once the boot (startup.py) has
+    returned the App and been dropped (main.py imports startup, which imports app: app is
+    imported first here, as that would, to hook the start of its loop)."""
     global _RUN
     _run_file("boot.py")
     gc.collect()  # the simulator's garbage from it, which the chip's native pins do not make
