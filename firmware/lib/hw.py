@@ -387,7 +387,7 @@ def boot_safe(path="board.json"):
     """Called first thing by boot.py: gate the laser off before anything else runs.
 
     If the board file cannot be read the pins are unknown, and the hardware pull-downs on the
-    enable and PWM lines are what keep the laser off (see the README's wiring section)."""
+    enable and PWM lines are what keep the laser off (docs/hardware.md, the safety chain)."""
     import board as board_file  # here only: the loop never needs the board's checks (app.py)
 
     try:
