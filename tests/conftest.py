@@ -4,6 +4,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
+import vdevice_rig
 from hypothesis import HealthCheck, settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -53,3 +55,32 @@ def pytest_xdist_make_scheduler(config, log):
 def _shares_a_module_fixture(module):
     path = REPO / module
     return path.suffix == ".py" and 'scope="module"' in path.read_text()
+
+
+# The virtual device started as a serial port (tests/vdevice_rig.py), for the tests that drive it
+# from outside: mpremote, deploy, calibrate, the console.
+@pytest.fixture
+def start_device(tmp_path):
+    """Start devices; every one is stopped when the test ends, however it ends."""
+    started = []
+
+    def start(root=None, maintenance=False, chip=False):
+        started.append(vdevice_rig.Device(tmp_path, root, maintenance, chip))
+        started[-1].wait_for_port()
+        return started[-1]
+
+    yield start
+    for dev in started:
+        dev.stop()
+
+
+@pytest.fixture
+def device(start_device):
+    """A device running its firmware: the serial port carries the JSON protocol only."""
+    return start_device()
+
+
+@pytest.fixture
+def maintenance_device(start_device):
+    """`laserctl vdevice --maintenance`: no control loop, the REPL for mpremote."""
+    return start_device(maintenance=True)

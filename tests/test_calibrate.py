@@ -14,7 +14,7 @@ import time
 from argparse import Namespace
 
 import pytest
-from test_vdevice_mpremote import BIN, REPO, read_until, wait_until
+from vdevice_rig import BIN, REPO, read_until, wait_until
 
 from host_tools import calibrate, paths, vdevice
 from host_tools.serial_link import SerialLink

@@ -11,13 +11,13 @@ import sys
 import time
 
 import pytest
-import test_vdevice_mpremote as vdevice_tests
+import vdevice_rig
 
 from host_tools.console import event_text, status_text
 from host_tools.serial_link import PIN_ENV, SerialLink
 
-REPO = vdevice_tests.REPO
-pytestmark = vdevice_tests.pytestmark  # the virtual device needs micropython and mpremote
+REPO = vdevice_rig.REPO
+pytestmark = vdevice_rig.needs_the_interpreters
 
 
 class Console:
@@ -84,7 +84,7 @@ def ready(device):
 def device(tmp_path):
     """A virtual device with a new flash in tmp_path/flash, its firmware answering; stopped when
     the test ends, however it ends."""
-    dev = vdevice_tests.Device(tmp_path, root=tmp_path / "flash")
+    dev = vdevice_rig.Device(tmp_path, root=tmp_path / "flash")
     try:
         dev.wait_for_port()
         ready(dev)

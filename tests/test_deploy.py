@@ -17,7 +17,7 @@ from argparse import Namespace
 from pathlib import Path
 
 import pytest
-from test_vdevice_mpremote import REPO, Device, start_device  # noqa: F401 - a fixture
+from vdevice_rig import REPO, Device
 
 from host_tools import deploy, image, manifest, paths, vdevice
 from host_tools.serial_link import DeviceError, SerialLink

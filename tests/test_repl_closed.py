@@ -19,11 +19,13 @@ import sys
 import time
 
 import pytest
-from test_vdevice_mpremote import MPREMOTE, REPO, pytestmark, wait_until  # noqa: F401
+from vdevice_rig import MPREMOTE, REPO, needs_the_interpreters, wait_until
 
 from host_tools import vdevice
 from host_tools.serial_link import SerialLink
 from host_tools.virtual_panel import VirtualPanel
+
+pytestmark = needs_the_interpreters
 
 _, SIM = vdevice.load_board("sim")
 ENABLE_PIN = SIM["laser"]["enable_pin"]

@@ -10,7 +10,9 @@ import signal
 import subprocess
 import sys
 
-from test_vdevice_mpremote import REPO, pytestmark, read_until, wait_until  # noqa: F401
+from vdevice_rig import REPO, needs_the_interpreters, read_until, wait_until
+
+pytestmark = needs_the_interpreters
 
 # Runs with the interrupt on (as the board's script runner runs boot.py) until the file "off"
 # appears, then turns it off, as the firmware's boot.py does first thing, and reads a byte.
