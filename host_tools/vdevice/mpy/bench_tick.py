@@ -2,7 +2,7 @@
 # as the current directory and MICROPYPATH = the sim directory, .frozen, lib (host_tools/bench.py
 # starts it). It builds the virtual device's world as vdev.py does, then the firmware's Hardware
 # and App as startup.main() does, drives them to a steady state in virtual time and measures the
-# control tick there, and each of its stages: the App's own list of them (App.stages), which
+# control tick there, and each of its stages: the App's own tuple of them (App.STAGES), which
 # App.tick runs. Everything it measured goes out as one line "BENCH-RESULT <json>" at the end;
 # any other line on stdout is the firmware's own output.
 #
