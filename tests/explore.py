@@ -178,7 +178,8 @@ from pathlib import Path
 
 if __name__ == "__main__":  # as a script: the path set-up tests/conftest.py does for pytest
     _HERE = Path(__file__).resolve().parent
-    for _path in (_HERE.parent / "firmware" / "lib", _HERE / "firmware", _HERE):
+    for _path in (_HERE.parent / "host_tools" / "cpython_stubs", _HERE.parent / "firmware" / "lib",
+                  _HERE / "firmware", _HERE):
         if str(_path) not in sys.path:
             sys.path.insert(0, str(_path))
 
