@@ -40,6 +40,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 # module-scoped fixture (the exhaustive search, the bench): its tests stay together, so that the
 # fixture runs once. (`--dist loadgroup` would say this with marks, but does not group anything
 # with pytest 9.2 and pytest-xdist 3.8: checked, tests of one group ran on both workers.)
+@pytest.hookimpl(optionalhook=True)  # a plain run without xdist (-p no:xdist) knows no such hook
 def pytest_xdist_make_scheduler(config, log):
     from xdist.scheduler import LoadScopeScheduling
 

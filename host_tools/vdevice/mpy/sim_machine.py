@@ -46,9 +46,10 @@ class Pin:
             w = _world()
             if mode in (Pin.OUT, Pin.OPEN_DRAIN):
                 # Re-creating an output on a PWM pin stops the PWM, as on the chip.
-                w.pwm.pop(self.id, None)
-                w.set_output(self.id, w.outputs.get(self.id, 0) if value is None else
-                             (1 if value else 0))
+                level = w.outputs.get(self.id, 0) if value is None else (1 if value else 0)
+                if w.pwm.pop(self.id, None) is not None:
+                    w.outputs.pop(self.id, None)  # so that set_output sees a new level: the light
+                w.set_output(self.id, level)
             else:
                 w.release_pin(self.id)
         elif value is not None:
