@@ -15,7 +15,7 @@ the diode ages or is overdriven, its driver's enable sticks high (in the same ti
 interlock change too); a tick fails; ticks apply their outputs late; the state machine loses
 its dose stop (the dose-count bug).
 
-It supersedes the former tests/test_controller_properties.py, every invariant of which is in the
+It supersedes the former test_controller_properties.py, every invariant of which is in the
 oracle."""
 
 import math
