@@ -59,14 +59,14 @@ bench: $(STAMP) $(CHIP)  ## tick cost, allocation, heap, .mpy size; every inject
 # The exhaustive search of the controller's state space, deeper than make test's (DEPTH=8).
 DEPTH ?= 12
 explore: $(STAMP)
-	$(BIN)/python tests/explore.py --depth $(DEPTH) --progress
+	$(BIN)/python tests/search --depth $(DEPTH) --progress
 
 # make test, harder (not what CI runs): every test with ten times the property tests' examples
 # (the hypothesis profile "verify", tests/conftest.py), then the exhaustive search at depth 12
 # and the monitors' search at depth 4.
 verify: lint typecheck $(STAMP) $(CHIP)
 	HYPOTHESIS_PROFILE=verify $(PYTEST)
-	$(BIN)/python tests/explore.py --depth 12 --monitor-depth 4 --progress
+	$(BIN)/python tests/search --depth 12 --monitor-depth 4 --progress
 
 # Every shipped scenario, those of faults/ and presets/ too (tests/test_scenarios.py runs them).
 SCENARIOS := $(sort $(wildcard tests/scenarios/*.json tests/scenarios/*/*.json))

@@ -1,8 +1,8 @@
 """Exhaustive exploration (issue 6, item 7; issue 14): every input sequence of 8 symbols from every
 reachable abstract state of the real firmware, and every sequence of 3 of the monitors' symbols
 (pauses of 1 to 100 ticks, 90 ticks of emission, a stuck or a warm reading, arm, reset), with the
-safety invariants checked after every tick (see tests/explore.py for the alphabets, the merging
-and the invariants). `make explore` runs deeper.
+safety oracle (tests/search/oracle.py) checked after every tick (docs/search.md: the alphabets,
+the merging, what a pass proves). `make explore` runs deeper.
 
 The other tests show that the search can fail: deliberately broken firmware (monkeypatched here,
 for the test only) is caught with the input sequence that shows it, an absolute-time dependence
@@ -11,10 +11,13 @@ merge checks."""
 
 from array import array
 
-import explore
 import pytest
 from controller import Controller
 from footswitch import Footswitch
+from search import abstraction
+from search.alphabet import ALPHABET, MONITOR_ALPHABET
+from search.boards import BOARDS
+from search.explorer import ExplorationError, Explorer
 from thermal import ThermalMonitor
 
 DEPTH = 8
@@ -24,7 +27,7 @@ INTERESTING = {"STANDBY", "READY", "EMITTING", "PAUSED", "COMPLETE", "FAULT"}
 
 @pytest.fixture(scope="module")
 def exploration():
-    explorer = explore.Explorer(depth=DEPTH, board="quick")
+    explorer = Explorer(depth=DEPTH, board="quick")
     report = explorer.run()
     print("\n" + "\n".join(report.lines()))  # shown with pytest -s
     return explorer, report
@@ -40,7 +43,7 @@ def test_no_invariant_is_violated_within_eight_symbols_of_any_reachable_state(
     # Every representative was searched to the full depth, by every symbol.
     assert report.depth >= 8
     assert report.roots == report.abstract_states == len(explorer.reps)
-    per_root = sum(len(explore.ALPHABET) ** k for k in range(DEPTH + 1))
+    per_root = sum(len(ALPHABET) ** k for k in range(DEPTH + 1))
     assert report.sequences == report.roots * per_root
     assert report.transitions >= report.states * 2
 
@@ -65,13 +68,13 @@ def test_the_merging_held_up(exploration):
     thresholds = set().union(*report.thresholds.values())
     assert {1000, 5000} <= thresholds, report.thresholds
     # Nothing turned the age classes off (the search would still be right, but far slower):
-    # see TimeProbe in tests/explore.py for what does.
+    # see TimeProbe in tests/search/probe.py for what does.
     assert report.hazards == []
 
 
 @pytest.fixture(scope="module")
 def monitor_exploration():
-    explorer = explore.Explorer(depth=MONITOR_DEPTH, board="quick", monitors=True)
+    explorer = Explorer(depth=MONITOR_DEPTH, board="quick", monitors=True)
     report = explorer.run()
     print("\n" + "\n".join(report.lines()))
     return explorer, report
@@ -86,7 +89,7 @@ def test_no_rhythm_of_pauses_hides_a_monitors_evidence(monitor_exploration, reco
         record_property("monitors_" + name, getattr(report, name))
     assert report.violations == []
     assert report.roots == report.abstract_states == len(explorer.reps)
-    per_root = sum(len(explore.MONITOR_ALPHABET) ** k for k in range(MONITOR_DEPTH + 1))
+    per_root = sum(len(MONITOR_ALPHABET) ** k for k in range(MONITOR_DEPTH + 1))
     assert report.sequences == report.roots * per_root
     # The stuck reading and the warm step are reached while emitting, and latched.
     rep_readings = {key[-2] for key in explorer.reps if key[1] != "before"}
@@ -98,7 +101,7 @@ def test_no_rhythm_of_pauses_hides_a_monitors_evidence(monitor_exploration, reco
 
 def _violations(monkeypatch, target, name, replacement, depth=2, monitors=False):
     monkeypatch.setattr(target, name, replacement)
-    report = explore.Explorer(depth=depth, board="quick", max_violations=1,
+    report = Explorer(depth=depth, board="quick", max_violations=1,
                               monitors=monitors).run()
     assert report.violations, "the broken firmware went unnoticed"
     return report.violations
@@ -108,7 +111,7 @@ def test_a_monitor_whose_evidence_a_pause_clears_is_caught(monkeypatch):
     """A thermal monitor that forgets its history whenever emission stops (what a pause did to
     the stuck and runaway windows before issue 14) is caught by the monitors' search."""
     original = ThermalMonitor.update
-    board = explore.BOARDS["quick"]
+    board = BOARDS["quick"]
 
     def forgetful(self, samples, now_ms, heat_uw):
         if heat_uw == 0 and getattr(self, "heated", False):  # a pause: start afresh
@@ -174,12 +177,13 @@ def test_firmware_state_that_depends_on_absolute_time_stops_the_exploration(monk
         self.phase_ms = inp.t_ms % 1000  # absolute time kept in the state: no time shift
 
     monkeypatch.setattr(Controller, "step", clocked)
-    with pytest.raises(explore.ExplorationError, match="absolute-time dependence"):
-        explore.Explorer(depth=1, board="quick").run()
+    with pytest.raises(ExplorationError, match="absolute-time dependence"):
+        Explorer(depth=1, board="quick").run()
 
 
 def test_a_merge_key_that_leaves_out_what_matters_is_caught_by_the_merge_checks(monkeypatch):
-    monkeypatch.setattr(explore, "KEY_LEAVES_OUT",
-                        explore.KEY_LEAVES_OUT | {("Controller", "fault_code")})
-    report = explore.Explorer(depth=3, board="quick").run()
+    # The fault code, the controller's and the oracle's copy (what the last tick latched).
+    monkeypatch.setattr(abstraction, "KEY_LEAVES_OUT", abstraction.KEY_LEAVES_OUT | {
+        ("Controller", "fault_code"), ("Oracle", "fault_code")})
+    report = Explorer(depth=3, board="quick").run()
     assert report.mismatches

@@ -1,57 +1,19 @@
 """docs/states.md and its tests stay in step: every row of the transition table (T01...) and of the
 indicator rules (A01...) names tests that exist, every test_Tnn_/test_Ann_ test has its row, and
 every fault code and session end reason the firmware defines is documented (and, for fault codes,
-has a row into FAULT). tests/test_state_machine.py reads the allowed transitions from here."""
+has a row into FAULT). The safety oracle (tests/search/oracle.py) reads the allowed state changes
+from the same table (tests/search/states_doc.py)."""
 
 import ast
 import re
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-DOC = REPO / "docs" / "states.md"
+from search import states_doc
+from search.states_doc import DOC, REPO, rows, transitions
+
 TESTS = REPO / "tests" / "firmware" / "test_transitions.py"
-STATES = ("BOOT", "STANDBY", "READY", "EMITTING", "PAUSED", "COMPLETE", "FAULT")
 
-_ROW = re.compile(r"^\|\s*([TA]\d\d)\s*\|")
 _TEST = re.compile(r"`(?:([\w./-]+\.py)::)?(test_\w+)`")
 _CONSTANT = re.compile(r'^([A-Z][A-Z_]*) = "([A-Z][A-Z_]*)"$', re.M)
-
-
-def _cells(line):
-    return [cell.strip() for cell in line.strip().strip("|").split("|")]
-
-
-def rows():
-    """{id: cells} for every T and A row of docs/states.md, in order (duplicates fail here)."""
-    result = {}
-    for line in DOC.read_text().splitlines():
-        match = _ROW.match(line)
-        if match:
-            assert match.group(1) not in result, "duplicate row " + match.group(1)
-            result[match.group(1)] = _cells(line)
-    return result
-
-
-def _states(cell):
-    text = cell.strip()
-    if text == "any but FAULT":  # BOOT runs no tick: nothing happens in it but the self-test
-        return [s for s in STATES if s not in ("BOOT", "FAULT")]
-    names = [name.strip() for name in text.split(",")]
-    for name in names:
-        assert name in STATES, "not a state: %r" % cell
-    return names
-
-
-def transitions():
-    """{(from, to): [row ids]} of the transition table, guard rows (from == to) included."""
-    result = {}
-    for row_id, cells in rows().items():
-        if row_id.startswith("T"):
-            assert len(cells) == 7, "%s: expected 7 cells, got %d" % (row_id, len(cells))
-            (to,) = _states(cells[4])
-            for frm in _states(cells[1]):
-                result.setdefault((frm, to), []).append(row_id)
-    return result
 
 
 def _section(title):
@@ -65,7 +27,7 @@ def _table_first_column(section):
     names = []
     for line in section.splitlines():
         if line.startswith("| `"):
-            names.append(_cells(line)[0].strip("`"))
+            names.append(states_doc.cells(line)[0].strip("`"))
     return names
 
 
