@@ -4,9 +4,9 @@ reachable abstract state of the real firmware, and every sequence of 2 of the mo
 safety oracle (tests/search/oracle.py) checked after every tick (docs/search.md: the alphabets,
 the merging, what a pass proves).
 
-These are make test's depths: 6 and 2 take about 30 s of CPU together (8 and 3 took 50 and 35
-s). `make verify` runs the same searches deeper, 12 and 4 symbols (python tests/search), and
-`make explore` to any depth.
+These are make test's depths: 6 and 2 take about 26 s of CPU together (8 and 3 take 38 and 29 s;
+issue 17's make test ran those, then 79 and 34 s). `make verify` runs the same searches deeper,
+12 and 4 symbols (python tests/search), and `make explore` to any depth.
 
 The other tests show that the search can fail: deliberately broken firmware (monkeypatched here,
 for the test only) is caught with the input sequence that shows it, an absolute-time dependence
