@@ -56,14 +56,17 @@ bench: $(STAMP) $(CHIP)  ## tick cost, allocation, heap, .mpy size; every inject
 	$(BIN)/laserctl bench --out build/bench.json
 	$(BIN)/laserctl faults --out build/faults.json
 
-# The exhaustive search of the controller's state space, deeper than make test's (DEPTH=8).
+# The exhaustive search of the controller's state space (docs/search.md), deeper than make test's
+# (6 symbols, and 2 of the monitors' alphabet): make explore [DEPTH=12] [MONITOR_DEPTH=3].
 DEPTH ?= 12
+MONITOR_DEPTH ?= 3
 explore: $(STAMP)
-	$(BIN)/python tests/search --depth $(DEPTH) --progress
+	$(BIN)/python tests/search --depth $(DEPTH) --monitor-depth $(MONITOR_DEPTH) --progress
 
-# make test, harder (not what CI runs): every test with ten times the property tests' examples
-# (the hypothesis profile "verify", tests/conftest.py), then the exhaustive search at depth 12
-# and the monitors' search at depth 4.
+# make test, harder (not what CI runs): every test with the hypothesis profile "verify"
+# (tests/conftest.py: ten times the examples; the state machine's and the rhythm search's
+# property tests more still, see their docstrings), then the exhaustive search at depth 12 and
+# the monitors' search at depth 4.
 verify: lint typecheck $(STAMP) $(CHIP)
 	HYPOTHESIS_PROFILE=verify $(PYTEST)
 	$(BIN)/python tests/search --depth 12 --monitor-depth 4 --progress

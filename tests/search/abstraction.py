@@ -23,6 +23,9 @@ KEY_LEAVES_OUT = {
     ("Recorder", "_thermal_level"), ("Recorder", "_last_status_ms"),
     ("FakeHardware", "safe_off_calls"), ("FakeHardware", "watchdog_feeds"),
     ("Dosimeter", "emitting_ms"),
+    # the seconds since boot: read only by the serial protocol (how often the clock may be set)
+    # and the journal's records, and the search's Rig has neither
+    ("App", "uptime_s"),
     # the session's figures for the journal and RTC memory (session.py): written, never read by
     # a decision; RTC memory is read back only by the next boot
     ("Session", "boot"), ("Session", "arm_n"), ("Session", "start_utc_s"),

@@ -22,6 +22,21 @@ WITNESS_EVERY = 8  # one key in this many keeps its state, for the merge checks
 MERGE_CHECK_EVERY = 8  # one merge into such a key in this many is checked...
 MERGE_CHECKS = 150  # ...up to this many per state name, each with...
 MERGE_CONTINUATIONS = 3  # ...this many random continuations
+# An idle stops where time alone changes nothing any more: the state is the same as this long
+# ago (a multiple of every period the firmware keeps: status lines, collections, the uptime),
+# its ages compared as if the search had REGIME_HORIZON ticks to run.
+REGIME_MS = 1000
+REGIME_HORIZON = 10 ** 9
+
+
+class _Window:
+    """What an age class needs of a probe, for the comparisons of one regime window only."""
+
+    def __init__(self, probe, window):
+        self.thresholds = {}
+        for attribute, threshold in window:
+            self.thresholds.setdefault(attribute, set()).add(threshold)
+        self.arithmetic, self.hazards = probe.arithmetic, probe.hazards
 
 
 class ExplorationError(Exception):
@@ -51,6 +66,7 @@ class Report:
         self.sequences = 0
         self.ticks = 0  # ticks run and checked in both phases (not the twin's, merge checks')
         self.restarts = 0
+        self.idles_cut = 0  # phase-1 idles stopped where time alone changed nothing any more
         self.seconds = 0.0
         self.state_names = set()
         self.fault_codes = set()
@@ -67,8 +83,8 @@ class Report:
         out = ["exploration: board %s, depth %d, alphabet of %d symbols (%s)"
                % (self.board, self.depth, len(self.alphabet),
                   "the monitors'" if self.alphabet is MONITOR_ALPHABET else "the inputs'"),
-               "  phase 1: %d abstract states reachable (%d ticks)"
-               % (self.abstract_states, self.phase1_ticks),
+               "  phase 1: %d abstract states reachable (%d ticks; %d idles cut short)"
+               % (self.abstract_states, self.phase1_ticks, self.idles_cut),
                "  phase 2: %d representatives; %d states explored, %d transitions ticked, "
                "%d merged" % (self.roots, self.states, self.transitions, self.merged),
                "  sequences covered: %d (%.3g)" % (self.sequences, float(self.sequences)),
@@ -108,6 +124,7 @@ class Explorer:
         self.progress = progress
         self.random = random.Random(seed)
         self.report = Report(depth, board, self.alphabet)
+        self._plans = {}  # (input levels, reading) -> _groups()
 
     def run(self):
         t0 = time.perf_counter()
@@ -163,6 +180,7 @@ class Explorer:
         rig, twin = world.new_rig(), world.new_rig(start_ms=TWIN_OFFSET_MS)
         self.rig, self.twin = rig, twin
         self.snaps = Snapshots(world.period_ms, world.monitors, world.hottest_mc())
+        self._regime = Snapshots(world.period_ms, world.monitors, world.hottest_mc())
         self._twin_snaps = Snapshots(world.period_ms, world.monitors)
         self.probe = TimeProbe()
         self.probe.install()
@@ -218,24 +236,54 @@ class Explorer:
 
     def _idle(self, pair, path, max_ticks):
         """Time passes, inputs unchanged, until the abstract state changes: adds the state
-        after the change and the state LEAD ticks before it."""
-        rig, world = self.rig, self.world
+        after the change and the state LEAD ticks before it. Stops early where time alone can
+        change nothing any more (_same_regime)."""
+        rig, world, probe = self.rig, self.world, self.probe
         start = abstract(rig, world)
         inputs = effect(rig.hw.levels, reading_of(rig.hw), "wait", world)
-        for n in range(1, max_ticks + 1):
-            if not self._step(rig, inputs[0], inputs[1], path + ("%s(%d)" % (IDLE, n),)):
+        every = REGIME_MS // world.period_ms
+        was = None  # the state at the start of the last regime window
+        probe.open_window()
+        try:
+            for n in range(1, max_ticks + 1):
+                if not self._step(rig, inputs[0], inputs[1], path + ("%s(%d)" % (IDLE, n),)):
+                    return
+                changed = abstract(rig, world)
+                if changed != start:
+                    break
+                if n % every == 0:
+                    window = probe.close_window()
+                    now = self._regime.take(rig, False)[0]
+                    if was is not None and self._same_regime(was, now, window):
+                        self.report.idles_cut += 1
+                        return
+                    was = now
+                    probe.open_window()
+            else:
                 return
-            changed = abstract(rig, world)
-            if changed != start:
-                break
-        else:
-            return
+        finally:
+            probe.close_window()
         self._add(changed, path + ("%s(%d)" % (IDLE, n),), pair, [inputs] * n)
         near = (start, "before", changed)
         if n > LEAD and near not in self.reps:
             Snapshots.restore(pair[0])
             self._run(rig, [inputs] * (n - LEAD), path)
             self._add(near, path + ("%s(%d)" % (IDLE, n - LEAD),), pair, [inputs] * (n - LEAD))
+
+    def _same_regime(self, was, now, window):
+        """Time alone can change nothing any more: the state now and the state REGIME_MS ago
+        have the same key for ever, ages as exact only up to the largest threshold they were
+        compared with in between (`window`) and as "past" beyond it. What the key holds then
+        decides what the next REGIME_MS do (as the merging assumes), and those are the last
+        REGIME_MS over again: no comparison, no abstract state, no check, comes out otherwise.
+        (The Rig is left as `now`.)"""
+        regime = self._regime
+        regime.timestamps = self._timestamps | self.probe.sites
+        regime.set_horizon(_Window(self.probe, window), REGIME_HORIZON)
+        Snapshots.restore(was)
+        key_was = regime.take(self.rig)[1]
+        Snapshots.restore(now)
+        return regime.take(self.rig)[1] == key_was
 
     def _compare_twins(self):
         """Leaf by leaf: timestamps differ by the offset, nothing else may."""
@@ -306,22 +354,14 @@ class Explorer:
 
     def _expand(self, saved, remaining, path, next_layer):
         """Every symbol from one state; the new states with symbols left go to `next_layer`."""
-        rig, snaps, world, report, memo = self.rig, self.snaps, self.world, self.report, self.memo
+        rig, snaps, report, memo = self.rig, self.snaps, self.report, self.memo
         report.states += 1
         Snapshots.restore(saved)
-        groups = {}
-        levels, reading = rig.hw.levels, reading_of(rig.hw)
-        for symbol in self.alphabet:
-            ticks = plan(levels, reading, symbol, world)
-            groups.setdefault(tuple((tuple(lv.values()), r) for lv, r in ticks), []).append(
-                (symbol, ticks))
         first = True
-        for members in groups.values():
-            symbol, ticks = members[0]
+        for label, ticks in self._groups(rig.hw.levels, reading_of(rig.hw)):
             if not first:
                 Snapshots.restore(saved)
             first = False
-            label = symbol if len(members) == 1 else "=".join(m[0] for m in members)
             child_path = path + (label,)
             report.transitions += 1
             if not self._run(rig, ticks, child_path) or remaining == 1:
@@ -345,6 +385,22 @@ class Explorer:
                 next_layer.append((child_saved, child_path))
                 if key[0] % WITNESS_EVERY == 0:
                     self.witnesses[key] = (child_saved, remaining - 1, child_path)
+
+    def _groups(self, levels, reading):
+        """[(label, ticks)]: the alphabet's symbols from inputs (`levels`, `reading`), those
+        with the same effect on them as one (their label "a=b"), each with the inputs of its
+        ticks (plan()). The same for the same inputs: worked out once."""
+        key = (tuple(levels.values()), reading)
+        found = self._plans.get(key)
+        if found is None:
+            groups = {}
+            for symbol in self.alphabet:
+                ticks = plan(levels, reading, symbol, self.world)
+                groups.setdefault(tuple((tuple(lv.values()), r) for lv, r in ticks), []).append(
+                    (symbol, ticks))
+            found = self._plans[key] = [
+                ("=".join(m[0] for m in members), members[0][1]) for members in groups.values()]
+        return found
 
     def _check_merge(self, kept, merged):
         """Run the state kept for a key and a state merged into it through the same random

@@ -27,6 +27,7 @@ class TimeProbe:
         self.modulo = {}  # module -> {moduli}
         self.hazards = []  # reasons to keep every age exact
         self.sites = set()  # the attributes ticks_diff took as its start: timestamps
+        self.window = None  # open_window(): every (attribute, threshold) compared since
         self.now_ms = None  # the time of the tick running
         self._classes = {}  # (code, instruction) of a call site -> the class of its ages
         self._sources = {}
@@ -67,6 +68,18 @@ class TimeProbe:
             module.ticks_diff = ticks.ticks_diff
         self._patched = []
         _PROBE = None
+
+    def open_window(self):
+        """Remember from now on every comparison made, in `window` (the sites' caches of what
+        they reported are emptied, so that each reports again)."""
+        self.window = set()
+        for cls in self._classes.values():
+            cls.seen = set()
+
+    def close_window(self):
+        """The comparisons made since open_window(): {(attribute, threshold)}."""
+        window, self.window = self.window, None
+        return window
 
     def hazard(self, why):
         if why not in self.hazards:
@@ -124,6 +137,8 @@ class _Age(int):
             probe.hazard("two ages compared")
         elif isinstance(other, int):
             probe.thresholds.setdefault(self.site, set()).add(int(other))
+            if probe.window is not None:
+                probe.window.add((self.site, int(other)))
             if type(other) is int:
                 type(self).seen.add(other)
         else:

@@ -54,6 +54,7 @@ class Snapshots:
         self.root = None  # the Rig keyed
         self._probe = None  # None: exact ages
         self._classes = {}  # attribute -> {age: its class in the key}, or None: exact
+        self._window_cache = {}  # attribute -> _windows()
         self._plans = {}
         self._idents = {}
         self._root = self._program = None
@@ -65,7 +66,7 @@ class Snapshots:
 
     def set_horizon(self, probe, ticks):
         """Age classes from what the probe saw, valid for `ticks` more ticks."""
-        self._classes = {}
+        self._classes, self._window_cache = {}, {}
         self._plans, self._program = {}, None  # (their stamps hold the classes)
         self._probe, self.horizon = probe, ticks
 
@@ -88,7 +89,9 @@ class Snapshots:
         """An age of `attribute` as the key holds it: exact within a window around a
         threshold, else which gap between the windows it lies in (on the same side of every
         threshold for the ticks the search can still run)."""
-        windows = self._windows(attribute)
+        windows = self._window_cache.get(attribute, MISSING)
+        if windows is MISSING:
+            windows = self._window_cache[attribute] = self._windows(attribute)
         if windows is None:
             return age
         starts, ends = windows
@@ -100,7 +103,8 @@ class Snapshots:
     def _ages(self, attribute):
         """{age: class} for `attribute`, filled as ages come (None: every age exact)."""
         if attribute not in self._classes:
-            self._classes[attribute] = None if self._windows(attribute) is None else {}
+            self.age_class(attribute, 0)  # (works out the windows)
+            self._classes[attribute] = None if self._window_cache[attribute] is None else {}
         return self._classes[attribute]
 
     def take(self, rig, with_key=True):
@@ -145,7 +149,7 @@ class Snapshots:
         append = saved.append
         key = [self._signature] if with_key else None
         period, half = _PERIOD, _HALF
-        for obj, kind, plan, expected, keyed, canonical in self._program:
+        for obj, kind, plan, expected, keyed, canonical, shapes in self._program:
             if kind == _ARRAY:
                 copy = obj[:]
                 append((obj, _ARRAY, copy))
@@ -167,10 +171,13 @@ class Snapshots:
                 copy = values = tuple(obj) if kind == _TUPLE else obj[:]
                 if len(values) != names:
                     return None
-            if tuple(map(type, values)) != types:
+            shape = tuple(map(type, values))
+            if shape != types:
                 # A value changed type (None <-> int, say): the plan of the new shape will do
                 # unless the attributes that refer to objects changed.
-                plan = self._plan(type(obj), names, tuple(map(type, values)))
+                plan = shapes.get(shape)
+                if plan is None:
+                    plan = shapes[shape] = self._plan(type(obj), names, shape)
                 if plan[3] != refs_at:
                     return None
                 ident, names, types, refs_at, kept, stamps = plan[:6]
@@ -209,7 +216,7 @@ class Snapshots:
             index[id(obj)] = len(index)
             t = type(obj)
             if t is array:
-                program.append((obj, _ARRAY, None, (), keyed, None))
+                program.append((obj, _ARRAY, None, (), keyed, None, None))
                 return
             d = obj if t is dict else getattr(obj, "__dict__", None)
             if d is not None:
@@ -227,7 +234,7 @@ class Snapshots:
                       if not _dead((owner, names[i] if isinstance(names, tuple) else i), dead)]
             expected = ((_getter(walked), tuple(values[i] for i in walked)) if walked else ())
             program.append((obj, kind, plan[:6], expected, keyed,
-                            abstraction.KEY_CANONICAL.get(t.__name__)))
+                            abstraction.KEY_CANONICAL.get(t.__name__), {}))
             positions = []
             for i, use in zip(refs_at, keyed_refs, strict=True):
                 if i not in walked:
