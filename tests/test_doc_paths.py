@@ -1,12 +1,13 @@
-"""Every path a doc or a comment quotes exists: the README, docs/*.md, the Makefile, and the
-comments and docstrings of every Python file. A renamed module or a moved test otherwise leaves
-the next engineer following a sign to nowhere.
+"""Every path a doc or a comment quotes exists: every Markdown file (the README, docs/), the
+Makefile, and the comments and docstrings of every Python file. A renamed module or a moved test
+otherwise leaves the next engineer following a sign to nowhere.
 
 A path is anything under one of the repository's own folders (`firmware/lib/app.py`,
-`tests/scenarios/faults/`); `FILE.py::name` must also define `name`, and `support.Rig` (a module
-and one of its names, as the docs write them) must define `Rig`. Not checked: patterns
-(`tests/scenarios/**/*.json`), placeholders in capitals (`boards/NAME.json`), what the build
-writes (`build/`), and the few paths below that name files of other trees."""
+`tests/scenarios/faults/`); `FILE.py::name` must also define `name` (a function, a class or an
+assignment), and `support.Rig` (a module and one of its names, as the docs write them) must
+define `Rig`. Not checked: patterns (`tests/scenarios/**/*.json`), the placeholder NAME
+(`boards/NAME.json`: the file an engineer writes), what the build writes (`build/`), and the few
+paths below that name files of other trees."""
 
 import ast
 import io
@@ -23,8 +24,10 @@ ELSEWHERE = {
     "tests/perf_bench/misc_pystone.py": "MicroPython's own benchmark, in the source `make chip` "
                                         "fetches (host_tools/bench_chip.py)",
     "boards/sdkconfig.base": "in MicroPython's ports/esp32, which the image build includes",
-    "boards/new.json": "the board file an engineer writes for a new board (docs/bring-up.md)",
+    "boards/ESP32_GENERIC": "in MicroPython's ports/esp32, the board the image's board file "
+                            "starts from (image/esp32/LASER_ESP32/mpconfigboard.cmake)",
 }
+_PLACEHOLDER = re.compile(r"(^|/)NAME(\.|/|$)")
 
 
 def _python_prose(path):
@@ -44,8 +47,9 @@ def _prose():
     """(file, its text that quotes paths) for every doc and every Python file of the repo."""
     texts = [(REPO / "README.md", (REPO / "README.md").read_text()),
              (REPO / "Makefile", (REPO / "Makefile").read_text())]
-    texts += [(p, p.read_text()) for p in sorted((REPO / "docs").glob("*.md"))]
     for folder in _FOLDERS:
+        for path in sorted((REPO / folder).rglob("*.md")):
+            texts.append((path, path.read_text()))
         for path in sorted((REPO / folder).rglob("*.py")):
             if "__pycache__" not in path.parts:
                 texts.append((path, _python_prose(path)))
@@ -53,8 +57,8 @@ def _prose():
 
 
 def _defines(path, name):
-    return re.search(r"^\s*(?:def|class)\s+%s\b|^%s\s*=" % (name, name), path.read_text(),
-                     re.MULTILINE) is not None
+    return re.search(r"^\s*(?:async\s+def|def|class)\s+%s\b|^%s\s*[:=]" % (name, name),
+                     path.read_text(), re.MULTILINE) is not None
 
 
 def dangling(text):
@@ -62,8 +66,7 @@ def dangling(text):
     found = []
     for m in _PATH.finditer(text):
         quoted, name = m.group(1).rstrip("."), m.group(2)
-        if quoted in ELSEWHERE or re.search(r"(^|/)[A-Z][A-Z_]+(\.|/|$)", quoted) or \
-                "*" in quoted:
+        if quoted in ELSEWHERE or _PLACEHOLDER.search(quoted) or "*" in quoted:
             continue
         path = REPO / quoted
         module, _, attr = quoted.rpartition(".")
@@ -94,6 +97,17 @@ def test_the_check_sees_a_path_that_is_not_there():
     assert dangling("tests/firmware/support.Rig, tests/firmware/support.Gone") == [
         "tests/firmware/support.Gone"]
     assert dangling("boards/NAME.json, tests/scenarios/**/*.json") == []
+    # Names in capitals are checked like any other: only NAME is a placeholder.
+    assert dangling("image/esp32/LASER_ESP32, image/esp32/LASER_ESP33") == [
+        "image/esp32/LASER_ESP33"]
+
+
+def test_a_name_is_found_however_the_module_defines_it(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text("async def serve():\n    pass\nLIMIT: int = 3\nclass Rig:\n    pass\n")
+    for name in ("serve", "LIMIT", "Rig"):
+        assert _defines(module, name), name
+    assert not _defines(module, "gone")
 
 
 def test_every_path_kept_aside_is_really_not_in_this_repository():

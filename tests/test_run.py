@@ -280,6 +280,8 @@ class Terminal:
                 seen = None
                 return None
             t = virtual_t(lines)
+            if t is None:  # the console's clock is not on the screen this instant: look again
+                return None
             if text != seen or since is None:
                 seen, since = text, t
             return text if since is not None and t - since >= settle_s else None

@@ -196,7 +196,10 @@ def test_five_wrong_pins_lock_the_service_out_across_a_reboot():
     again = Rig().attach_memory(rig.flash)
     assert again.app.commands.pin_failures == MAX_PIN_TRIES
     assert "locked" in _service(again)["error"]
-    again.run_ms(LOCKOUT_MS)
+    # Counted from boot: still locked a second before its end, open at its end.
+    again.run_ms(LOCKOUT_MS - 1000 - again.now_ms, every_ms=1000)
+    assert "locked" in _service(again)["error"]
+    again.run_ms(1000)
     assert _service(again)["ok"] is True
     assert again.app.commands.pin_failures == 0
 
@@ -204,7 +207,9 @@ def test_five_wrong_pins_lock_the_service_out_across_a_reboot():
 def test_a_service_session_ends_on_idle_and_on_a_treatment():
     rig = _rig()
     assert _service(rig)["ok"] is True
-    rig.run_ms(SERVICE_IDLE_MS)
+    rig.run_ms(SERVICE_IDLE_MS - 1000, every_ms=1000)
+    assert rig.app.commands.service_open
+    rig.run_ms(1000)
     assert not rig.app.commands.service_open
     assert rig.events("service")[-1]["why"] == "idle timeout"
     assert _service(rig)["ok"] is True
