@@ -3,17 +3,21 @@ interpreter through tests/firmware/mpy_runner.py, and checks that every test in 
 
 - "chip": the chip-shaped interpreter (`make chip`), with the firmware and the simulated machine
   frozen in, as the ESP32 image has the firmware: no test needs their sources.
-- "unix64": the 64-bit unix port, which loads them from the checkout (and micropython-lib's
-  ssd1306 driver, which the image freezes, from its source).
+- "unix64": the 64-bit unix port, which loads the firmware as the `.mpy` deploy gives it to a
+  stock MicroPython (host_tools/manifest.py's compile_sources, micropython-lib's ssd1306 driver
+  with it), and the simulated machine from its sources. (From the sources the firmware would be
+  compiled again at every import: the firmware drops modules it needs only now and then and
+  imports them again. The virtual device and the scenarios load the firmware's sources.)
 
 tests/firmware is on the path of both, for its shared helpers (support.py)."""
 
 import ast
+import functools
 import os
 import subprocess
 from pathlib import Path
 
-from host_tools import paths
+from host_tools import manifest, paths
 
 FIRMWARE_TESTS = Path(__file__).resolve().parent / "firmware"
 INTERPRETERS = ("chip", "unix64")
@@ -26,7 +30,7 @@ def assert_all_pass(interpreter, folder, module, heap=None):
         # What the chip interpreter has frozen in: the simulated machine, the firmware and the
         # micropython-lib driver it requires (firmware/manifest.py).
         executable = paths.micropython_executable()
-        path = [str(paths.SIM_MPY), ".frozen", str(paths.FIRMWARE_LIB), str(ssd1306_folder())]
+        path = [str(paths.SIM_MPY), ".frozen", str(deployed_lib())]
     path += [str(folder)] + ([str(FIRMWARE_TESTS)] if Path(folder) != FIRMWARE_TESTS else [])
     argv = [executable] + (["-X", "heapsize=" + heap] if heap else [])
     env = dict(os.environ, MICROPYPATH=os.pathsep.join(path))
@@ -44,9 +48,10 @@ def count_tests(path):
                if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"))
 
 
-def ssd1306_folder():
-    """micropython-lib's ssd1306 driver's folder, from the source the chip build uses (the
-    chip interpreter has it frozen in)."""
-    from host_tools import chip
-
-    return chip.micropython_lib_file(chip.SSD1306_DRIVER).parent
+@functools.cache
+def deployed_lib():
+    """The folder of the firmware's modules as the `.mpy` deploy writes them (lib/*.mpy),
+    compiled once per pytest process into its own scratch folder."""
+    out = Path(os.environ["LASER_TEST_TMP"]) / "mpy-deploy"
+    manifest.compile_sources(out)
+    return out / "lib"

@@ -11,7 +11,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-from micropython_runs import INTERPRETERS, assert_all_pass, ssd1306_folder
+from micropython_runs import INTERPRETERS, assert_all_pass, deployed_lib
 
 from host_tools import cli, display, paths, scenario, vdevice
 from host_tools import report as report_mod
@@ -71,7 +71,7 @@ def world():
     _, board = vdevice.load_board("sim")
     config = vdevice.sim_config(board)
     env = dict(os.environ, MICROPYPATH=os.pathsep.join(
-        [str(paths.SIM_MPY), str(paths.FIRMWARE_LIB), str(ssd1306_folder())]))
+        [str(paths.SIM_MPY), str(deployed_lib())]))
     proc = subprocess.run([paths.micropython_executable(), "-X", "heapsize=" +
                            vdevice.DEFAULT_HEAP, "-c", _DRAW, str(paths.board_path("sim")),
                            config["table_path"]],
