@@ -247,7 +247,7 @@ def _rtc(rtc, used):
     _expect(isinstance(rtc, dict), "rtc", "must be an object")
     _expect(rtc.get("part") == "DS3231", "rtc.part", 'must be "DS3231" (the part the firmware '
             "drives), got %r" % (rtc.get("part"),))
-    _expect(is_number(rtc.get("i2c")) and rtc["i2c"] in (0, 1), "rtc.i2c",
+    _expect(is_whole(rtc.get("i2c")) and rtc["i2c"] in (0, 1), "rtc.i2c",
             "must be 0 or 1 (the ESP32's I2C controllers), got %r" % (rtc.get("i2c"),))
     _output_pin(rtc, "sda_pin", "rtc.sda_pin", used)
     _output_pin(rtc, "scl_pin", "rtc.scl_pin", used)
@@ -258,7 +258,7 @@ def _panel(panel, rtc, used):
     rotary encoder on the chip's pulse counter and two buttons. The display may share an I2C
     controller with the DS3231, on the same two lines (one bus, two addresses)."""
     _expect(isinstance(panel, dict), "panel", "must be an object")
-    _expect(is_number(panel.get("i2c")) and panel["i2c"] in (0, 1), "panel.i2c",
+    _expect(is_whole(panel.get("i2c")) and panel["i2c"] in (0, 1), "panel.i2c",
             "must be 0 or 1 (the ESP32's I2C controllers), got %r" % (panel.get("i2c"),))
     if rtc is not None and rtc["i2c"] == panel["i2c"]:
         for key in ("sda_pin", "scl_pin"):

@@ -419,6 +419,7 @@ def test_an_internal_pull_must_not_fight_the_external_one():
 def test_the_operator_panel_is_checked_field_by_field():
     assert load_board("esp32-devkitc")["panel"]["eyewear"] is True
     _refused(lambda b: b["panel"].update(i2c=2), "panel.i2c")
+    _refused(lambda b: b["panel"].update(i2c=1.0), "panel.i2c")  # a controller's number
     _refused(lambda b: b["panel"].update(sda_pin=35), "panel.sda_pin")  # input-only
     message = _refused(lambda b: b["panel"].update(encoder_a_pin=25), "panel.encoder_a_pin")
     assert "laser.pwm_pin" in message  # a pin already used
@@ -438,6 +439,22 @@ def test_the_operator_panel_is_checked_field_by_field():
     # Without "eyewear" the panel asks for none.
     assert board_file.validate(_without(raw_board("esp32-devkitc"), "eyewear"))["panel"][
         "eyewear"] is False
+
+
+def test_the_battery_backed_clock_is_checked_field_by_field():
+    def with_rtc(**change):
+        def mutate(b):
+            b.pop("panel")  # (its lines are the DS3231's too on this board's controller 0)
+            b["rtc"] = dict({"part": "DS3231", "i2c": 0, "sda_pin": 16, "scl_pin": 17}, **change)
+        return mutate
+
+    data = raw_board("esp32-devkitc")
+    with_rtc()(data)
+    assert board_file.validate(data)["rtc"]["i2c"] == 0
+    _refused(with_rtc(part="DS1307"), "rtc.part")
+    for i2c in (2, 1.0, True, None):  # the controller's number, nothing else
+        _refused(with_rtc(i2c=i2c), "rtc.i2c")
+    _refused(with_rtc(sda_pin=35), "rtc.sda_pin")  # input-only
 
 
 def _without(data, key):
