@@ -4,6 +4,7 @@
 import json
 
 import sim_machine as machine
+import sim_plant
 import sim_time as time
 import simworld
 from support import heap_bytes
@@ -26,6 +27,12 @@ def _world(edit=None, **config):
                       board["plant"]["thermistor_table"])
     simworld.WORLD = simworld.World(config, board)
     return simworld.WORLD
+
+
+def _sim_board():
+    with open(_REPO + "/boards/sim.json") as f:
+        board = json.load(f)
+    return board, _REPO + "/host_tools/vdevice/data/" + board["plant"]["thermistor_table"]
 
 
 def _raises(exc_type, fn, *args):
@@ -779,3 +786,56 @@ def test_the_scenario_ends_at_its_time_past_2_pow_31_us():
     assert (w.origin_s, w.now_us) == (w.origin_s, 2200500000 - w.origin_s * 1000000)
     assert w.result()["now_s_us"] == [2200, 500000]
 
+
+# -- the plant and the faults apart from the world (sim_plant, sim_faults) -----------------------
+
+
+def test_the_plant_and_the_faults_import_no_clock_no_pins_and_no_world():
+    import sim_faults
+
+    def modules(module):
+        return sorted(n for n in dir(module) if type(getattr(module, n)) is type(json))
+
+    assert modules(sim_plant) == ["calibration", "math"]
+    assert modules(sim_faults) == []  # they act on the world they are given, and its plant
+
+
+def test_the_plant_runs_on_its_own_with_a_drive_and_the_time_that_passes():
+    board, table_path = _sim_board()
+    p = sim_plant.Plant(board, table_path, 25.0)
+    p.drive(32000, True, 0, 0, 0)  # enabled: the calibration's 7.9 W
+    assert abs(p.optical_w - 7.9) < 1e-9 and p.optical == [0, 0, 7900000]
+    monitor = board["power_monitor"]
+    assert abs(p.adc_uv(monitor["adc_pin"], 11) - (200000 + 1800000 * 7.9 / 15)) <= 3000
+    p.advance(2500000)
+    # Stamped by its own clock, from the world's beginning: the samples at 0, 1 and 2 s.
+    assert p.temperature[0::4] == [0, 1, 2] and p.temperature[1::4] == [0, 0, 0]
+    assert abs(p.emitted_j - 7.9 * 2.5) < 1e-6 and p.heatsink_c > 25.0
+    p.drive(32000, False, 0, 0, 0)
+    assert p.optical[3:] == [2, 500000, 0] and p.heat_w == 0.0
+    p.heatsink_c = 60.0  # the datasheet's 2488 ohm, at the bottom of the 10 k divider
+    assert abs(p.adc_uv(board["thermistor"]["adc_pin"], 11) - 3300000 * 2488 / 12488) <= 3000
+    assert p.adc_uv(13, 11) == 0  # nothing on that pin
+
+
+def test_the_plant_lights_a_gate_pwm_from_where_the_world_says_its_period_is():
+    board, table_path = _sim_board()
+    p = sim_plant.Plant(board, table_path, 25.0)
+    p.drive(32000, False, 16384, 5000, 100)  # high for 50 us of every 200: now 100 us in, low
+    assert abs(p.optical_w - 7.9 * 0.25) < 1e-9
+    p.advance(100)
+    assert p.emitted_j == 0.0  # dark until the next period begins
+    p.advance(50)
+    assert abs(p.emitted_j - 7.9 * 50e-6) < 1e-9
+    p.advance(1000000 - 150)
+    assert abs(p.emitted_j - 7.9 * 0.25) < 1e-6
+
+
+def test_the_adc_noise_is_the_c_librarys_generator_within_small_ints():
+    for seed in (0, 1, 0x7FFF, 1 << 15, (1 << 30) - 1):
+        assert sim_plant._next_noise(seed) == (seed * 1103515245 + 12345) % (1 << 30), seed
+    seed = 12345
+    for _ in range(500):
+        following = sim_plant._next_noise(seed)
+        assert following == (seed * 1103515245 + 12345) % (1 << 30), seed
+        seed = following
