@@ -509,7 +509,7 @@ class World:
                     counter._drive = drive
                     counter._rise -= seconds * freq
                     counter._fall -= seconds * freq
-        self._drive_plant()  # the gate's start
+        self._drive_plant()  # the gate's phase, from its moved start: whole periods fewer
 
     def end_us(self):
         """The scenario's end in microseconds from the origin; None without one, or while it is
