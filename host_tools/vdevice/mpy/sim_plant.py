@@ -174,7 +174,7 @@ class Plant:
         # (Floats are heap objects on the 64-bit interpreter: what needs none is not worked out,
         # so that the simulator's garbage does not set the pace of the firmware's collections.)
         if self._gate is not None:  # light only while the gate PWM is high: its exact on-time
-            self._add_emitted(self.peak_w * self._gate_on_us(dt_us) / 1e6)
+            self._add_emitted(self.peak_w * self._gate_on_us(self._gate_age_us, dt_us) / 1e6)
             self._gate_age_us += dt_us
         elif self.optical_w:
             self._add_emitted(self.optical_w * dt_us / 1e6)
@@ -272,15 +272,16 @@ class Plant:
             self._stamp(record)
             record.append(round(watts * 1e6))
 
-    def _gate_on_us(self, dt_us):
-        """Microseconds the gate PWM is high in the next dt_us (each period starts high)."""
+    def _gate_on_us(self, age_us, dt_us):
+        """Microseconds the gate PWM is high from age_us into its period to dt_us later (each
+        period starts high)."""
         period, on = self._gate
 
         def high_until(x):
             whole = math.floor(x / period)
             return whole * on + min(x - whole * period, on)
 
-        return high_until(self._gate_age_us + dt_us) - high_until(self._gate_age_us)
+        return high_until(age_us + dt_us) - high_until(age_us)
 
     def fan_stops(self):
         """The fan fails (sim_faults): the heatsink sheds its heat by convection alone."""

@@ -349,13 +349,17 @@ class World:
 
     def _drive_plant(self):
         """Tell the plant what drives the diode now: the current set-point PWM's duty, and the
-        enable line, a plain output's level or a gate PWM (and how far into its period now is)."""
+        enable line, a plain output's level or a gate PWM (and how far into its period now is).
+        (The gate's age worked out first: with a shallower stack the frame fits the C stack, where
+        MicroPython puts those of up to 11 words; a larger one is a heap allocation on every
+        call, which moves the firmware's collections and where its objects land.)"""
         duty = self.pwm.get(self.pwm_pin, (0, 0, 0))[0]
         gate = self.pwm.get(self.enable_pin)  # the enable line driven by a PWM: pulses
         if gate is None:
             self.plant.drive(duty, self.outputs.get(self.enable_pin) == 1, 0, 0, 0)
         else:
-            self.plant.drive(duty, False, gate[0], gate[1], self.now_us - gate[2])
+            age_us = self.now_us - gate[2]
+            self.plant.drive(duty, False, gate[0], gate[1], age_us)
 
     def set_output(self, pin, level):
         if self.outputs.get(pin) == level and pin in self.outputs:
