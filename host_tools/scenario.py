@@ -56,16 +56,16 @@ MAX_ENCODER_STEPS = 100  # detents in one encoder event, either way
 
 
 def _simulator_faults():
-    """The FAULTS tuple of host_tools/vdevice/mpy/simworld.py (MicroPython code, not importable
+    """The FAULTS tuple of host_tools/vdevice/mpy/sim_faults.py (MicroPython code, not importable
     here), read from its source: the simulator's list is the one list."""
-    tree = ast.parse((paths.SIM_MPY / "simworld.py").read_text())
+    tree = ast.parse((paths.SIM_MPY / "sim_faults.py").read_text())
     for node in tree.body:
         if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "FAULTS":
             return ast.literal_eval(node.value)
-    raise RuntimeError("simworld.py defines no FAULTS")
+    raise RuntimeError("sim_faults.py defines no FAULTS")
 
 
-# Faults the virtual device can inject (see simworld.World.inject_fault).
+# Faults the virtual device can inject (see sim_faults.inject).
 FAULTS = _simulator_faults() + ("diode_degraded",)
 AMBIENT_RANGE_C = (-20, 60)
 _EVENT_FORMS = ('{"at_s": S, "input": NAME, "value": V}, {"at_s": S, "fault": NAME}, '

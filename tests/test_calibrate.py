@@ -21,7 +21,7 @@ from host_tools.serial_link import SerialLink
 from host_tools.virtual_panel import VirtualPanel
 
 _, SIM = vdevice.load_board("sim")
-TRUE_CURVE = SIM["diode"]["calibration"]  # what the virtual diode does (simworld's plant)
+TRUE_CURVE = SIM["diode"]["calibration"]  # what the virtual diode does (sim_plant's Plant)
 MAX_W = SIM["diode"]["max_power_w"]
 DUTIES = "8000,16000,32000,60000"  # on the true curve's corners, and one over max_power_w
 CHECK_DUTY = 24000  # not one of DUTIES: the new curve must hold between its points too

@@ -70,7 +70,7 @@ _FIELDS = {
     "rtc": "part i2c sda_pin scl_pin",
     "panel": "i2c sda_pin scl_pin encoder_a_pin encoder_b_pin select back eyewear",
     "panel.*": "pin active pull external_pull",
-    # The virtual device's plant model (host_tools/vdevice/mpy/simworld.py); a real board has none.
+    # The virtual device's plant model (host_tools/vdevice/mpy/sim_plant.py); a real board has none.
     "plant": "thermistor_table electrical_w_at_full_duty junction_capacity_j_per_c "
              "junction_to_heatsink_c_per_w heatsink_capacity_j_per_c heatsink_to_ambient_c_per_w "
              "heatsink_to_ambient_fan_off_c_per_w adc_noise_uv",

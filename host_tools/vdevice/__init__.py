@@ -1,6 +1,6 @@
 """`laserctl vdevice --pty PATH` (the serial port: vdevice/pty.py), and the virtual device every
 host tool runs: the unmodified firmware on the real MicroPython unix port, with a simulated
-`machine` and `time` wired to a plant model (see mpy/simworld.py).
+`machine` and `time` wired to a plant model (see mpy/simworld.py and mpy/sim_plant.py).
 
 A device image is a folder laid out like the ESP32's filesystem (boot.py, main.py, lib/,
 board.json, protocols.json, treatment.json): `make_image`, with the board and treatment checked

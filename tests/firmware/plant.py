@@ -9,7 +9,7 @@
 # - Outputs take effect `actuate_delay_ms` after the tick's start (a tick that runs late): until
 #   then the previous ones hold. actuate() and safe_off() return when (in ticks_ms).
 # - Heat: the driver's electrical power (electrical_w_at_full_duty * duty while enabled) minus the
-#   light, into two thermal nodes as in the virtual device (host_tools/vdevice/mpy/simworld.py):
+#   light, into two thermal nodes as in the virtual device (host_tools/vdevice/mpy/sim_plant.py):
 #   junction -> heatsink -> ambient, through the fan's resistance or, with the fan dead
 #   (`fan = False`), the much larger one without it; board["plant"] gives the figures.
 # - The thermistor reads the heatsink through the firmware's own model (Thermistor.uv_at), so a

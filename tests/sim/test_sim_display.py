@@ -7,6 +7,7 @@ import json
 import framebuf
 import sim_display
 import sim_machine as machine
+import sim_plant
 import sim_time as time
 import simworld
 import ssd1306
@@ -221,7 +222,7 @@ def test_a_reset_of_the_chip_keeps_the_screen_and_a_power_cut_darkens_it():
     w.reset_pins("watchdog")
     w.reset_pins("soft reset")
     assert _seen(w) == shown  # the ESP32's reset does not reach the display
-    _raises(simworld.HardReset, w._power_cut)
+    _raises(simworld.HardReset, w.set_input, "fault", "power_cut")
     assert _seen(w) == bytes(1024) and not w.display.on  # its power-on state: off
     assert w.display.mode == sim_display.PAGE and bytes(w.display.ram) == bytes(oled.buffer)
     _, again = _oled(w)  # the firmware initialises it on the next boot
@@ -305,7 +306,7 @@ def test_dropping_the_trace_keeps_no_screen_and_a_board_without_a_panel_records_
     oled.show()
     time.sleep_ms(100)
     w.result()
-    assert w.trace["display"] is simworld._NO_TRACE and w._display_due_us is None
+    assert w.trace["display"] is sim_plant.NO_TRACE and w._display_due_us is None
 
     def no_panel(board):
         del board["panel"]

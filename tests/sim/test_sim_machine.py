@@ -4,6 +4,7 @@
 import json
 
 import sim_machine as machine
+import sim_plant
 import sim_time as time
 import simworld
 from support import heap_bytes
@@ -28,6 +29,12 @@ def _world(edit=None, **config):
     return simworld.WORLD
 
 
+def _sim_board():
+    with open(_REPO + "/boards/sim.json") as f:
+        board = json.load(f)
+    return board, _REPO + "/host_tools/vdevice/data/" + board["plant"]["thermistor_table"]
+
+
 def _raises(exc_type, fn, *args):
     try:
         fn(*args)
@@ -41,7 +48,7 @@ def test_pwm_without_a_duty_starts_at_half_duty_and_emits():
     machine.Pin(26, machine.Pin.OUT, value=1)  # enable high (a miswired or floating gate)
     pwm = machine.PWM(machine.Pin(25), freq=5000)
     assert pwm.duty_u16() == 32768
-    assert w.optical_w > 5.0, "the 50 % default really lights the diode in the plant"
+    assert w.plant.optical_w > 5.0, "the 50 % default really lights the diode in the plant"
 
 
 def test_pwm_rejects_out_of_range_duty():
@@ -62,11 +69,11 @@ def test_optical_power_needs_enable_and_duty():
     w = _world()
     enable = machine.Pin(26, machine.Pin.OUT, value=0)
     pwm = machine.PWM(machine.Pin(25), freq=5000, duty_u16=32000)
-    assert w.optical_w == 0.0
+    assert w.plant.optical_w == 0.0
     enable.value(1)
-    assert abs(w.optical_w - 7.9) < 1e-9  # the board's calibration point at duty 32000
+    assert abs(w.plant.optical_w - 7.9) < 1e-9  # the board's calibration point at duty 32000
     pwm.duty_u16(0)
-    assert w.optical_w == 0.0
+    assert w.plant.optical_w == 0.0
 
 
 def test_adc_reads_zero_below_100_mv_and_has_millivolt_resolution():
@@ -74,17 +81,17 @@ def test_adc_reads_zero_below_100_mv_and_has_millivolt_resolution():
     adc = machine.ADC(machine.Pin(34), atten=machine.ADC.ATTN_11DB)
     uv = adc.read_uv()
     assert uv % 1000 == 0 and 1500000 < uv < 1800000  # 25 C: about half the 3.3 V supply
-    w.heatsink_c = 400.0  # thermistor nearly a short: the node is below 100 mV
+    w.plant.heatsink_c = 400.0  # thermistor nearly a short: the node is below 100 mV
     assert adc.read_uv() == 0
 
 
 def test_thermistor_follows_the_datasheet_table():
     w = _world()
-    w.noise_uv = 0
+    w.plant.noise_uv = 0
     for temp_c, ohm in ((25.0, 10000.0), (60.0, 2488.0), (100.0, 680.0)):
-        w.heatsink_c = temp_c
+        w.plant.heatsink_c = temp_c
         expected = 3300000 * ohm / (10000 + ohm)
-        assert abs(w.thermistor_uv() - expected) < 1.0, temp_c
+        assert abs(w.plant.thermistor_uv() - expected) < 1.0, temp_c
 
 
 def _plant(w):
@@ -119,23 +126,23 @@ def test_heat_is_electrical_power_minus_light_while_the_driver_is_enabled():
     w = _world()
     full = _plant(w)[5]
     _emit(48000)
-    assert abs(w.electrical_w - full * 48000 / 65535) < 1e-9
-    assert abs(w.heat_w - (full * 48000 / 65535 - 12.4)) < 1e-9
+    assert abs(w.plant.electrical_w - full * 48000 / 65535) < 1e-9
+    assert abs(w.plant.heat_w - (full * 48000 / 65535 - 12.4)) < 1e-9
     machine.Pin(26, machine.Pin.OUT, value=0)
-    assert w.electrical_w == 0.0 and w.heat_w == 0.0
+    assert w.plant.electrical_w == 0.0 and w.plant.heat_w == 0.0
     time.sleep(100)
-    assert w.heatsink_c == 25.0 and w.junction_c == 25.0
+    assert w.plant.heatsink_c == 25.0 and w.plant.junction_c == 25.0
 
 
 def test_the_diode_heats_below_the_lasing_threshold():
     w = _world()
     c_j, r_jh, c_h, r_ha, r_off, full = _plant(w)
     _emit(4000)  # below the calibration's threshold (duty 5000): current, no light
-    assert w.optical_w == 0.0 and abs(w.heat_w - full * 4000 / 65535) < 1e-9
+    assert w.plant.optical_w == 0.0 and abs(w.plant.heat_w - full * 4000 / 65535) < 1e-9
     time.sleep(2000)
-    assert w.emitted_j == 0.0
-    assert abs(w.heatsink_c - 25.0 - w.heat_w * r_ha) < 0.01, w.heatsink_c
-    assert w.junction_c > w.heatsink_c
+    assert w.plant.emitted_j == 0.0
+    assert abs(w.plant.heatsink_c - 25.0 - w.plant.heat_w * r_ha) < 0.01, w.plant.heatsink_c
+    assert w.plant.junction_c > w.plant.heatsink_c
 
 
 def test_steady_state_rises_are_the_heat_times_the_thermal_resistances():
@@ -144,11 +151,11 @@ def test_steady_state_rises_are_the_heat_times_the_thermal_resistances():
     _emit(48000)  # 12.4 W of light
     heat_w = full * 48000 / 65535 - 12.4
     time.sleep(2000)  # ~20 of the slow time constant (C_h R_ha ~ 90 s)
-    assert abs(w.heatsink_c - 25.0 - heat_w * r_ha) < 0.01, w.heatsink_c
-    assert abs(w.junction_c - w.heatsink_c - heat_w * r_jh) < 0.01, w.junction_c
-    assert abs(w.emitted_j - 12.4 * 2000) < 1e-6
-    assert abs(w.max_true_c - w.heatsink_c) < 1e-6
-    assert abs(w.max_junction_c - w.junction_c) < 1e-6
+    assert abs(w.plant.heatsink_c - 25.0 - heat_w * r_ha) < 0.01, w.plant.heatsink_c
+    assert abs(w.plant.junction_c - w.plant.heatsink_c - heat_w * r_jh) < 0.01, w.plant.junction_c
+    assert abs(w.plant.emitted_j - 12.4 * 2000) < 1e-6
+    assert abs(w.plant.max_true_c - w.plant.heatsink_c) < 1e-6
+    assert abs(w.plant.max_junction_c - w.plant.junction_c) < 1e-6
 
 
 def test_a_fan_failure_raises_the_steady_state_to_the_fan_off_resistance():
@@ -157,44 +164,46 @@ def test_a_fan_failure_raises_the_steady_state_to_the_fan_off_resistance():
     _emit(48000)
     heat_w = full * 48000 / 65535 - 12.4
     time.sleep(2000)
-    assert w.fan_running and abs(w.heatsink_c - 25.0 - heat_w * r_ha) < 0.01
+    assert w.plant.fan_running and abs(w.plant.heatsink_c - 25.0 - heat_w * r_ha) < 0.01
     time.sleep(6000)  # fan off: the slow time constant grows to ~460 s
-    assert not w.fan_running
-    assert abs(w.heatsink_c - 25.0 - heat_w * r_off) < 0.01, w.heatsink_c
-    assert abs(w.junction_c - w.heatsink_c - heat_w * r_jh) < 0.01
+    assert not w.plant.fan_running
+    assert abs(w.plant.heatsink_c - 25.0 - heat_w * r_off) < 0.01, w.plant.heatsink_c
+    assert abs(w.plant.junction_c - w.plant.heatsink_c - heat_w * r_jh) < 0.01
     assert w.trace["inputs"] == [2000, 500000, "fault", "fan_failure"]
 
 
 def test_the_junction_is_hotter_than_the_heatsink_while_emitting():
     w = _world()
+    p = w.plant
     _emit(48000)
     for _ in range(20):
         time.sleep_ms(500)
-        assert w.junction_c > w.heatsink_c + 0.5, (w.junction_c, w.heatsink_c)
-    assert w.max_junction_c > w.max_true_c
+        assert p.junction_c > p.heatsink_c + 0.5, (p.junction_c, p.heatsink_c)
+    assert p.max_junction_c > p.max_true_c
 
 
 def test_the_plant_follows_an_independent_integration_and_keeps_the_peak_after_dark():
     w = _world(ambient_c=22.0)
+    p = w.plant
     c_j, r_jh, c_h, r_ha, r_off, full = _plant(w)
     _emit(65535)  # ~17 W of light from ~48 W (the duty is 65528 at 13 bits)
-    heat_w = w.heat_w
-    assert abs(heat_w - (full * 65528 / 65535 - w.optical_w)) < 1e-9
+    heat_w = p.heat_w
+    assert abs(heat_w - (full * 65528 / 65535 - p.optical_w)) < 1e-9
     lit_junction = lit_sink = 22.0
     for step, (tj, th) in enumerate(_rk4(22.0, 22.0, 22.0, heat_w, c_j, r_jh, c_h, r_ha, 30.0)):
         lit_junction, lit_sink = tj, th
         if step + 1 in (100, 500, 3000):  # 1 s, 5 s, 30 s
             time.sleep_ms((step + 1) * 10 - w.now_us // 1000)
-            assert abs(w.junction_c - tj) < _PLANT_C and abs(w.heatsink_c - th) < _PLANT_C, step
+            assert abs(p.junction_c - tj) < _PLANT_C and abs(p.heatsink_c - th) < _PLANT_C, step
     machine.Pin(26, machine.Pin.OUT, value=0)  # dark: the junction's heat drains into the sink
     dark, peak = (lit_junction, lit_sink), lit_sink
     for dark in _rk4(lit_junction, lit_sink, 22.0, 0.0, c_j, r_jh, c_h, r_ha, 20.0):
         peak = max(peak, dark[1])
     time.sleep(20)
-    assert abs(w.junction_c - dark[0]) < _PLANT_C and abs(w.heatsink_c - dark[1]) < _PLANT_C
+    assert abs(p.junction_c - dark[0]) < _PLANT_C and abs(p.heatsink_c - dark[1]) < _PLANT_C
     assert peak > lit_sink + 0.05, "the heatsink keeps warming after the light stops"
-    assert abs(w.max_true_c - peak) < _PLANT_C, (w.max_true_c, peak)
-    assert abs(w.max_junction_c - lit_junction) < _PLANT_C
+    assert abs(p.max_true_c - peak) < _PLANT_C, (p.max_true_c, peak)
+    assert abs(p.max_junction_c - lit_junction) < _PLANT_C
 
 
 def _adc():
@@ -233,17 +242,17 @@ def test_a_stuck_thermistor_repeats_its_last_reading_while_the_plant_warms():
     adc = _adc()
     last = adc.read_uv()
     w.set_input("fault", "thermistor_stuck")
-    before = w.thermistor_uv()
+    before = w.plant.thermistor_uv()
     _emit(65535)
     time.sleep(300)
-    assert w.heatsink_c > 35.0 and w.thermistor_uv() < before - 100000  # really warmer
+    assert w.plant.heatsink_c > 35.0 and w.plant.thermistor_uv() < before - 100000  # really warmer
     assert [adc.read_uv() for _ in range(50)] == [last] * 50  # frozen, without noise
     # Stuck before the firmware ever read it: frozen at the reading of that moment.
     w = _world()
     w.set_input("fault", "thermistor_stuck")
     frozen = _adc().read_uv()
     assert 1500000 < frozen < 1800000
-    w.heatsink_c = 60.0
+    w.plant.heatsink_c = 60.0
     assert _adc().read_uv() == frozen
 
 
@@ -258,8 +267,8 @@ def test_an_ambient_event_moves_the_steady_state():
     _emit(48000)
     heat_w = full * 48000 / 65535 - 12.4
     time.sleep(2000)
-    assert w.ambient_c == 35.0
-    assert abs(w.heatsink_c - 35.0 - heat_w * r_ha) < 0.01, w.heatsink_c
+    assert w.plant.ambient_c == 35.0
+    assert abs(w.plant.heatsink_c - 35.0 - heat_w * r_ha) < 0.01, w.plant.heatsink_c
     assert w.trace["inputs"] == [10, 0, "ambient_c", 35.0]
 
 
@@ -413,7 +422,7 @@ def _hung_world(until_s=10.0):
 def test_the_watchdog_bites_at_its_deadline_whatever_falls_inside_a_hang():
     w, fired = _hung_world()
     fed_us = w.wdt_fed_us
-    assert fed_us == 1000000 and w.optical_w > 0
+    assert fed_us == 1000000 and w.plant.optical_w > 0
     key = machine.Pin(18, machine.Pin.IN, machine.Pin.PULL_UP)
     _raises(simworld.HardReset, key.value)  # the read hangs; the watchdog bites
     deadline_us = fed_us + 500 * 1000 + 1
@@ -425,7 +434,7 @@ def test_the_watchdog_bites_at_its_deadline_whatever_falls_inside_a_hang():
     assert inputs[0::4] == [1] * 5 and inputs[1::4] == [0, 100000, 200000, 300000, 500000], inputs
     assert inputs[2::4] == ["fault", "arm", "fault", "serial", "arm"]
     assert fired[-6:] == [1000000, 1100000, 1200000, 1300000, 1400000, 1500000], fired
-    assert w.timers == {} and not w.fan_running
+    assert w.timers == {} and not w.plant.fan_running
 
 
 def test_the_world_goes_on_after_the_watchdog_reset_in_its_own_order():
@@ -441,14 +450,14 @@ def test_the_world_goes_on_after_the_watchdog_reset_in_its_own_order():
     assert fired[-1] == 1500000 and len(fired) == 15  # the reset stopped the timer
     assert reset_us < 1600000 and w.now_us == reset_us + 1500000
     assert machine.Pin(18, machine.Pin.IN).value() == 0  # key on (active low)
-    assert w.optical_w == 0.0
+    assert w.plant.optical_w == 0.0
 
 
 def test_a_hang_that_ends_before_the_deadline_does_not_reset():
     events = [{"at_s": 0.2, "input": "arm", "value": True}]
     w = _world(events=events)
     wdt = machine.WDT(timeout=500)
-    w._stall_us = 499000  # a read that takes 499 ms: slow, not hung
+    w.stall_us = 499000  # a read that takes 499 ms: slow, not hung
     machine.Pin(18, machine.Pin.IN).value()
     wdt.feed()
     assert w.now_us == 499000 and w.trace["resets"] == []
@@ -472,14 +481,14 @@ def test_enable_stuck_during_a_gate_pwm_runs_the_diode_continuously_at_peak():
     gate = _gate(16384)  # 25 % of each 200 us period
     monitor = machine.ADC(machine.Pin(35), atten=machine.ADC.ATTN_11DB)
     sense = machine.Pin(39, machine.Pin.IN)
-    assert abs(w.optical_w - 7.9 * 0.25) < 1e-9
+    assert abs(w.plant.optical_w - 7.9 * 0.25) < 1e-9
     gated_uv = monitor.read_uv()
     time.sleep(1)
-    assert abs(w.emitted_j - 7.9 * 0.25) < 1e-6  # the gate's exact on-time
+    assert abs(w.plant.emitted_j - 7.9 * 0.25) < 1e-6  # the gate's exact on-time
     w.set_input("fault", "enable_stuck")
     # The driver's enable input is held high: the diode runs at the peak, whatever the gate does.
-    assert abs(w.optical_w - 7.9) < 1e-9
-    assert abs(w.heat_w - (full * 32000 / 65535 - 7.9)) < 1e-9
+    assert abs(w.plant.optical_w - 7.9) < 1e-9
+    assert abs(w.plant.heat_w - (full * 32000 / 65535 - 7.9)) < 1e-9
     # The photodiode sees the peak: four times the light (its calibration read backwards).
     assert abs(gated_uv - (200000 + 1800000 * 7.9 * 0.25 / 15)) <= 3000, gated_uv
     assert abs(monitor.read_uv() - (200000 + 1800000 * 7.9 / 15)) <= 3000
@@ -488,14 +497,14 @@ def test_enable_stuck_during_a_gate_pwm_runs_the_diode_continuously_at_peak():
         time.sleep_us(13)  # every phase of the gate's period
         levels.append(sense.value())
     assert levels == [1] * 40
-    emitted = w.emitted_j
+    emitted = w.plant.emitted_j
     time.sleep(1)
-    assert abs(w.emitted_j - emitted - 7.9) < 1e-6
+    assert abs(w.plant.emitted_j - emitted - 7.9) < 1e-6
     gate.deinit()  # the pedal released: the firmware stops the gate and drives enable low
     machine.Pin(26, machine.Pin.OUT, value=0)
-    assert abs(w.optical_w - 7.9) < 1e-9 and sense.value() == 1
+    assert abs(w.plant.optical_w - 7.9) < 1e-9 and sense.value() == 1
     laser.duty_u16(0)  # only the current set-point darkens it now
-    assert w.optical_w == 0.0
+    assert w.plant.optical_w == 0.0
 
 
 def test_the_enable_sense_pin_reads_the_gate_pwm_level_of_the_moment():
@@ -582,7 +591,7 @@ def test_a_counter_on_a_stuck_enable_line_counts_nothing():
     for _ in range(5):
         time.sleep_ms(10)
         assert counter.value(0) == 0  # no edges: the gate's periods no longer show
-    assert abs(w.optical_w - 7.9) < 1e-9
+    assert abs(w.plant.optical_w - 7.9) < 1e-9
 
 
 def test_a_counter_sees_the_gate_restart_and_stop():
@@ -671,7 +680,7 @@ def test_a_soft_reset_leaves_plain_outputs_driven_and_stops_the_pwms_low():
     machine.Pin(27, machine.Pin.OUT, value=1)
     w.reset_pins("soft reset")
     assert w.pwm == {} and w.outputs == {26: 1, 27: 1, 25: 0}
-    assert w.optical_w == 0.0  # the current's PWM idles low: dark, though the enable is high
+    assert w.plant.optical_w == 0.0  # the current's PWM idles low: dark, though the enable is high
     assert machine.Pin(39, machine.Pin.IN).value() == 1  # and the enable line reads so
     w.reset_pins("watchdog")
     assert w.outputs == {} and machine.Pin(39, machine.Pin.IN).value() == 0
@@ -689,7 +698,7 @@ def test_the_rtc_and_its_memory_survive_resets_but_not_a_power_cut():
     w.reset_pins("watchdog")
     assert rtc.datetime()[:7] == (2026, 12, 6, 6, 10, 1, 1) and rtc.memory() == b"LC1"
     _raises(ValueError, rtc.memory, bytes(2049))  # the ESP32 keeps 2 KB
-    _raises(simworld.HardReset, w._power_cut)  # what the power_cut fault does
+    _raises(simworld.HardReset, w.set_input, "fault", "power_cut")
     assert rtc.datetime()[:3] == (2000, 1, 1) and rtc.memory() == b""
     started = _world(rtc_utc_s=1796515200 + 36000)  # a scenario may start with the clock set
     assert machine.RTC().datetime()[:7] == (2026, 12, 6, 6, 10, 0, 0)
@@ -705,7 +714,7 @@ def test_the_ds3231_keeps_its_time_through_a_power_cut_and_only_where_fitted():
     bus.writeto_mem(0x68, 0x0F, b"\x00")
     time.sleep_ms(3000)
     assert bus.readfrom_mem(0x68, 0, 7) == b"\x01\x00\x00\x01\x07\x12\x26"  # Monday
-    _raises(simworld.HardReset, w._power_cut)
+    _raises(simworld.HardReset, w.set_input, "fault", "power_cut")
     time.sleep_ms(1000)
     assert bus.readfrom_mem(0x68, 0, 7)[0] == 0x02 and bus.readfrom_mem(0x68, 0x0F, 1) == b"\x00"
     _raises(OSError, bus.readfrom_mem, 0x57, 0, 1)  # nothing else on the bus
@@ -776,3 +785,57 @@ def test_the_scenario_ends_at_its_time_past_2_pow_31_us():
     _raises(simworld.SimEnd, w.run_to_end)
     assert (w.origin_s, w.now_us) == (w.origin_s, 2200500000 - w.origin_s * 1000000)
     assert w.result()["now_s_us"] == [2200, 500000]
+
+
+# -- the plant and the faults apart from the world (sim_plant, sim_faults) -----------------------
+
+
+def test_the_plant_and_the_faults_import_no_clock_no_pins_and_no_world():
+    import sim_faults
+
+    def modules(module):
+        return sorted(n for n in dir(module) if type(getattr(module, n)) is type(json))
+
+    assert modules(sim_plant) == ["calibration", "math"]
+    assert modules(sim_faults) == []  # they act on the world they are given, and its plant
+
+
+def test_the_plant_runs_on_its_own_with_a_drive_and_the_time_that_passes():
+    board, table_path = _sim_board()
+    p = sim_plant.Plant(board, table_path, 25.0)
+    p.drive(32000, True, 0, 0, 0)  # enabled: the calibration's 7.9 W
+    assert abs(p.optical_w - 7.9) < 1e-9 and p.optical == [0, 0, 7900000]
+    monitor = board["power_monitor"]
+    assert abs(p.adc_uv(monitor["adc_pin"], 11) - (200000 + 1800000 * 7.9 / 15)) <= 3000
+    p.advance(2500000)
+    # Stamped by its own clock, from the world's beginning: the samples at 0, 1 and 2 s.
+    assert p.temperature[0::4] == [0, 1, 2] and p.temperature[1::4] == [0, 0, 0]
+    assert abs(p.emitted_j - 7.9 * 2.5) < 1e-6 and p.heatsink_c > 25.0
+    p.drive(32000, False, 0, 0, 0)
+    assert p.optical[3:] == [2, 500000, 0] and p.heat_w == 0.0
+    p.heatsink_c = 60.0  # the datasheet's 2488 ohm, at the bottom of the 10 k divider
+    assert abs(p.adc_uv(board["thermistor"]["adc_pin"], 11) - 3300000 * 2488 / 12488) <= 3000
+    assert p.adc_uv(13, 11) == 0  # nothing on that pin
+
+
+def test_the_plant_lights_a_gate_pwm_from_where_the_world_says_its_period_is():
+    board, table_path = _sim_board()
+    p = sim_plant.Plant(board, table_path, 25.0)
+    p.drive(32000, False, 16384, 5000, 100)  # high for 50 us of every 200: now 100 us in, low
+    assert abs(p.optical_w - 7.9 * 0.25) < 1e-9
+    p.advance(100)
+    assert p.emitted_j == 0.0  # dark until the next period begins
+    p.advance(50)
+    assert abs(p.emitted_j - 7.9 * 50e-6) < 1e-9
+    p.advance(1000000 - 150)
+    assert abs(p.emitted_j - 7.9 * 0.25) < 1e-6
+
+
+def test_the_adc_noise_is_the_c_librarys_generator_within_small_ints():
+    for seed in (0, 1, 0x7FFF, 1 << 15, (1 << 30) - 1):
+        assert sim_plant._next_noise(seed) == (seed * 1103515245 + 12345) % (1 << 30), seed
+    seed = 12345
+    for _ in range(500):
+        following = sim_plant._next_noise(seed)
+        assert following == (seed * 1103515245 + 12345) % (1 << 30), seed
+        seed = following

@@ -54,7 +54,7 @@ simworld.WORLD = world
 world.drop_trace()  # the bench reads none of it; kept, it would fill the heap as the ticks run
 repl_uart.install()  # the firmware's sys.stdout: the REPL UART, as vdev.py gives it
 if "heatsink_c" in CONFIG:
-    world.heatsink_c = world.junction_c = float(CONFIG["heatsink_c"])
+    world.plant.heatsink_c = world.plant.junction_c = float(CONFIG["heatsink_c"])
 
 # -- boot: the firmware's own share of the heap ---------------------------------------------------
 

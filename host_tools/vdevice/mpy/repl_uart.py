@@ -100,7 +100,7 @@ class ReplUart:
                 self._send(buf, off, n)
                 self._level = FIFO_BYTES
                 break
-            w._advance_to(wake_us)  # the world goes on; the watchdog may reset the chip here
+            w.advance_to(wake_us)  # the world goes on; the watchdog may reset the chip here
             self._follow(w.now_us)
         waited = w.now_us - start
         if waited:

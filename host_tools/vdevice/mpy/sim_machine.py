@@ -143,7 +143,7 @@ class ADC:
         self._atten = atten
 
     def read_uv(self):
-        return _world().adc_uv(self._pin.id, ADC._DB[self._atten])
+        return _world().plant.adc_uv(self._pin.id, ADC._DB[self._atten])
 
     def read_u16(self):
         full = {0: 1100000, 1: 1500000, 2: 2200000, 3: 3100000}[self._atten]

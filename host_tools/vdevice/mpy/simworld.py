@@ -1,15 +1,18 @@
 # The virtual device's world, run inside the real MicroPython interpreter next to the firmware:
-# a virtual clock, the electrical level of every pin, and a plant model (diode optics and heat,
-# junction -> heatsink -> ambient with a fan that can fail, thermistor divider, ADC, operator
-# inputs, injected faults). The simulated `machine` and `time` modules are thin views of this
-# object. Virtual time advances only when the firmware sleeps (scenario mode, as fast as the host
-# allows) or with the wall clock (real-time mode, for people and mpremote).
+# a virtual clock, the electrical level of every pin, PWMs, counters, timers, the watchdog, the
+# RTC, the I2C bus with the panel's display, the operator's inputs and the scenario's events, the
+# host's control channel, and the run's trace. Its plant (the diode's light and heat, the
+# thermistor, the ADC) is sim_plant's, which the world tells of every step of time and change of
+# the diode's drive; injected faults are sim_faults'. The simulated `machine` and `time` modules
+# are thin views of this object. Virtual time advances only when the firmware sleeps (scenario
+# mode, as fast as the host allows) or with the wall clock (real-time mode, for people and
+# mpremote).
 import binascii
 import json
-import math
 
-import calibration
 import sim_display
+import sim_faults
+import sim_plant
 import utime
 from calibration import pwm_resolution_bits
 
@@ -18,18 +21,6 @@ from calibration import pwm_resolution_bits
 # them every result is a big int, a heap allocation.
 TICKS_MASK = (1 << 30) - 1
 TICKS_HALF = 1 << 29
-_KELVIN = 273.15
-_TRACE_TEMP_EVERY_US = 1000000
-_ADC_FULL_SCALE_UV = {0: 1100000, 2.5: 1500000, 6: 2200000, 11: 3100000}
-_ADC_FLOOR_UV = 100000  # the ESP32 ADC reads 0 below about 100 mV
-_SUBSTEP_US = 10000  # the thermal plant's longest integration step (10 ms of virtual time)
-# Plant faults, then faults of the computer and the firmware itself (see inject_fault).
-FAULTS = ("thermistor_open", "thermistor_short", "thermistor_stuck", "fan_failure",
-          "enable_stuck", "power_cut", "loop_hang", "slow_ticks", "firmware_exception",
-          "memory_exhaustion", "dose_count_bug", "firmware_tampered", "board_corrupted")
-_HANG_US = 5000000  # loop_hang: a read that never returns within the watchdog's time
-_SLOW_TICK_US = 15000  # slow_ticks: every tick takes this much longer ...
-_SLOW_FOR_US = 2000000  # ... for this long
 _POWER_ON_RESET, _WDT_RESET = 1, 3  # machine.reset_cause() values
 _MAX_CATCH_UP_US = 2000  # real-time mode: the most virtual time one clock read may jump
 # The world counts microseconds from an origin, a whole number of seconds after it began, and
@@ -57,15 +48,6 @@ def ticks_diff(end, start):
     """time.ticks_diff as on the ESP32: end - start within -2**29 .. 2**29 - 1."""
     diff = (end - start) & TICKS_MASK
     return diff - TICKS_MASK - 1 if diff >= TICKS_HALF else diff
-
-
-def _next_noise(seed):
-    """The ADC noise's generator: seed * 1103515245 + 12345 modulo 2**30 (the C library's LCG,
-    its low 30 bits), in 15-bit halves so that no product passes the chip's small ints."""
-    lo, hi = seed & 0x7FFF, seed >> 15
-    # 1103515245 modulo 2**30 is 908 * 2**15 + 20077
-    cross = (((908 * lo) & 0x7FFF) + ((20077 * hi) & 0x7FFF)) & 0x7FFF
-    return ticks_add(ticks_add(cross << 15, 20077 * lo), 12345)
 
 
 def _periods(drive, t_us):
@@ -123,16 +105,6 @@ _RTC_CLOCK_SET = b"LC1"  # hw.py's mark in RTC memory: the clock was set
 RTC_MEMORY_BYTES = 2048  # MICROPY_HW_RTC_USER_MEM_MAX on the ESP32
 
 
-class _NoTrace:
-    """A trace list that keeps nothing (World.drop_trace)."""
-
-    def append(self, value):
-        pass
-
-
-_NO_TRACE = _NoTrace()
-
-
 class SimEnd(BaseException):
     """The scenario's end: unwinds the firmware like a power cut (its `finally` still runs)."""
 
@@ -144,30 +116,6 @@ class HardReset(BaseException):
 
 class SoftReset(BaseException):
     """machine.soft_reset()."""
-
-
-def load_table(path):
-    """A thermistor R-T table (CSV: temp_c,resistance_ohm) as [(1/T kelvin, ln R)], T rising."""
-    rows = []
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if not line or line[0] == "#" or line[0].isalpha():
-                continue
-            t, r = line.split(",")
-            rows.append((1.0 / (float(t) + _KELVIN), math.log(float(r))))
-    rows.sort(key=lambda row: -row[0])
-    return rows
-
-
-def table_ohm(table, temp_c):
-    """Resistance at temp_c: linear in ln R versus 1/T between the datasheet's points."""
-    x = 1.0 / (temp_c + _KELVIN)
-    for i in range(1, len(table)):
-        if x >= table[i][0] or i == len(table) - 1:
-            x0, y0 = table[i - 1]
-            x1, y1 = table[i]
-            return math.exp(y0 + (y1 - y0) * (x - x0) / (x1 - x0))
 
 
 def _seconds_us(t_s, t_us=None):
@@ -252,25 +200,27 @@ class World:
         self.ds3231_offset_s, self.ds3231_stopped = _RTC_POWER_ON_S, True
         if config.get("ds3231_utc_s") is not None:
             self.ds3231_offset_s, self.ds3231_stopped = int(config["ds3231_utc_s"]), False
-        self._stall_us = 0  # loop_hang: the next input read takes this long
-        self._slow_until_us = 0  # slow_ticks: until then every tick's input read is slow
-        self._raise_next = None  # firmware_exception / memory_exhaustion: the next read raises
-        self._hog = None  # memory_exhaustion: the heap, held until the firmware sleeps again
-        # The plant's record, flat lists of small integers (and of objects that already exist),
-        # each time as two, whole seconds and microseconds (one would pass the chip's small ints
-        # after 17.9 minutes):
-        #   optical      t_s, t_us, microwatts, ...                  (at every change)
-        #   temperature  t_s, t_us, heatsink mC, junction mC, ...    (every second)
+        # Injected faults of the computer (sim_faults), the state the world keeps for them:
+        self.stall_us = 0  # loop_hang: the next input read takes this long
+        self.slow_until_us = 0  # slow_ticks: until then every tick's input read is slow
+        self.raise_next = None  # firmware_exception / memory_exhaustion: the next read raises
+        self.heap_hog = None  # memory_exhaustion: the heap, held until the firmware sleeps again
+        self.plant = sim_plant.Plant(board, config["table_path"], config.get("ambient_c", 25.0))
+        # The run's record, flat lists of small integers (and of objects that already exist), as
+        # the plant keeps its own two and for the same reason (sim_plant.Plant), each time as two,
+        # whole seconds and microseconds (one would pass the chip's small ints after 17.9 minutes):
+        #   optical, temperature                                    (the plant's)
         #   inputs       t_s, t_us, name, value, ...                 (inputs, "fault", "ambient_c")
         #   resets       (t_s, t_us, cause), ...
         #   display      t_s, t_us, changes, ...  (each screen a person saw: see _record_display)
-        # A list of tuples and floats would scatter long-lived objects over the heap: between them
-        # the float garbage of the plant leaves holes too small for the list to grow into, and a
-        # firmware that changes its power every tick (derating) runs out of memory.
-        self.trace = {"inputs": [], "optical": [], "temperature": [], "resets": [],
-                      "display": []}
-        self.emitted_j = 0.0
-        self._init_plant(config, board)
+        self.trace = {"inputs": [], "optical": self.plant.optical,
+                      "temperature": self.plant.temperature, "resets": [], "display": []}
+        self.enable_pin = board["laser"]["enable_pin"]
+        self.enable_sense_pin = board["laser"].get("enable_sense_pin")
+        self.pwm_pin = board["laser"]["pwm_pin"]
+        self.pins = {}  # input name -> (pin, its active level)
+        for name, spec in board["inputs"].items():
+            self.pins[name] = (spec["pin"], 1 if spec["active"] == "high" else 0)
         self._init_panel(board.get("panel"))
         for name in ("key", "interlock", "estop", "footswitch", "arm", "reset") + \
                 (("select", "back") if self.display is not None else ()):
@@ -293,67 +243,6 @@ class World:
         self._sock = None
         if self.realtime and config.get("control_port"):
             self._open_control(config["control_port"])
-
-    # -- plant ---------------------------------------------------------------------------------
-
-    def _init_plant(self, config, board):
-        plant = board["plant"]
-        self.cal = calibration.for_board(board)
-        self.table = load_table(config["table_path"])
-        self.ambient_c = float(config.get("ambient_c", 25.0))
-        # Two thermal nodes: the diode junction and the heatsink the thermistor sits on.
-        self.junction_c = self.heatsink_c = self.ambient_c
-        # _integrate's state: distances from the steady state, and what it last wrote.
-        self._dj = self._dh = self._sink_ss = self._junction_ss = 0.0
-        self._junction_out = self._sink_out = None
-        self._ss_heat = self._ss_ambient = self._ss_r_ambient = None  # what _sink_ss was for
-        self._emitted_error_j = 0.0
-        self.c_junction = float(plant["junction_capacity_j_per_c"])
-        self.r_junction = float(plant["junction_to_heatsink_c_per_w"])
-        self.c_heatsink = float(plant["heatsink_capacity_j_per_c"])
-        self.r_fan_on = float(plant["heatsink_to_ambient_c_per_w"])
-        self.r_fan_off = float(plant["heatsink_to_ambient_fan_off_c_per_w"])
-        self.r_ambient = self.r_fan_on
-        self.fan_running = True
-        self.electrical_full_w = float(plant["electrical_w_at_full_duty"])
-        for duty, watts in board["diode"]["calibration"]:
-            if watts > self.electrical_full_w * duty / 65535:
-                raise ValueError("plant.electrical_w_at_full_duty: the diode would emit more light "
-                                 "(%g W at duty %d) than the electrical power it takes"
-                                 % (watts, duty))
-        self._propagators = {}  # step_us -> exp(A * step) for the present fan state
-        self.noise_uv = plant.get("adc_noise_uv", 0)
-        self._seed = 12345
-        self.optical_w = 0.0
-        self.peak_w = 0.0
-        self.degradation = 1.0
-        self.monitor = board.get("power_monitor")  # a photodiode seeing the diode's light
-        self._gate = None  # (period us, on us, start us) while the enable line is a PWM
-        self.electrical_w = 0.0
-        self.heat_w = 0.0
-        self.thermistor_fault = None  # None or one of the thermistor_* FAULTS
-        self._adc_last_uv = None  # what the thermistor's ADC channel returned last
-        self._segment = 1  # the thermistor table's segment of the last reading
-        # thermistor_uv's node voltage, its floor, and the heatsink temperature it is for
-        self._ntc_uv, self._ntc_uv_floor, self._ntc_at_c = 0.0, 0, None
-        self._monitor_uv_floor, self._monitor_at_w = 0, None  # the same for the photodiode
-        self.max_true_c = self.heatsink_c
-        self.max_junction_c = self.junction_c
-        self._next_temp_trace_us = 0
-        th = board["thermistor"]
-        self.adc_atten_db = th.get("atten_db", 11)
-        self.adc_pin = th["adc_pin"]
-        div = th["divider"]
-        self.supply_uv = div["supply_v"] * 1e6
-        self.fixed_ohm = div["fixed_ohm"]
-        self.ntc_bottom = div["ntc"] == "bottom"
-        self.enable_pin = board["laser"]["enable_pin"]
-        self.enable_sense_pin = board["laser"].get("enable_sense_pin")
-        self.enable_stuck = False  # the driver's enable input held high (a shorted transistor)
-        self.pwm_pin = board["laser"]["pwm_pin"]
-        self.pins = {}
-        for name, spec in board["inputs"].items():
-            self.pins[name] = (spec["pin"], 1 if spec["active"] == "high" else 0)
 
     def _init_panel(self, panel):
         """The operator panel, where the board has one ("panel"): the SSD1306 display at 0x3C on
@@ -381,306 +270,6 @@ class World:
             spec = panel[name]
             self.pins[name] = (spec["pin"], 1 if spec["active"] == "high" else 0)
 
-    def _integrate(self, dt_us):
-        """Advance the plant by dt_us with the present heat, ambient and fan.
-
-        The two nodes are a linear system, dT/dt = A T + b, with constant inputs over the step:
-        the exact solution is T_steady + exp(A t) (T - T_steady), for a step of any length. The
-        maxima are sampled at least every 10 ms: the heatsink can peak inside a long step, as
-        the junction's stored heat drains into it after the diode goes dark.
-
-        The state carried from step to step is each node's distance from its steady state, which
-        decays by multiplication: in the chip interpreter's single floats a temperature stored
-        whole would stop moving once a step's change fell under half its last digit (about
-        0.02 C short of the steady state here), a distance keeps its precision as it shrinks."""
-        # (Floats are heap objects on the 64-bit interpreter: what needs none is not worked out,
-        # so that the simulator's garbage does not set the pace of the firmware's collections.)
-        if self._gate is not None:  # light only while the gate PWM is high: its exact on-time
-            self._add_emitted(self.peak_w * self._gate_on_us(self.now_us + dt_us) / 1e6)
-        elif self.optical_w:
-            self._add_emitted(self.optical_w * dt_us / 1e6)
-        heat, ambient_c, r_ambient = self.heat_w, self.ambient_c, self.r_ambient
-        if heat is self._ss_heat and ambient_c is self._ss_ambient and \
-                r_ambient is self._ss_r_ambient:
-            sink_ss, junction_ss = self._sink_ss, self._junction_ss
-        else:
-            sink_ss = ambient_c + heat * r_ambient
-            junction_ss = sink_ss + heat * self.r_junction
-            self._ss_heat, self._ss_ambient, self._ss_r_ambient = heat, ambient_c, r_ambient
-        if self.junction_c is not self._junction_out or self.heatsink_c is not self._sink_out:
-            # Set from outside (a test, the first step): the distances start from there.
-            self._dj = self.junction_c - junction_ss
-            self._dh = self.heatsink_c - sink_ss
-        elif sink_ss != self._sink_ss or junction_ss != self._junction_ss:
-            # New inputs: the same temperatures, measured from the new steady state.
-            self._dj += self._junction_ss - junction_ss
-            self._dh += self._sink_ss - sink_ss
-        self._sink_ss, self._junction_ss = sink_ss, junction_ss
-        dj, dh = self._dj, self._dh
-        while dt_us > 0:
-            step = _SUBSTEP_US if dt_us > _SUBSTEP_US else dt_us
-            dt_us -= step
-            m = self._propagators.get(step)
-            if m is None:
-                m = self._propagator(step)
-            dj, dh = m[0] * dj + m[1] * dh, m[2] * dj + m[3] * dh
-            self.junction_c = self._junction_out = junction_c = junction_ss + dj
-            self.heatsink_c = self._sink_out = heatsink_c = sink_ss + dh
-            if heatsink_c > self.max_true_c:
-                self.max_true_c = heatsink_c
-            if junction_c > self.max_junction_c:
-                self.max_junction_c = junction_c
-        self._dj, self._dh = dj, dh
-
-    def _add_emitted(self, energy_j):
-        """emitted_j += energy_j, compensated (Kahan): in single floats a plain sum of thousands
-        of 10 ms steps drifts by hundredths of a joule over a treatment."""
-        y = energy_j - self._emitted_error_j
-        total = self.emitted_j + y
-        self._emitted_error_j = (total - self.emitted_j) - y
-        self.emitted_j = total
-
-    def _propagator(self, step_us):
-        """exp(A t) of the junction/heatsink system for t = step_us, from A's two eigenvalues
-        (real, negative and distinct for any positive capacities and resistances)."""
-        g = 1.0 / self.r_junction
-        h = 1.0 / self.r_ambient
-        a11 = -g / self.c_junction
-        a12 = g / self.c_junction
-        a21 = g / self.c_heatsink
-        a22 = -(g + h) / self.c_heatsink
-        mean = (a11 + a22) / 2
-        spread = math.sqrt(((a11 - a22) / 2) ** 2 + a12 * a21)
-        l1, l2 = mean + spread, mean - spread
-        t = step_us / 1e6
-        e1, e2 = math.exp(l1 * t), math.exp(l2 * t)
-        d = l1 - l2
-        m = ((e1 * (a11 - l2) - e2 * (a11 - l1)) / d, (e1 - e2) * a12 / d,
-             (e1 - e2) * a21 / d, (e1 * (a22 - l2) - e2 * (a22 - l1)) / d)
-        if len(self._propagators) >= 32:
-            self._propagators = {}
-        self._propagators[step_us] = m
-        return m
-
-    def _update_optics(self):
-        duty = self.pwm.get(self.pwm_pin, (0, 0, 0))[0]
-        gate = self.pwm.get(self.enable_pin)  # the enable line driven by a PWM: pulses
-        self._gate = None
-        self.peak_w = self.cal.watts(duty) * self.degradation
-        if self.enable_stuck or (gate is None and self.outputs.get(self.enable_pin) == 1):
-            # Enabled continuously; stuck, the driver's enable input stays high whatever the gate
-            # PWM does: the diode runs at the peak (the current set-point), not the gated average.
-            watts = self.peak_w
-            # The driver's current flows below the lasing threshold too: heat without light.
-            self.electrical_w = self.electrical_full_w * duty / 65535
-        elif gate is not None and gate[0]:
-            period_us = 1e6 / gate[1]
-            fraction = gate[0] / 65536
-            self._gate = (period_us, period_us * fraction, gate[2])
-            watts = self.peak_w * fraction
-            self.electrical_w = self.electrical_full_w * duty / 65535 * fraction
-        else:
-            watts = 0.0
-            self.electrical_w = 0.0
-        self.heat_w = self.electrical_w - watts
-        if watts != self.optical_w:
-            self.optical_w = watts
-            record = self.trace["optical"]
-            self._stamp(record)
-            record.append(round(watts * 1e6))
-
-    def _gate_on_us(self, end_us):
-        """Microseconds the gate PWM is high between now and end_us (it starts high)."""
-        period, on, start = self._gate
-
-        def high_until(t):
-            x = t - start
-            whole = math.floor(x / period)
-            return whole * on + min(x - whole * period, on)
-
-        return high_until(end_us) - high_until(self.now_us)
-
-    def _photodiode_uv(self):
-        """The monitor's amplifier output for the light now (it averages fast pulses): the
-        board's calibration read backwards, i.e. a sensor exactly as calibrated."""
-        points = self.monitor["calibration"]
-        watts = self.optical_w
-        for i in range(1, len(points)):
-            (uv0, w0), (uv1, w1) = points[i - 1], points[i]
-            if watts <= w1 or i == len(points) - 1:
-                return uv0 + (uv1 - uv0) * (watts - w0) / (w1 - w0)
-
-    def inject_fault(self, name):
-        if name not in FAULTS:
-            raise ValueError("unknown fault %r" % name)
-        if name in _COMPUTER_FAULTS:
-            getattr(self, "_" + name)()
-            return
-        if name == "fan_failure":
-            self.fan_running = False
-            self.r_ambient = self.r_fan_off
-            self._propagators = {}
-            return
-        if name == "thermistor_stuck" and self._adc_last_uv is None:
-            self.adc_uv(self.adc_pin, self.adc_atten_db)  # nothing read yet: freeze today's value
-        self.thermistor_fault = name
-
-    # -- faults of the computer and of the firmware ----------------------------------------------
-
-    def _enable_stuck(self):
-        self.enable_stuck = True
-        self._update_optics()
-        self._levels_changed()
-
-    def _power_cut(self):
-        """Power lost: every output dies at once, the RTC and its memory too; the chip starts
-        again from power-on."""
-        self.reset_pins("power cut")
-        self.reset_cause = _POWER_ON_RESET
-        if self.display is not None:  # its registers to their power-on values: dark
-            self.display.power_on_reset()
-            self.display_changed()
-        self.rtc_offset_s = _RTC_POWER_ON_S - (self.origin_s + self.now_us // _US)
-        self.rtc_memory_len = 0
-        self.wdt_timeout_ms = None
-        raise HardReset("power cut")
-
-    def set_rtc_memory(self, data):
-        """RTC memory now holds `data` (copied in place, allocating nothing)."""
-        memory = self.rtc_memory
-        for i in range(len(data)):
-            memory[i] = data[i]
-        self.rtc_memory_len = len(data)
-
-    def rtc_memory_bytes(self):
-        return bytes(self.rtc_memory[:self.rtc_memory_len])
-
-    def _loop_hang(self):
-        self._stall_us = _HANG_US
-
-    def _slow_ticks(self):
-        self._slow_until_us = self.now_us + _SLOW_FOR_US
-
-    def _firmware_exception(self):
-        self._raise_next = OSError("injected: the input read failed")
-
-    def _memory_exhaustion(self):
-        self._raise_next = MemoryError
-
-    def _dose_count_bug(self):
-        """A bug in the state machine: it never sees the dose reached. Patched into the loaded
-        firmware (a reset loads it afresh); only the supervisor's own budget can stop the light."""
-        import sys
-
-        sys.modules["controller"].Controller._dose_reached = lambda self, dosimeter: False
-
-    def _firmware_tampered(self):
-        """main.py changed after deployment: firmware on the filesystem in every image (a frozen
-        image keeps its modules in flash, out of a file's reach)."""
-        with open("main.py", "a") as f:
-            f.write("# changed after deployment\n")
-
-    def _board_corrupted(self):
-        with open("board.json") as f:
-            text = f.read()
-        with open("board.json", "w") as f:
-            f.write(text[: len(text) // 2])  # a write cut short
-
-    def read_stall(self):
-        """Called on every read of the key input (once per tick): the computer faults that show
-        as a read that takes too long, or fails."""
-        if self._stall_us:
-            stall, self._stall_us = self._stall_us, 0
-            self._advance_to(self.now_us + stall)  # the watchdog may reset the chip meanwhile
-        if self.now_us < self._slow_until_us:
-            self._advance_to(self.now_us + _SLOW_TICK_US)
-        if self._raise_next is not None:
-            error, self._raise_next = self._raise_next, None
-            if error is MemoryError:
-                self._exhaust_heap()
-            raise error
-
-    def _exhaust_heap(self):
-        """Fill the heap, so that the firmware's error path runs short of memory; sleep_us gives
-        it back. One 4 KB block is left free: the simulated pins allocate where the chip's do not,
-        and the outputs must still be switchable as on the chip."""
-        hog, block = [], 4096
-        while block >= 16:
-            try:
-                hog.append(bytearray(block))
-            except MemoryError:
-                block //= 2
-        if hog and len(hog[0]) == 4096:
-            hog.pop(0)
-        self._hog = hog
-
-    def thermistor_uv(self):
-        """The divider's node voltage: the thermistor at the heatsink's temperature. Worked out
-        once for each heatsink temperature the plant reaches (the firmware reads several samples
-        a tick, and the temperature moves only when virtual time does): the simulator's floats
-        would otherwise fill the heap several times faster than the firmware's own garbage, and
-        the firmware's gc.threshold would collect for the simulator (docs/chip.md)."""
-        fault = self.thermistor_fault
-        if fault == "thermistor_open":  # infinite resistance
-            return self.supply_uv if self.ntc_bottom else 0.0
-        if fault == "thermistor_short":  # zero resistance
-            return 0.0 if self.ntc_bottom else self.supply_uv
-        heatsink_c = self.heatsink_c
-        if heatsink_c is not self._ntc_at_c:  # a new temperature (also one a test set)
-            r = self._thermistor_ohm()
-            if self.ntc_bottom:
-                uv = self.supply_uv * r / (self.fixed_ohm + r)
-            else:
-                uv = self.supply_uv * self.fixed_ohm / (self.fixed_ohm + r)
-            self._ntc_uv, self._ntc_uv_floor, self._ntc_at_c = uv, math.floor(uv), heatsink_c
-        return self._ntc_uv
-
-    def _thermistor_ohm(self):
-        """table_ohm at the heatsink's temperature, the search starting from the last segment
-        (the temperature moves slowly)."""
-        table = self.table
-        x = 1.0 / (self.heatsink_c + _KELVIN)
-        i = self._segment
-        while i > 1 and x >= table[i - 1][0]:
-            i -= 1
-        while i < len(table) - 1 and x < table[i][0]:
-            i += 1
-        self._segment = i
-        x0, y0 = table[i - 1]
-        x1, y1 = table[i]
-        return math.exp(y0 + (y1 - y0) * (x - x0) / (x1 - x0))
-
-    def adc_uv(self, pin, atten_db):
-        if self.monitor is not None and pin == self.monitor["adc_pin"]:
-            optical_w = self.optical_w
-            if optical_w is not self._monitor_at_w:
-                self._monitor_uv_floor = math.floor(self._photodiode_uv())
-                self._monitor_at_w = optical_w
-            return self._convert(self._monitor_uv_floor, atten_db)
-        if pin != self.adc_pin:
-            return self._convert(0, atten_db)
-        fault = self.thermistor_fault
-        if fault == "thermistor_stuck":
-            return self._adc_last_uv
-        uv = self.thermistor_uv()
-        floor_uv = self._ntc_uv_floor if fault is None else math.floor(uv)
-        self._adc_last_uv = self._convert(floor_uv, atten_db)
-        return self._adc_last_uv
-
-    def _convert(self, floor_uv, atten_db):
-        """The ESP32 ADC on a node at uv (given as floor(uv), an int: the fraction cannot change
-        the result): noise, the 100 mV floor, full scale, 1 mV steps. Integers only, so that a
-        reading allocates nothing."""
-        if self.noise_uv:
-            self._seed = _next_noise(self._seed)
-            floor_uv += ((self._seed >> 8) % (2 * self.noise_uv + 1)) - self.noise_uv
-        if floor_uv < _ADC_FLOOR_UV:  # uv < floor exactly when floor(uv) < floor (an int)
-            return 0
-        full = _ADC_FULL_SCALE_UV[atten_db]
-        if floor_uv >= full:
-            return full
-        return (floor_uv + 500) // 1000 * 1000  # millivolt resolution, like read_uv() on the chip
-
     # -- inputs --------------------------------------------------------------------------------
 
     def set_input(self, name, value, record=True):
@@ -701,16 +290,16 @@ class World:
             for encoder in self.encoders:
                 encoder._turn(value)
         elif name == "ambient_c":
-            self.ambient_c = float(value)
+            self.plant.ambient_c = float(value)
         elif name == "fault":
-            self.inject_fault(value)
+            sim_faults.inject(self, value)
         elif name == "serial":
             if self._serial is None:
                 raise ValueError("serial events need the scenario runner's serial pipe")
             self._serial.write(value.encode() + b"\n")  # unbuffered: in the pipe at once
         elif name == "diode_degraded":  # the diode's light at any current scales by this factor
-            self.degradation = float(value)
-            self._update_optics()
+            self.plant.degradation = float(value)
+            self._drive_plant()
         else:
             raise ValueError("unknown input %r" % name)
 
@@ -721,7 +310,7 @@ class World:
 
     def pin_level(self, pin, pull):
         if pin == self.pins["key"][0]:
-            self.read_stall()
+            sim_faults.read_stall(self)
         drive = self.drive(pin)
         if drive is None:  # floating: the pull decides, else it reads low
             return 1 if self.pulls.get(pin, pull) == "up" else 0
@@ -733,7 +322,7 @@ class World:
         pin is the driver's enable input: the enable line (a gate PWM's pulses of the moment, not
         their average; low where nothing drives it, the board's pull-down), or high when stuck."""
         if pin == self.enable_sense_pin:
-            if self.enable_stuck:
+            if self.plant.enable_stuck:
                 return 1
             drive = self.drive(self.enable_pin)
             return 0 if drive is None else drive
@@ -752,12 +341,31 @@ class World:
 
     # -- outputs -------------------------------------------------------------------------------
 
+    def outputs_changed(self):
+        """What drives the laser may have changed now (an output, a PWM, the driver's enable
+        input stuck): the plant's light and heat follow, the counters count the edge."""
+        self._drive_plant()
+        self._levels_changed()
+
+    def _drive_plant(self):
+        """Tell the plant what drives the diode now: the current set-point PWM's duty, and the
+        enable line, a plain output's level or a gate PWM (and how far into its period now is).
+        (The gate's age worked out first: with a shallower stack the frame fits the C stack, where
+        MicroPython puts those of up to 11 words; a larger one is a heap allocation on every
+        call, which moves the firmware's collections and where its objects land.)"""
+        duty = self.pwm.get(self.pwm_pin, (0, 0, 0))[0]
+        gate = self.pwm.get(self.enable_pin)  # the enable line driven by a PWM: pulses
+        if gate is None:
+            self.plant.drive(duty, self.outputs.get(self.enable_pin) == 1, 0, 0, 0)
+        else:
+            age_us = self.now_us - gate[2]
+            self.plant.drive(duty, False, gate[0], gate[1], age_us)
+
     def set_output(self, pin, level):
         if self.outputs.get(pin) == level and pin in self.outputs:
             return  # as it was: no edge, the same light (and no float garbage every tick)
         self.outputs[pin] = level
-        self._update_optics()
-        self._levels_changed()
+        self.outputs_changed()
 
     def set_pwm(self, pin, duty_u16, freq_hz):
         shift = 16 - pwm_resolution_bits(freq_hz)
@@ -765,14 +373,12 @@ class World:
         # A new duty takes effect without restarting the period; a new frequency restarts it.
         start = old[2] if old is not None and old[1] == freq_hz else self.now_us
         self.pwm[pin] = ((duty_u16 >> shift) << shift, freq_hz, start)
-        self._update_optics()
-        self._levels_changed()
+        self.outputs_changed()
 
     def release_pin(self, pin):
         self.pwm.pop(pin, None)
         self.outputs.pop(pin, None)
-        self._update_optics()
-        self._levels_changed()
+        self.outputs_changed()
 
     def reset_pins(self, cause):
         """A reset: every PWM, timer and counter stops. A hard reset (the watchdog, a power cut,
@@ -794,10 +400,33 @@ class World:
         self.encoders = []
         self.counters.clear()
         self.pulls.clear()
-        self._update_optics()
+        self._drive_plant()
         self.trace["resets"].append((self.origin_s + self.now_us // _US, self.now_us % _US,
                                      cause))
         self._reset_us = self.now_us
+
+    def power_cut(self):
+        """Power lost (sim_faults' power_cut): every output dies at once, the RTC and its memory
+        too; the chip starts again from power-on."""
+        self.reset_pins("power cut")
+        self.reset_cause = _POWER_ON_RESET
+        if self.display is not None:  # its registers to their power-on values: dark
+            self.display.power_on_reset()
+            self.display_changed()
+        self.rtc_offset_s = _RTC_POWER_ON_S - (self.origin_s + self.now_us // _US)
+        self.rtc_memory_len = 0
+        self.wdt_timeout_ms = None
+        raise HardReset("power cut")
+
+    def set_rtc_memory(self, data):
+        """RTC memory now holds `data` (copied in place, allocating nothing)."""
+        memory = self.rtc_memory
+        for i in range(len(data)):
+            memory[i] = data[i]
+        self.rtc_memory_len = len(data)
+
+    def rtc_memory_bytes(self):
+        return bytes(self.rtc_memory[:self.rtc_memory_len])
 
     # -- time ----------------------------------------------------------------------------------
 
@@ -812,8 +441,9 @@ class World:
     def drop_trace(self):
         """Keep no trace from now on: for runs that never read it (the bench, the heap probe),
         whose heap it would otherwise fill as they run."""
+        self.plant.drop_trace()
         for key in self.trace:
-            self.trace[key] = _NO_TRACE
+            self.trace[key] = sim_plant.NO_TRACE
 
     def _stamp(self, record):
         """Append the time now to a trace list: whole seconds, microseconds."""
@@ -821,7 +451,7 @@ class World:
         record.append(self.now_us % _US)
 
     def sleep_us(self, us):
-        self._hog = None  # memory_exhaustion: the firmware is through its error path
+        self.heap_hog = None  # memory_exhaustion: the firmware is through its error path
         nested, self._sleeping = self._sleeping, True  # a timer callback may sleep too
         try:
             while us > 0:
@@ -840,9 +470,9 @@ class World:
                 remaining_us = int((target - self._wall_us()) / self.speed)
                 if remaining_us > 0:
                     utime.sleep_us(min(remaining_us, 5000))
-                self._advance_to(min(self._wall_us(), target))
+                self.advance_to(min(self._wall_us(), target))
         else:
-            self._advance_to(target)
+            self.advance_to(target)
 
     def run_to_end(self):
         """Let virtual time pass until the scenario's end (SimEnd), if it has one."""
@@ -867,8 +497,7 @@ class World:
         self.wdt_fed_us = self.wdt_fed_us - shift if self.wdt_timeout_ms is not None else 0
         for entry in self.timers.values():
             entry[0] -= shift
-        self._next_temp_trace_us -= shift
-        self._slow_until_us = max(0, self._slow_until_us - shift)
+        self.slow_until_us = max(0, self.slow_until_us - shift)
         self._next_report_us = max(0, self._next_report_us - shift)
         if self._display_due_us is not None:
             self._display_due_us -= shift
@@ -884,7 +513,7 @@ class World:
                     counter._drive = drive
                     counter._rise -= seconds * freq
                     counter._fall -= seconds * freq
-        self._update_optics()  # the gate's start
+        self._drive_plant()  # the gate's phase, from its moved start: whole periods fewer
 
     def end_us(self):
         """The scenario's end in microseconds from the origin; None without one, or while it is
@@ -934,9 +563,9 @@ class World:
                                                       int(lag_us / self.speed))
                 wall = self.now_us + _MAX_CATCH_UP_US
             if wall > self.now_us:
-                self._advance_to(wall)
+                self.advance_to(wall)
 
-    def _advance_to(self, target_us):
+    def advance_to(self, target_us):
         """Run the world to target_us: the scenario's events and the timers at their times, and
         the watchdog at its deadline. The deadline wins over whatever is due at or after it: the
         reset comes first, and the events still pending land after it, each at its own time (the
@@ -1009,7 +638,7 @@ class World:
         last changed, then its changes as sim_display.changes writes them."""
         self._display_due_us = None
         record = self.trace["display"]
-        if record is _NO_TRACE:
+        if record is sim_plant.NO_TRACE:
             return
         changes = sim_display.changes(self._shown, self.display.image(self._view))
         if changes:
@@ -1049,18 +678,9 @@ class World:
         end = until_us is not None and t_us >= until_us
         if end:
             t_us = until_us
-        while self.now_us < t_us:
-            # Keep a temperature trace at 1 s resolution without slowing long sleeps down.
-            chunk_end = min(t_us, self._next_temp_trace_us)
-            if chunk_end > self.now_us:
-                self._integrate(chunk_end - self.now_us)
-                self.now_us = chunk_end
-            if self.now_us >= self._next_temp_trace_us:
-                record = self.trace["temperature"]
-                self._stamp(record)
-                record.append(round(self.heatsink_c * 1000))
-                record.append(round(self.junction_c * 1000))
-                self._next_temp_trace_us += _TRACE_TEMP_EVERY_US
+        if t_us > self.now_us:
+            self.plant.advance(t_us - self.now_us)
+            self.now_us = t_us
         if self._display_due_us is not None and (end or self.now_us >= self._display_due_us):
             self._record_display()
         if end:
@@ -1111,10 +731,11 @@ class World:
             pin, active_level = self.pins[name]
             inputs[name] = self.driven.get(pin) == active_level
         inputs["footswitch"] = inputs["footswitch_no"] and not inputs["footswitch_nc"]
-        snapshot = {"t_s": self.origin_s + self.now_us / 1e6, "optical_w": self.optical_w,
-                    "heatsink_c": round(self.heatsink_c, 2),
-                    "junction_c": round(self.junction_c, 2),
-                    "fan": self.fan_running, "emitted_j": round(self.emitted_j, 3),
+        plant = self.plant
+        snapshot = {"t_s": self.origin_s + self.now_us / 1e6, "optical_w": plant.optical_w,
+                    "heatsink_c": round(plant.heatsink_c, 2),
+                    "junction_c": round(plant.junction_c, 2),
+                    "fan": plant.fan_running, "emitted_j": round(plant.emitted_j, 3),
                     "led": self.outputs.get(self.board["indicators"]["emission_led_pin"], 0),
                     "buzzer": self.outputs.get(self.board["indicators"]["buzzer_pin"], 0),
                     "inputs": inputs}
@@ -1127,13 +748,13 @@ class World:
         if self._display_due_us is not None:  # the end: the last screen, however briefly shown
             self._record_display()
         self._display_closed = True
+        plant = self.plant
         return {"now_s_us": [self.origin_s + self.now_us // _US, self.now_us % _US],
-                "emitted_j": self.emitted_j,
-                "max_true_c": self.max_true_c, "max_junction_c": self.max_junction_c,
+                "emitted_j": plant.emitted_j,
+                "max_true_c": plant.max_true_c, "max_junction_c": plant.max_junction_c,
                 "uart": self.uart.stats(), "trace": self.trace}
 
 
-_COMPUTER_FAULTS = FAULTS[4:]
 WORLD = None
 
 

@@ -26,8 +26,8 @@ import simworld
 from simworld import HardReset, SimEnd, SoftReset
 
 simworld.install()  # the simulated machine and time, before anything imports the real ones
-_SIM_MODULES = ("simworld", "sim_machine", "sim_time", "sim_display", "machine", "time",
-                "calibration", "repl_uart")
+_SIM_MODULES = ("simworld", "sim_plant", "sim_faults", "sim_machine", "sim_time", "sim_display",
+                "machine", "time", "calibration", "repl_uart")
 _HARD_RESET_STATUS = 75  # the exit status meaning machine.reset(); see host_tools/vdevice/pty.py
 _STARTED = "\x1b_vdev started\x1b\\"  # APC strings, invisible on a terminal: vdevice/pty.py
 _RESETTING = "\x1b_vdev resetting\x1b\\"
