@@ -57,7 +57,7 @@ bench: $(STAMP) $(CHIP)  ## tick cost, allocation, heap, .mpy size; every inject
 	$(BIN)/laserctl faults --out build/faults.json
 
 # The exhaustive search of the controller's state space (docs/search.md), deeper than make test's
-# (6 symbols, and 2 of the monitors' alphabet): make explore [DEPTH=12] [MONITOR_DEPTH=3].
+# (6 symbols, and 3 of the monitors' alphabet): make explore [DEPTH=12] [MONITOR_DEPTH=3].
 DEPTH ?= 12
 MONITOR_DEPTH ?= 3
 explore: $(STAMP)

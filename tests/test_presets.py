@@ -137,7 +137,7 @@ def measure():
         preset = protocols.find(LIBRARY, name)
         report = scenario.run(*scenario.validate({
             "board": "sim", "protocol": name, "events": START,
-            "until_s": round(4.0 + preset["time_s"] * 1.1 + 5.0, 1)}))
+            "until_s": round(4.0 + preset["time_s"] * 1.1 + 5.0, 1)}), chip=True)
         return (name, preset["mode"], preset["energy_j"], report["delivered_j"],
                 report["emitted_j"])
 

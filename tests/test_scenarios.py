@@ -304,8 +304,8 @@ def test_bad_fault_and_ambient_events_exit_2_from_the_cli(tmp_path):
 
 
 def _stamped(flat, width):
-    """A flat trace written with times in microseconds, as simworld writes it: each time as two
-    values, whole seconds and microseconds."""
+    """A flat trace written with times in microseconds, as the virtual device writes it: each
+    time as two values, whole seconds and microseconds."""
     out = []
     for i in range(0, len(flat), width):
         out += [flat[i] // 1000000, flat[i] % 1000000] + flat[i + 1:i + width]
@@ -313,7 +313,8 @@ def _stamped(flat, width):
 
 
 def test_report_times_the_reaction_to_thermistor_faults_and_lists_the_injected_ones():
-    # A world as simworld writes it: flat traces (t, microwatts / mC, mC / name, value).
+    # A world's result as the virtual device writes it (simworld, sim_plant): flat traces
+    # (t, microwatts / mC, mC / name, value).
     world = {"now_s_us": [12, 0], "emitted_j": 20.0, "max_true_c": 30.5, "max_junction_c": 36.25,
              "trace": {
                  "optical": _stamped([0, 0, 2000000, 5000000, 5004000, 0, 6000000, 5000000,

@@ -19,7 +19,6 @@ It supersedes the former test_controller_properties.py, every invariant of which
 oracle. make test runs 300 sequences, make verify 15 000 (the settings at the end)."""
 
 import math
-import os
 
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -250,7 +249,8 @@ class TreatmentMachine(RuleBasedStateMachine):
 # profile's count, 300 (about 15 s of CPU: a sequence ticks some 1300 times, the oracle after
 # each); make verify (the verify profile, 1000) 15 times it, 15 000, as make test did before
 # issue 18 took its time under 5 minutes.
-_VERIFY = os.environ.get("HYPOTHESIS_PROFILE") == "verify"  # (tests/conftest.py's switch)
+# The profile loaded (tests/conftest.py), however it was chosen: make verify's, or make test's.
+_VERIFY = settings.default.max_examples >= settings.get_profile("verify").max_examples
 TreatmentMachine.TestCase.settings = settings(
     max_examples=(15 if _VERIFY else 3) * settings.default.max_examples, stateful_step_count=30)
 TestTreatmentMachine = TreatmentMachine.TestCase

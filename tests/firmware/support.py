@@ -306,18 +306,18 @@ class Rig:
 
         return STATE_NAMES[self.app.controller.state]
 
-    def tick(self):
+    def tick(self, period_ms=None):
+        """One tick; the next one `period_ms` later (default: the loop's period)."""
         self.app.step(self.now_ms)
-        self.now_ms = ticks_add(self.now_ms, self.period_ms)
+        self.now_ms = ticks_add(self.now_ms, period_ms or self.period_ms)
 
     def run_ms(self, ms, every_ms=None):
         """Tick for `ms`: every loop period, or every `every_ms` where only the clock matters
-        (the service's 15-minute lockout and 5-minute idle timeout, which the firmware compares
-        with the clock: 90 000 ticks of 10 ms cost half a minute on MicroPython)."""
+        (long timeouts the firmware compares with the clock: 90 000 ticks of 10 ms cost half a
+        minute on MicroPython)."""
         step_ms = every_ms or self.period_ms
         while ms >= step_ms:
-            self.app.step(self.now_ms)
-            self.now_ms = ticks_add(self.now_ms, step_ms)
+            self.tick(step_ms)
             ms -= step_ms
         for _ in range(ms // self.period_ms):  # the rest of `ms`, tick by tick
             self.tick()

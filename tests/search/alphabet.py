@@ -55,6 +55,9 @@ class World:
             rig.hw.levels["key_on"] = True
             rig.tick()
         quiet(rig)
+        # The merge key leaves the uptime out (abstraction.KEY_LEAVES_OUT): only the serial
+        # protocol and the journal read it, and this Rig has neither.
+        assert rig.app.commands is None and rig.app.logbook is None
         sensor = rig.app.controller.thermal.sensor
         high_c = self.board["thermal"]["shutdown_c"] + HIGH_ABOVE_SHUTDOWN_C
         normal_uv = int(sensor.uv_at(NORMAL_C))

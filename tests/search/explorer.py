@@ -276,7 +276,10 @@ class Explorer:
         compared with in between (`window`) and as "past" beyond it. What the key holds then
         decides what the next REGIME_MS do (as the merging assumes), and those are the last
         REGIME_MS over again: no comparison, no abstract state, no check, comes out otherwise.
-        (The Rig is left as `now`.)"""
+        (The Rig is left as `now`.) Never where an age met a comparison the probe could not
+        place (an unknown call site) or a hazard: there the key cannot say when it will cross."""
+        if self.probe.hazards or any(site is None for site, _ in window):
+            return False
         regime = self._regime
         regime.timestamps = self._timestamps | self.probe.sites
         regime.set_horizon(_Window(self.probe, window), REGIME_HORIZON)

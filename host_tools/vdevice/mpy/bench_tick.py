@@ -24,7 +24,7 @@ import gc
 
 gc.collect()
 _HEAP_START = gc.mem_alloc()
-# simworld imports this firmware module for its own plant model: import it first, so that its
+# sim_plant imports this firmware module for its own plant model: import it first, so that its
 # share of the heap is counted as the firmware's and not the simulator's.
 import calibration  # noqa: E402, F401
 
