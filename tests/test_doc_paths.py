@@ -113,3 +113,13 @@ def test_a_name_is_found_however_the_module_defines_it(tmp_path):
 def test_every_path_kept_aside_is_really_not_in_this_repository():
     for quoted in ELSEWHERE:
         assert not (REPO / quoted).exists(), quoted
+
+
+def test_the_readme_is_short_and_starts_with_the_two_commands():
+    """What a newcomer needs first (issue 18): at most 150 lines, opening with `make run` and
+    `make test`; the rest is linked from it."""
+    lines = (REPO / "README.md").read_text().splitlines()
+    assert len(lines) <= 150, len(lines)
+    first_block = lines[lines.index("```sh") + 1:lines.index("```")]
+    assert [line.split()[:2] for line in first_block] == [["make", "run"], ["make", "test"]]
+    assert lines.index("```sh") <= 2  # under the title
